@@ -1,0 +1,165 @@
+"""The ``mmgef`` command line (Typer). Every input problem ends as a one-line error, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mmgef.errors import MMGEFError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal recommendation: MM-GEF, LATTICE and baselines.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and check datasets.")
+app.add_typer(data_app, name="data")
+
+
+def _fail(err: Exception) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _setup(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (model, data, train, params)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="mf, lightgcn, ngcf, vbpr, cb"),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
+    split: Optional[str] = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/<data>-<model>-seed<N>-<hash>)"),
+    sets: list[str] = typer.Option([], "--set", help="override, e.g. --set lr=0.001 --set n_layers=3"),
+    resume: bool = typer.Option(False, "--resume", help="continue a killed run in --out"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train one model and write its run directory (config, history, weights, results)."""
+    _setup(verbose)
+    from mmgef import runs
+    from mmgef.config import resolve_run_config
+    from mmgef.report import results_table
+
+    try:
+        cfg = resolve_run_config(config, model, data, split, seed, sets)
+        results = runs.train(cfg, out, resume=resume)
+    except MMGEFError as err:
+        _fail(err)
+    typer.echo(results_table([results]))
+    typer.echo(f"run directory: {results['run_dir']}")
+
+
+@app.command()
+def evaluate(run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`")) -> None:
+    """Re-evaluate a finished run's best weights on validation and test."""
+    _setup()
+    from mmgef import runs
+
+    try:
+        typer.echo(json.dumps(runs.evaluate(run_dir), indent=2))
+    except MMGEFError as err:
+        _fail(err)
+
+
+@app.command()
+def recommend(
+    run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
+    user: str = typer.Option(..., "--user", "-u", help="raw user id as in the data files"),
+    k: int = typer.Option(20, "--k", "-k"),
+) -> None:
+    """Top-K unseen items for one user (raw ids in and out)."""
+    _setup()
+    from mmgef import runs
+
+    try:
+        if k <= 0:
+            raise MMGEFError(f"--k {k}: must be a positive integer. Fix: e.g. --k 20.")
+        for rank, (item, score) in enumerate(runs.recommend(runs.load_run(run_dir), user, k), 1):
+            typer.echo(f"{rank}\t{item}\t{score:.4f}")
+    except MMGEFError as err:
+        _fail(err)
+
+
+@data_app.command("stats")
+def data_stats(path: str = typer.Argument(..., help="dataset config name or directory"),
+               split: str = typer.Option("auto", "--split"), seed: int = typer.Option(0, "--seed")) -> None:
+    """Users, items, interactions, density, split sizes and feature shapes."""
+    _setup()
+    from mmgef.data.registry import load_dataset
+    from mmgef.data.split import make_split
+
+    try:
+        ds = load_dataset(path, modalities=None)
+        stats = ds.stats()
+        stats["split"] = {"kind": split, **make_split(ds, split, seed).counts()}
+    except MMGEFError as err:
+        _fail(err)
+    typer.echo(json.dumps(stats, indent=2))
+
+
+@data_app.command("validate")
+def data_validate(path: str = typer.Argument(..., help="dataset config name or directory")) -> None:
+    """Read every file of a dataset with full checks; exit 0 when it is usable."""
+    _setup()
+    from mmgef.data.registry import load_dataset, resolve_spec
+    from mmgef.data.split import make_split
+
+    try:
+        spec = resolve_spec(path)
+        ds = load_dataset(path, modalities=list(spec.features) or None)
+        make_split(ds, "auto", 0)
+    except MMGEFError as err:
+        _fail(err)
+    typer.echo(f"ok: {ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions, "
+               f"features {', '.join(f'{m} {x.shape[1]}-d' for m, x in ds.content.items()) or 'none'}")
+
+
+@data_app.command("synth")
+def data_synth(out: Path = typer.Argument(..., help="directory to write"), seed: int = typer.Option(0, "--seed"),
+               users: int = typer.Option(2000, "--users"), items: int = typer.Option(1500, "--items")) -> None:
+    """Write the built-in synthetic dataset in the native layout (CSV + features/*.npy)."""
+    from mmgef.data.formats import write_native
+    from mmgef.data.synthetic import SyntheticConfig, generate
+
+    write_native(generate(SyntheticConfig(n_users=users, n_items=items, seed=seed)), out)
+    typer.echo(f"wrote synthetic data (seed {seed}) to {out}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="where the demo's runs and table go"),
+    epochs: int = typer.Option(60, "--epochs", help="maximum epochs per model (early stopping applies)"),
+) -> None:
+    """The main job on the built-in synthetic data: train the models and print a comparison."""
+    _setup()
+    from mmgef import runs
+    from mmgef.config import resolve_run_config
+    from mmgef.io import write_text
+    from mmgef.report import results_table
+
+    results = []
+    try:
+        for name in ("cb", "mf", "vbpr", "ngcf", "lightgcn"):
+            typer.echo(f"training {name} on the built-in synthetic data …")
+            cfg = resolve_run_config(model=name, data="synthetic", sets=[f"epochs={epochs}", "patience=5", "progress=false"])
+            run_dir = out / name
+            results.append(runs.train(cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").exists()))
+    except MMGEFError as err:
+        _fail(err)
+    table = results_table(results)
+    write_text(out / "results.md", "# Demo on the built-in SYNTHETIC data (seeded)\n\n" + table + "\n")
+    typer.echo("\nTest metrics on the built-in SYNTHETIC data (best-validation epoch):\n" + table)
+    typer.echo(f"\nruns and table in {out}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

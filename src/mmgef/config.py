@@ -1,0 +1,193 @@
+"""Configuration as data: pydantic models filled from YAML and ``--set key=value`` overrides.
+
+Every model forbids unknown keys, so a typo is an error naming the key instead of a silently
+ignored setting. Defaults follow the papers (embedding 64, batch 2048, lr 1e-3, reg 1e-4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mmgef.errors import ConfigError
+
+SplitKind = Literal["auto", "given", "random", "temporal", "cold"]
+
+
+class Strict(BaseModel):
+    """Base for all config models: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    name: str = Field("synthetic", description="dataset config name in configs/datasets/ or a directory")
+    split: SplitKind = Field("auto", description="auto = the given split when the data has one, else random")
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    cold_ratio: float = Field(0.2, gt=0.0, lt=1.0)
+    modalities: list[str] | None = Field(None, description="content modalities to load; None = the dataset's defaults")
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must be non-negative and sum to 1, got {v}")
+        return v
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(1000, ge=0, description="maximum epochs; early stopping usually ends sooner")
+    batch_size: int = Field(2048, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    reg: float = Field(1e-4, ge=0, description="L2 weight on the batch's ego embeddings")
+    eval_every: int = Field(1, gt=0)
+    patience: int = Field(20, gt=0, description="evaluations without improvement before stopping")
+    stop_metric: str = "recall@20"
+    topk: list[int] = Field(default_factory=lambda: [10, 20, 40, 50])
+    eval_batch_size: int = Field(1024, gt=0)
+    device: str = "cpu"
+    sampler: Literal["uniform"] = "uniform"
+    progress: bool = True
+
+    @field_validator("topk")
+    @classmethod
+    def _positive_k(cls, v: list[int]) -> list[int]:
+        if not v or any(k <= 0 for k in v):
+            raise ValueError(f"every K must be a positive integer, got {v}")
+        return sorted(set(v))
+
+
+class RunConfig(Strict):
+    model: str
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    params: dict[str, Any] = Field(default_factory=dict, description="model hyper-parameters")
+
+    def digest(self) -> str:
+        """Stable hash of the resolved config (identifies a run for resume checks)."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"train": {"progress", "device"}}), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(x) for x in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        else:
+            parts.append(f"'{key}': {e['msg']}")
+    return f"{source}: " + "; ".join(parts) + ". Fix: correct or remove the key (see `mmgef train --help`)."
+
+
+def validate(model_cls: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, source)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found. Fix: check the path.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f"{path}:{line + 1}" if line is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)}). Fix: correct the syntax.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level. Fix: write `key: value` lines.")
+    return data
+
+
+def parse_set(items: list[str]) -> list[tuple[str, Any]]:
+    """Parse ``key=value`` strings; values are YAML (``[text]``, ``false``, ``1e-3``)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value. Fix: e.g. --set lr=0.001")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]], params_fields: set[str]) -> dict[str, Any]:
+    """Route each override to its section: ``lr`` → train, ``split`` → data, ``n_layers`` → params.
+
+    Dotted keys (``train.lr``) are taken literally. A key found nowhere is an error naming it.
+    """
+    raw = json.loads(json.dumps(raw))  # deep copy of plain data
+    sections = {"train": set(TrainConfig.model_fields), "data": set(DataConfig.model_fields), "params": params_fields}
+    for key, value in overrides:
+        if "." in key:
+            section, sub = key.split(".", 1)
+            if section not in sections:
+                raise ConfigError(f"--set {key}: unknown section '{section}'. Fix: use train., data. or params.")
+            raw.setdefault(section, {})[sub] = value
+            continue
+        if key in ("seed", "model"):
+            raw[key] = value
+            continue
+        owners = [name for name, fields in sections.items() if key in fields]
+        if not owners:
+            known = sorted(sections["train"] | sections["data"] | params_fields | {"seed"})
+            raise ConfigError(f"--set {key}: unknown key '{key}'. Fix: use one of {', '.join(known)}.")
+        raw.setdefault(owners[0], {})[key] = value
+    return raw
+
+
+def resolve_run_config(
+    config_file: str | Path | None = None,
+    model: str | None = None,
+    data: str | None = None,
+    split: str | None = None,
+    seed: int | None = None,
+    sets: list[str] | None = None,
+) -> RunConfig:
+    """Merge a YAML run config, command-line options and ``--set`` overrides into one RunConfig.
+
+    The model's pydantic params class fills every hyper-parameter not given, so the saved
+    ``config.yaml`` is fully resolved.
+    """
+    from mmgef.models.registry import get_model_spec
+
+    raw: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    source = str(config_file) if config_file else "command line"
+    if model:
+        raw["model"] = model
+    if "model" not in raw:
+        raise ConfigError(f"{source}: no model given. Fix: pass --model NAME or set `model:` in the config.")
+    spec = get_model_spec(str(raw["model"]))
+    if data:
+        raw.setdefault("data", {})["name"] = data
+    if split:
+        raw.setdefault("data", {})["split"] = split
+    if seed is not None:
+        raw["seed"] = seed
+    raw = apply_overrides(raw, parse_set(sets or []), set(spec.params.model_fields))
+    cfg: RunConfig = validate(RunConfig, raw, source)
+    params = validate(spec.params, cfg.params, f"{source} (params of model '{cfg.model}')")
+    cfg.params = params.model_dump(mode="json")
+    return cfg
+
+
+def save_run_config(cfg: RunConfig, path: str | Path) -> None:
+    from mmgef.io import write_text
+
+    write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    return validate(RunConfig, load_yaml(path), str(path))

@@ -1,0 +1,87 @@
+"""The one in-memory dataset every reader produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Dataset:
+    """Users, items and their interactions over dense 0-based indices, plus item content.
+
+    ``user_ids[u]`` / ``item_ids[i]`` hold the raw ids (strings) of index ``u`` / ``i``.
+    ``labels`` is the given split (0 train, 1 valid, 2 test) when the source has one.
+    ``content[m]`` is an ``[n_items, d_m]`` float32 matrix whose row ``i`` describes item ``i``.
+    """
+
+    name: str
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    content: dict[str, np.ndarray] = field(default_factory=dict)
+    item_texts: list[str] | None = None
+    user_reviews: list[str] | None = None
+    synthetic: bool = False
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.users = np.asarray(self.users, dtype=np.int64)
+        self.items = np.asarray(self.items, dtype=np.int64)
+        n = len(self.users)
+        assert len(self.items) == n, "users and items must have the same length"
+        for arr_name in ("timestamps", "labels"):
+            arr = getattr(self, arr_name)
+            assert arr is None or len(arr) == n, f"{arr_name} must align with the interactions"
+        for m, x in self.content.items():
+            assert x.shape[0] == self.n_items, f"content '{m}' has {x.shape[0]} rows for {self.n_items} items"
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.users)
+
+    @property
+    def has_given_split(self) -> bool:
+        return self.labels is not None
+
+    def matrix(self, mask: np.ndarray | None = None) -> sp.csr_matrix:
+        """Binary user × item CSR of the (masked) interactions."""
+        u, i = (self.users, self.items) if mask is None else (self.users[mask], self.items[mask])
+        m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    def user_index(self) -> dict[str, int]:
+        return {str(r): k for k, r in enumerate(self.user_ids)}
+
+    def item_index(self) -> dict[str, int]:
+        return {str(r): k for k, r in enumerate(self.item_ids)}
+
+    def stats(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "name": self.name,
+            "synthetic": self.synthetic,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "density": self.n_interactions / max(1, self.n_users * self.n_items),
+            "features": {m: list(x.shape) for m, x in self.content.items()},
+            "timestamps": self.timestamps is not None,
+        }
+        if self.labels is not None:
+            out["given_split"] = {name: int((self.labels == k).sum()) for k, name in enumerate(("train", "valid", "test"))}
+        return out

@@ -1,0 +1,110 @@
+"""Named dataset configs (``configs/datasets/<name>.yaml``) and layout detection for directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from mmgef.config import Strict, load_yaml, validate
+from mmgef.data import formats
+from mmgef.data.dataset import Dataset
+from mmgef.data.synthetic import SyntheticConfig, generate
+from mmgef.errors import ConfigError, DataError
+
+
+class DatasetSpec(Strict):
+    name: str
+    format: Literal["mmrec", "lattice_json", "native", "synthetic"]
+    path: str | None = Field(None, description="relative paths resolve against the project root")
+    interactions: str | None = None
+    features: dict[str, str] = Field(default_factory=dict)
+    default_modalities: list[str] | None = None
+    n_items: int | None = None
+    synthetic: SyntheticConfig | None = None
+    description: str = ""
+
+
+def project_root() -> Path:
+    """The folder holding ``configs/``: $MMGEF_ROOT, the working directory, or the source checkout."""
+    if env := os.environ.get("MMGEF_ROOT"):
+        return Path(env)
+    for cand in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (cand / "configs" / "datasets").is_dir():
+            return cand
+    return Path.cwd()
+
+
+def dataset_config_dir() -> Path:
+    return project_root() / "configs" / "datasets"
+
+
+def available_datasets() -> list[str]:
+    return sorted(p.stem for p in dataset_config_dir().glob("*.yaml"))
+
+
+def resolve_spec(name_or_path: str) -> DatasetSpec:
+    """A dataset config name (``lastfm2k``) or a directory whose layout is detected."""
+    as_path = Path(name_or_path)
+    if as_path.is_dir():
+        return detect_layout(as_path)
+    cfg_file = dataset_config_dir() / f"{name_or_path}.yaml"
+    if cfg_file.is_file():
+        spec: DatasetSpec = validate(DatasetSpec, load_yaml(cfg_file), str(cfg_file))
+        if spec.path is not None and not Path(spec.path).is_absolute():
+            spec.path = str((project_root() / spec.path).resolve())
+        return spec
+    raise ConfigError(
+        f"dataset '{name_or_path}': neither a directory nor a config in {dataset_config_dir()}. "
+        f"Fix: use a data directory or one of {', '.join(available_datasets()) or '(none found)'}."
+    )
+
+
+def detect_layout(root: Path) -> DatasetSpec:
+    if (root / "interactions.csv").is_file():
+        fmt = "native"
+    elif (root / "train.json").is_file():
+        fmt = "lattice_json"
+    elif any(root.glob("*.inter")):
+        fmt = "mmrec"
+    else:
+        raise DataError(root, "no known layout (no interactions.csv, train.json or *.inter)",
+                        "use the native, LATTICE-json or MMRec layout (see README)")
+    features = {}
+    if fmt == "mmrec":
+        features = {p.stem.removesuffix("_feat"): p.name for p in sorted(root.glob("*.npy"))}
+    elif fmt == "native":
+        features = {p.stem: str(p.relative_to(root)) for p in sorted((root / "features").glob("*.npy"))}
+    return DatasetSpec(name=root.name, format=fmt, path=str(root), features=features)
+
+
+def load_dataset(name_or_path: str, modalities: list[str] | None = None) -> Dataset:
+    """Load a dataset with the requested content modalities (None = the spec's defaults)."""
+    spec = resolve_spec(name_or_path)
+    if spec.format == "synthetic":
+        ds = generate(spec.synthetic or SyntheticConfig())
+        available = list(ds.content)
+    else:
+        available = list(spec.features)
+    wanted = modalities if modalities is not None else (spec.default_modalities or available)
+    unknown = [m for m in wanted if m not in available]
+    if unknown:
+        raise ConfigError(f"dataset '{spec.name}' has no modality {unknown}; available: {available}. "
+                          "Fix: choose modalities from that list (data.modalities).")
+    if spec.format == "synthetic":
+        ds.content = {m: ds.content[m] for m in wanted}
+        return ds
+    assert spec.path is not None
+    root = Path(spec.path)
+    if not root.is_dir():
+        raise DataError(root, "dataset directory not found", f"check 'path' in the '{spec.name}' dataset config")
+    feats = {m: spec.features[m] for m in wanted}
+    if spec.format == "mmrec":
+        ds = formats.read_mmrec(root, spec.interactions, feats, spec.n_items, name=spec.name)
+    elif spec.format == "lattice_json":
+        ds = formats.read_lattice_json(root, feats, name=spec.name)
+    else:
+        ds = formats.read_native(root, feats, name=spec.name)
+    return ds

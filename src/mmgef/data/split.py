@@ -1,0 +1,121 @@
+"""Train / validation / test splits over one index space.
+
+- given: the source's own labels (MMRec x_label, LATTICE json files, native ``split`` column).
+- random: per user, 80/10/10 at random (seeded). A user with n interactions gives
+  max(1, round(0.1 n)) to validation and to test when n >= 3; users with fewer than 3
+  interactions keep all of them in training (they cannot be evaluated without losing training data).
+- temporal: as random, but each user's latest interactions go to test and the ones before to validation.
+- cold: LATTICE's cold-start protocol. A seeded 20% of items lose every training interaction;
+  half of them (with all their interactions) form the validation items, half the test items.
+  Warm interactions stay in training. Evaluation then ranks only that split's cold items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from mmgef.data.dataset import Dataset
+from mmgef.errors import ConfigError, DataError
+
+
+@dataclass
+class Split:
+    kind: str
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    cold_valid_items: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    cold_test_items: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    @property
+    def cold_items(self) -> np.ndarray:
+        return np.concatenate([self.cold_valid_items, self.cold_test_items])
+
+    def candidates(self, part: str) -> np.ndarray | None:
+        """Items eligible for ranking in ``part`` (None = all items)."""
+        if self.kind != "cold":
+            return None
+        return self.cold_valid_items if part == "valid" else self.cold_test_items
+
+    def counts(self) -> dict[str, int]:
+        return {"train": int(self.train.nnz), "valid": int(self.valid.nnz), "test": int(self.test.nnz)}
+
+
+def _csr(ds: Dataset, mask: np.ndarray) -> sp.csr_matrix:
+    return ds.matrix(mask)
+
+
+def _from_labels(ds: Dataset, labels: np.ndarray, kind: str) -> Split:
+    parts = [_csr(ds, labels == k) for k in range(3)]
+    for name, m in zip(("train", "valid", "test"), parts):
+        if m.nnz == 0:
+            raise DataError(ds.source or ds.name, f"the {name} split is empty", "every split needs interactions; check the labels or ratios")
+    return Split(kind, *parts)
+
+
+def given_split(ds: Dataset) -> Split:
+    if ds.labels is None:
+        raise ConfigError(f"dataset '{ds.name}' has no given split. Fix: use --split random, temporal or cold.")
+    return _from_labels(ds, ds.labels, "given")
+
+
+def _per_user_labels(ds: Dataset, order_key: np.ndarray, ratios: tuple[float, float, float]) -> np.ndarray:
+    """Label each interaction 0/1/2 by its rank within the user under ``order_key`` (ascending)."""
+    labels = np.zeros(ds.n_interactions, dtype=np.int64)
+    order = np.lexsort((order_key, ds.users))
+    users_sorted = ds.users[order]
+    starts = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank = np.arange(len(order)) - np.repeat(starts, sizes)
+    size = np.repeat(sizes, sizes)
+    n_valid = np.where(size >= 3, np.maximum(1, np.round(size * ratios[1])), 0).astype(np.int64)
+    n_test = np.where(size >= 3, np.maximum(1, np.round(size * ratios[2])), 0).astype(np.int64)
+    lab = np.zeros(len(order), dtype=np.int64)
+    lab[rank >= size - n_test - n_valid] = 1
+    lab[rank >= size - n_test] = 2
+    labels[order] = lab
+    return labels
+
+
+def random_split(ds: Dataset, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
+    rng = np.random.default_rng(seed)
+    return _from_labels(ds, _per_user_labels(ds, rng.random(ds.n_interactions), ratios), "random")
+
+
+def temporal_split(ds: Dataset, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
+    if ds.timestamps is None:
+        raise ConfigError(f"dataset '{ds.name}' has no timestamps. Fix: use --split random or given.")
+    return _from_labels(ds, _per_user_labels(ds, ds.timestamps, ratios), "temporal")
+
+
+def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2) -> Split:
+    rng = np.random.default_rng(seed)
+    seen = np.unique(ds.items)
+    n_cold = int(round(cold_ratio * len(seen)))
+    if n_cold < 2:
+        raise ConfigError(f"dataset '{ds.name}': cold_ratio {cold_ratio} leaves fewer than 2 cold items. Fix: raise data.cold_ratio.")
+    cold = rng.permutation(seen)[:n_cold]
+    cold_valid, cold_test = np.sort(cold[: n_cold // 2]), np.sort(cold[n_cold // 2:])
+    labels = np.zeros(ds.n_interactions, dtype=np.int64)
+    labels[np.isin(ds.items, cold_valid)] = 1
+    labels[np.isin(ds.items, cold_test)] = 2
+    split = _from_labels(ds, labels, "cold")
+    split.cold_valid_items, split.cold_test_items = cold_valid, cold_test
+    return split
+
+
+def make_split(ds: Dataset, kind: str, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), cold_ratio: float = 0.2) -> Split:
+    if kind == "auto":
+        kind = "given" if ds.has_given_split else "random"
+    if kind == "given":
+        return given_split(ds)
+    if kind == "random":
+        return random_split(ds, seed, ratios)
+    if kind == "temporal":
+        return temporal_split(ds, ratios)
+    if kind == "cold":
+        return cold_start_split(ds, seed, cold_ratio)
+    raise ConfigError(f"unknown split '{kind}'. Fix: use given, random, temporal or cold.")

@@ -1,0 +1,1 @@
+"""Full-ranking evaluation: metrics on a hit matrix and a batched evaluator."""

@@ -1,0 +1,1 @@
+"""Item content: combining modality matrices (encoders come with the features command)."""

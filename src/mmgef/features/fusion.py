@@ -1,0 +1,33 @@
+"""Combine per-modality item matrices: selection, L2 normalisation, concatenation, early fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmgef.errors import ConfigError
+
+
+def select(content: dict[str, np.ndarray], modalities: list[str] | None, model: str) -> dict[str, np.ndarray]:
+    """The requested modalities (None = all loaded), or a clear error for one the data lacks."""
+    if modalities is None:
+        modalities = list(content)
+    missing = [m for m in modalities if m not in content]
+    if missing:
+        raise ConfigError(f"model '{model}' asks for modality {missing} but the dataset has {list(content)}. "
+                          "Fix: set params.modalities to available ones or load them with data.modalities.")
+    if not modalities:
+        raise ConfigError(f"model '{model}' needs at least one content modality; the dataset has none loaded. "
+                          "Fix: use a dataset with features (e.g. lastfm2k, tiktok, synthetic).")
+    return {m: content[m] for m in modalities}
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise unit length; all-zero rows stay zero."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def concat(content: dict[str, np.ndarray], normalize: bool = True) -> np.ndarray:
+    """Concatenate modalities; with ``normalize`` each block is unit length so none dominates."""
+    blocks = [l2_normalize(x) if normalize else x for x in content.values()]
+    return np.concatenate(blocks, axis=1).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Graph construction and sparse propagation shared by every graph model."""

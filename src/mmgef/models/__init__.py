@@ -1,0 +1,1 @@
+"""Recommenders sharing one surface (see base.Recommender); build them via registry.build_model."""

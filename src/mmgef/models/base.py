@@ -1,0 +1,84 @@
+"""The contract every recommender follows, so the trainer and evaluator never special-case one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from mmgef.models.losses import bpr_loss, l2_loss
+
+
+class Batch(NamedTuple):
+    """One BPR batch: user indices, their positive items and sampled negatives."""
+
+    users: torch.Tensor
+    pos: torch.Tensor
+    neg: torch.Tensor
+
+
+@dataclass
+class ModelContext:
+    """What a model may know about the data: sizes, the training matrix, item content."""
+
+    n_users: int
+    n_items: int
+    train: sp.csr_matrix
+    content: dict[str, np.ndarray] = field(default_factory=dict)
+    reg: float = 1e-4
+    device: torch.device = torch.device("cpu")
+    seed: int = 0
+
+
+class Recommender(nn.Module):
+    """Base class: ``loss(batch)``, ``scores(users)``, ``on_epoch_start(epoch)``, ``embeddings()``.
+
+    Subclasses implement ``embeddings()`` (final user and item vectors, with gradients in training
+    mode). Scoring is the dot product; evaluation computes the embeddings once and reuses them
+    for every batch of users until the model goes back to training mode.
+    """
+
+    trainable: bool = True
+
+    def __init__(self, ctx: ModelContext) -> None:
+        super().__init__()
+        self.n_users = ctx.n_users
+        self.n_items = ctx.n_items
+        self.reg = ctx.reg
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def reg_terms(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Embeddings the L2 penalty applies to (default: the batch's final embeddings)."""
+        u, i = self.embeddings()
+        return u[batch.users], i[batch.pos], i[batch.neg]
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        u, i = self.embeddings()
+        bpr = bpr_loss(u[batch.users], i[batch.pos], i[batch.neg])
+        return bpr + self.reg * l2_loss(*self.reg_terms(batch))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for per-epoch work (e.g. rebuilding a learned item graph)."""
+
+    def train(self, mode: bool = True) -> "Recommender":
+        self._cache = None
+        return super().train(mode)
+
+    @torch.no_grad()
+    def cached_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cache is None or self.training:
+            self._cache = self.embeddings()
+        return self._cache
+
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each user, shape [len(users), n_items]."""
+        u, i = self.cached_embeddings()
+        return u[users] @ i.T

@@ -1,0 +1,42 @@
+"""LightGCN: layer-mean of linear propagation over the normalised user–item graph."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from mmgef.config import Strict
+from mmgef.graphs.bipartite import bipartite_adjacency
+from mmgef.graphs.sparse import symmetric_spmm, to_torch_csr
+from mmgef.models.base import Batch, ModelContext
+from mmgef.models.mf import MF, MFParams
+
+
+class LightGCNParams(Strict):
+    embedding_dim: int = Field(64, gt=0)
+    n_layers: int = Field(2, ge=0)
+
+
+def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Mean of [E, AE, A²E, …] — LightGCN's layer combination."""
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(symmetric_spmm(adj, layers[-1]))
+    return torch.stack(layers).mean(0)
+
+
+class LightGCN(MF):
+    """MF's ID embeddings, smoothed over the bipartite graph; L2 on the ego embeddings."""
+
+    def __init__(self, params: LightGCNParams, ctx: ModelContext) -> None:
+        super().__init__(MFParams(embedding_dim=params.embedding_dim), ctx)
+        self.n_layers = params.n_layers
+        self.register_buffer("adj", to_torch_csr(bipartite_adjacency(ctx.train)), persistent=False)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
+        out = propagate(self.adj, ego, self.n_layers)
+        return out[: self.n_users], out[self.n_users :]
+
+    def reg_terms(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        return self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg)

@@ -1,0 +1,46 @@
+"""Explicit model registry: CLI name → (params class, model class)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmgef.config import Strict
+from mmgef.errors import ConfigError
+from mmgef.models.base import ModelContext, Recommender
+from mmgef.models.content import CBParams, ContentBased
+from mmgef.models.lightgcn import LightGCN, LightGCNParams
+from mmgef.models.mf import MF, MFParams
+from mmgef.models.ngcf import NGCF, NGCFParams
+from mmgef.models.vbpr import VBPR, VBPRParams
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    params: type[Strict]
+    cls: type[Recommender]
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("mf", MFParams, MF, "MF-BPR"),
+        ModelSpec("lightgcn", LightGCNParams, LightGCN, "LightGCN (layer mean)"),
+        ModelSpec("ngcf", NGCFParams, NGCF, "NGCF"),
+        ModelSpec("vbpr", VBPRParams, VBPR, "VBPR (ID ⊕ projected content)"),
+        ModelSpec("cb", CBParams, ContentBased, "content-based (cosine to the user's mean item content)"),
+    )
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'. Fix: use one of {', '.join(MODELS)}.")
+    return MODELS[name]
+
+
+def build_model(name: str, params: dict, ctx: ModelContext) -> Recommender:
+    spec = get_model_spec(name)
+    model = spec.cls(spec.params.model_validate(params), ctx)
+    return model.to(ctx.device)

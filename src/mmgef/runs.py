@@ -1,0 +1,124 @@
+"""A run, end to end: config → data → split → model → trainer → run directory.
+
+Run directory layout (design.md): ``config.yaml`` (resolved), ``history.jsonl``,
+``checkpoint.safetensors`` (resume point), ``model.safetensors`` (best weights), ``results.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmgef.config import RunConfig, load_run_config, save_run_config
+from mmgef.data.dataset import Dataset
+from mmgef.data.registry import load_dataset
+from mmgef.data.split import Split, make_split
+from mmgef.errors import ConfigError, MMGEFError
+from mmgef.io import read_safetensors, write_json
+from mmgef.models.base import ModelContext, Recommender
+from mmgef.models.registry import build_model
+from mmgef.train.sampling import UniformSampler
+from mmgef.train.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    cfg: RunConfig
+    dataset: Dataset
+    split: Split
+    model: Recommender
+    device: torch.device
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device '{name}' asked for but no CUDA device is available. Fix: --set device=cpu.")
+    return torch.device(name)
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    device = resolve_device(cfg.train.device)
+    dataset = load_dataset(cfg.data.name, cfg.data.modalities)
+    split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
+    torch.manual_seed(cfg.seed)
+    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, cfg.train.reg, device, cfg.seed)
+    model = build_model(cfg.model, cfg.params, ctx)
+    return Prepared(cfg, dataset, split, model, device)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    name = Path(cfg.data.name).name
+    return Path("runs") / f"{name}-{cfg.model}-seed{cfg.seed}-{cfg.digest()[:8]}"
+
+
+def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    if run_dir.exists() and (run_dir / "config.yaml").exists():
+        saved = load_run_config(run_dir / "config.yaml")
+        if saved.digest() != cfg.digest():
+            raise ConfigError(f"{run_dir}/config.yaml: this directory holds a run of another config. "
+                              "Fix: pass --out with a new directory, or resume with that run's config.")
+        if not resume and (run_dir / CHECKPOINT).exists():
+            raise ConfigError(f"{run_dir}: already holds a run. Fix: add --resume to continue it or use another --out.")
+    p = prepare(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_run_config(cfg, run_dir / "config.yaml")
+    sampler = UniformSampler(p.split.train) if p.model.trainable else None
+    trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device)
+    metrics = trainer.fit(resume=resume)
+    results = {
+        "model": cfg.model,
+        "dataset": p.dataset.name,
+        "synthetic": p.dataset.synthetic,
+        "split": p.split.kind,
+        "seed": cfg.seed,
+        **metrics,
+        "run_dir": str(run_dir),
+    }
+    write_json(run_dir / "results.json", results)
+    return results
+
+
+def load_run(run_dir: Path) -> Prepared:
+    """Rebuild a finished run's data, split and model with its best weights."""
+    run_dir = Path(run_dir)
+    for f in ("config.yaml", BEST_MODEL):
+        if not (run_dir / f).is_file():
+            raise MMGEFError(f"{run_dir / f}: not found. Fix: point to a finished run directory (one `mmgef train` wrote).")
+    p = prepare(load_run_config(run_dir / "config.yaml"))
+    weights = read_safetensors(run_dir / BEST_MODEL)
+    try:
+        p.model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise MMGEFError(f"{run_dir / BEST_MODEL}: weights do not match the model ({first}). "
+                         "Fix: the file belongs to another run; retrain or restore it.") from None
+    p.model.eval()
+    return p
+
+
+def evaluate(run_dir: Path) -> dict[str, dict[str, float]]:
+    p = load_run(run_dir)
+    valid, test = make_evaluators(p.split, p.cfg.train.topk, p.cfg.train.eval_batch_size, p.device)
+    return {"valid": valid.evaluate(p.model.scores), "test": test.evaluate(p.model.scores)}
+
+
+def recommend(p: Prepared, raw_user: str, k: int) -> list[tuple[str, float]]:
+    """Top-k unseen items for a raw user id, as (raw item id, score)."""
+    if k <= 0:
+        raise ConfigError(f"--k {k}: must be a positive integer. Fix: e.g. --k 20.")
+    index = p.dataset.user_index()
+    if raw_user not in index:
+        raise MMGEFError(f"user '{raw_user}' is not in dataset '{p.dataset.name}'. Fix: use a raw user id from its interaction file.")
+    u = index[raw_user]
+    scores = p.model.scores(torch.tensor([u], device=p.device))[0].float().cpu()
+    seen = p.split.train[u].indices
+    scores[torch.as_tensor(seen, dtype=torch.long)] = -torch.inf
+    top = torch.topk(scores, min(k, p.dataset.n_items - len(seen)))
+    return [(str(p.dataset.item_ids[i]), float(s)) for s, i in zip(top.values, top.indices)]

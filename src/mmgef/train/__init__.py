@@ -1,0 +1,1 @@
+"""Training: negative sampling and the resumable BPR trainer."""

@@ -1,0 +1,215 @@
+"""The BPR trainer: early stopping on validation, best weights kept, atomic resumable checkpoints.
+
+Determinism: model initialisation is seeded by the run seed, and every epoch reseeds its own
+sampling and dropout generators from (seed, epoch). A checkpoint therefore needs only the model,
+the optimizer and the early-stopping counters, and a resumed run continues bit-for-bit on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mmgef.config import RunConfig
+from mmgef.data.split import Split
+from mmgef.eval.evaluator import Evaluator
+from mmgef.io import read_safetensors, write_safetensors
+from mmgef.models.base import Batch, Recommender
+from mmgef.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.safetensors"
+BEST_MODEL = "model.safetensors"
+HISTORY = "history.jsonl"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs."""
+
+    epoch: int = 0  # epochs completed
+    best_epoch: int = -1
+    best_score: float = -1.0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    bad_evals: int = 0
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+    digest: str = ""
+
+
+def make_evaluators(split: Split, ks: list[int], batch_size: int, device: torch.device) -> tuple[Evaluator, Evaluator]:
+    """Validation masks training items; test masks training and validation items."""
+    valid = Evaluator(split.valid, [split.train], ks, batch_size, split.candidates("valid"), device)
+    test = Evaluator(split.test, [split.train, split.valid], ks, batch_size, split.candidates("test"), device)
+    return valid, test
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, model: Recommender, split: Split, run_dir: Path, sampler: Any,
+                 device: torch.device) -> None:
+        self.cfg = cfg
+        self.model = model
+        self.split = split
+        self.run_dir = Path(run_dir)
+        self.sampler = sampler
+        self.device = device
+        ks = sorted(set(cfg.train.topk) | {20})
+        self.valid_eval, self.test_eval = make_evaluators(split, ks, cfg.train.eval_batch_size, self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr) if params else None
+        self.state = TrainState(digest=cfg.digest())
+        self.best_weights: dict[str, torch.Tensor] = {}
+        if cfg.train.stop_metric not in self._metric_keys():
+            raise ConfigError(f"train.stop_metric '{cfg.train.stop_metric}' is not computed. Fix: use one of {self._metric_keys()}.")
+
+    def _metric_keys(self) -> list[str]:
+        ks = sorted(set(self.cfg.train.topk) | {20})
+        return [f"{m}@{k}" for k in ks for m in ("recall", "precision", "ndcg", "hit")]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"best.{k}": v for k, v in self.best_weights.items()})
+        groups: list[dict[str, Any]] = []
+        if self.optimizer is not None:
+            opt = self.optimizer.state_dict()
+            for idx, st in opt["state"].items():
+                for key, val in st.items():
+                    tensors[f"optim.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+            groups = opt["param_groups"]
+        meta = {"state": json.dumps(self.state.__dict__), "param_groups": json.dumps(groups)}
+        write_safetensors(self.run_dir / CHECKPOINT, tensors, metadata=meta)
+
+    def load_checkpoint(self) -> None:
+        from safetensors import safe_open
+
+        path = self.run_dir / CHECKPOINT
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata()
+        state = TrainState(**json.loads(meta["state"]))
+        if state.digest != self.state.digest:
+            raise ConfigError(f"{path}: checkpoint belongs to another config (digest {state.digest}, this run "
+                              f"{self.state.digest}). Fix: resume with the run's own config.yaml or use a new --out.")
+        tensors = read_safetensors(path)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        if self.optimizer is not None:
+            opt_state: dict[int, dict[str, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith("optim."):
+                    _, idx, key = k.split(".", 2)
+                    opt_state.setdefault(int(idx), {})[key] = v
+            self.optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
+        self.state = state
+        self._truncate_history(state.epoch)
+
+    def _truncate_history(self, epochs_done: int) -> None:
+        """Drop history lines written after the checkpoint (a kill between the two writes)."""
+        path = self.run_dir / HISTORY
+        if not path.exists():
+            return
+        from mmgef.io import write_text
+
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] < epochs_done]
+        write_text(path, "".join(ln + "\n" for ln in lines))
+
+    # ------------------------------------------------------------------ loop
+
+    def _train_epoch(self, epoch: int) -> float:
+        assert self.optimizer is not None
+        seed = epoch_seed(self.cfg.seed, epoch)
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        self.model.train()
+        self.model.on_epoch_start(epoch)
+        n_batches = -(-len(self.sampler) // self.cfg.train.batch_size)
+        total = 0.0
+        bar = tqdm(self.sampler.batches(self.cfg.train.batch_size, rng), total=n_batches, leave=False,
+                   desc=f"epoch {epoch}", disable=not self.cfg.train.progress)
+        for users, pos, neg in bar:
+            batch = Batch(*(torch.as_tensor(x, device=self.device) for x in (users, pos, neg)))
+            loss = self.model.loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss)
+        return total / max(1, n_batches)
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        if resume and (self.run_dir / CHECKPOINT).exists():
+            self.load_checkpoint()
+            log.info("resumed %s after epoch %d", self.run_dir, self.state.epoch)
+        tc = self.cfg.train
+        if self.optimizer is not None and not self.state.stopped_early:
+            history = open(self.run_dir / HISTORY, "a")
+            try:
+                for epoch in range(self.state.epoch, tc.epochs):
+                    t0 = time.perf_counter()
+                    loss = self._train_epoch(epoch)
+                    train_s = time.perf_counter() - t0
+                    self.state.train_seconds += train_s
+                    record: dict[str, Any] = {"epoch": epoch, "loss": loss, "train_seconds": round(train_s, 4)}
+                    if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
+                        record.update(self._validate(epoch))
+                    self.state.epoch = epoch + 1
+                    self.state.stopped_early = self.state.bad_evals >= tc.patience
+                    self.save_checkpoint()
+                    history.write(json.dumps(record) + "\n")
+                    history.flush()
+                    if self.state.stopped_early:
+                        log.info("early stop after epoch %d (best %d)", epoch, self.state.best_epoch)
+                        break
+            finally:
+                history.close()
+        return self._finish()
+
+    def _validate(self, epoch: int) -> dict[str, Any]:
+        self.model.eval()
+        valid = self.valid_eval.evaluate(self.model.scores)
+        score = valid[self.cfg.train.stop_metric]
+        if score > self.state.best_score:
+            self.state.best_score, self.state.best_epoch, self.state.best_valid = score, epoch, valid
+            self.state.bad_evals = 0
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.state.bad_evals += 1
+        return {"valid": {k: round(v, 6) for k, v in valid.items()}, "best_epoch": self.state.best_epoch}
+
+    def _finish(self) -> dict[str, Any]:
+        """Test once, with the best-validation weights."""
+        if self.best_weights:
+            self.model.load_state_dict(self.best_weights)
+        self.model.eval()
+        valid = self.state.best_valid or self.valid_eval.evaluate(self.model.scores)
+        test = self.test_eval.evaluate(self.model.scores)
+        write_safetensors(self.run_dir / BEST_MODEL, self.model.state_dict(), metadata={"digest": self.state.digest})
+        return {
+            "valid": valid,
+            "test": test,
+            "best_epoch": self.state.best_epoch,
+            "epochs": self.state.epoch,
+            "seconds_per_epoch": self.state.train_seconds / max(1, self.state.epoch),
+            "train_seconds": self.state.train_seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "valid_users": self.valid_eval.n_users,
+            "test_users": self.test_eval.n_users,
+        }

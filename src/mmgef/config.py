@@ -124,17 +124,18 @@ def parse_set(items: list[str]) -> list[tuple[str, Any]]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]], params_fields: set[str]) -> dict[str, Any]:
-    """Route each override to its section: ``lr`` → train, ``split`` → data, ``n_layers`` → params.
+    """Route each override to its section: ``n_layers`` → params, ``lr`` → train, ``split`` → data.
 
-    Dotted keys (``train.lr``) are taken literally. A key found nowhere is an error naming it.
+    A key known to several sections goes to the first in that order (``modalities`` → the model);
+    dotted keys (``data.modalities``) are taken literally. A key found nowhere is an error naming it.
     """
     raw = json.loads(json.dumps(raw))  # deep copy of plain data
-    sections = {"train": set(TrainConfig.model_fields), "data": set(DataConfig.model_fields), "params": params_fields}
+    sections = {"params": params_fields, "train": set(TrainConfig.model_fields), "data": set(DataConfig.model_fields)}
     for key, value in overrides:
         if "." in key:
             section, sub = key.split(".", 1)
             if section not in sections:
-                raise ConfigError(f"--set {key}: unknown section '{section}'. Fix: use train., data. or params.")
+                raise ConfigError(f"--set {key}: unknown section '{section}'. Fix: use params., train. or data.")
             raw.setdefault(section, {})[sub] = value
             continue
         if key in ("seed", "model"):

@@ -44,7 +44,9 @@ def resolve_device(name: str) -> torch.device:
 
 def prepare(cfg: RunConfig) -> Prepared:
     device = resolve_device(cfg.train.device)
-    dataset = load_dataset(cfg.data.name, cfg.data.modalities)
+    # A model that names its modalities gets them loaded even when they are not the dataset's defaults.
+    modalities = cfg.data.modalities if cfg.data.modalities is not None else cfg.params.get("modalities")
+    dataset = load_dataset(cfg.data.name, modalities)
     split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
     torch.manual_seed(cfg.seed)
     ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, cfg.train.reg, device, cfg.seed)

@@ -263,7 +263,7 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
         feat_ids = order_file.read_text().split("\n")
         feat_ids = [x for x in feat_ids if x != ""]
         pos = {r: k for k, r in enumerate(feat_ids)}
-        missing_ids = [r for r in item_ids if r not in pos]
+        missing_ids = [str(r) for r in item_ids if r not in pos]
         if missing_ids:
             raise DataError(order_file, f"item {missing_ids[0]!r} ({len(missing_ids)} in all) has no feature row",
                             "re-run `mmgef features` for the full item table")

@@ -151,7 +151,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += float(loss)
+            total += loss.item()
         return total / max(1, n_batches)
 
     def fit(self, resume: bool = False) -> dict[str, Any]:

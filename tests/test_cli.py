@@ -1,0 +1,39 @@
+from typer.testing import CliRunner
+
+from mmgef.cli import app
+
+runner = CliRunner()
+
+
+def test_help_on_every_verb():
+    for verb in (["train"], ["evaluate"], ["recommend"], ["data", "stats"], ["data", "validate"], ["data", "synth"], ["demo"]):
+        res = runner.invoke(app, [*verb, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_train_recommend_evaluate(tiny_dir, tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--model", "mf", "--data", str(tiny_dir), "--out", str(out),
+                              "--set", "epochs=3", "--set", "progress=false", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    assert "recall@20" in res.output and (out / "results.json").exists()
+    rec = runner.invoke(app, ["recommend", str(out), "--user", "u5", "--k", "4"])
+    assert rec.exit_code == 0, rec.output
+    lines = rec.output.strip().splitlines()
+    assert len(lines) == 4 and all(line.split("\t")[1].startswith("i") for line in lines)
+    ev = runner.invoke(app, ["evaluate", str(out)])
+    assert ev.exit_code == 0 and '"test"' in ev.output
+    bad = runner.invoke(app, ["recommend", str(out), "--user", "nobody"])
+    assert bad.exit_code == 2 and "user 'nobody' is not in dataset" in bad.output
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    res = runner.invoke(app, ["train", "--model", "nope", "--data", "synthetic"])
+    assert res.exit_code == 2 and "unknown model 'nope'" in res.output
+    res = runner.invoke(app, ["data", "validate", str(tmp_path)])
+    assert res.exit_code == 2 and "no known layout" in res.output
+
+
+def test_data_stats_on_native_layout(tiny_dir):
+    res = runner.invoke(app, ["data", "stats", str(tiny_dir)])
+    assert res.exit_code == 0 and '"users": 120' in res.output and '"image"' in res.output

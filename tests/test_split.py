@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from mmgef.data.dataset import Dataset
+from mmgef.data.split import make_split
+from mmgef.data.synthetic import SyntheticConfig, generate
+from mmgef.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def ds() -> Dataset:
+    return generate(SyntheticConfig(n_users=300, n_items=200, seed=1))
+
+
+def _pairs(m):
+    c = m.tocoo()
+    return set(zip(c.row.tolist(), c.col.tolist()))
+
+
+def test_random_split_is_disjoint_complete_and_about_8_1_1(ds):
+    s = make_split(ds, "random", seed=0)
+    tr, va, te = _pairs(s.train), _pairs(s.valid), _pairs(s.test)
+    assert not (tr & va) and not (tr & te) and not (va & te)
+    assert len(tr | va | te) == ds.n_interactions
+    assert abs(len(tr) / ds.n_interactions - 0.8) < 0.03
+    assert abs(len(te) / ds.n_interactions - 0.1) < 0.03
+    # every user with >= 3 interactions has at least one valid and one test item
+    counts = np.bincount(ds.users, minlength=ds.n_users)
+    for u in np.flatnonzero(counts >= 3):
+        assert s.valid[u].nnz >= 1 and s.test[u].nnz >= 1
+
+
+def test_random_split_seeded(ds):
+    a, b, c = make_split(ds, "random", 0), make_split(ds, "random", 0), make_split(ds, "random", 1)
+    assert (a.test != b.test).nnz == 0
+    assert (a.test != c.test).nnz > 0
+
+
+def test_users_with_fewer_than_three_interactions_stay_in_training():
+    ds = Dataset("t", np.array(["a", "b"]), np.array(["x", "y", "z", "w"]),
+                 users=np.array([0, 0, 1, 1, 1, 1]), items=np.array([0, 1, 0, 1, 2, 3]))
+    s = make_split(ds, "random", 0)
+    assert s.train[0].nnz == 2 and s.valid[0].nnz == 0 and s.test[0].nnz == 0
+    assert s.valid[1].nnz == 1 and s.test[1].nnz == 1
+
+
+def test_temporal_split_puts_latest_in_test(ds):
+    s = make_split(ds, "temporal", 0)
+    ts = {(u, i): t for u, i, t in zip(ds.users.tolist(), ds.items.tolist(), ds.timestamps.tolist())}
+    for u in range(50):
+        tr = [ts[(u, i)] for i in s.train[u].indices]
+        te = [ts[(u, i)] for i in s.test[u].indices]
+        if tr and te:
+            assert max(tr) <= min(te)
+
+
+def test_cold_split_removes_cold_items_from_training(ds):
+    s = make_split(ds, "cold", 0, cold_ratio=0.2)
+    seen = np.unique(ds.items)
+    assert len(s.cold_items) == round(0.2 * len(seen))
+    assert abs(len(s.cold_valid_items) - len(s.cold_test_items)) <= 1
+    assert not set(s.cold_valid_items) & set(s.cold_test_items)
+    assert s.train[:, s.cold_items].nnz == 0
+    assert set(s.test.tocoo().col.tolist()) <= set(s.cold_test_items.tolist())
+    assert set(s.valid.tocoo().col.tolist()) <= set(s.cold_valid_items.tolist())
+    # all interactions of cold test items are in test
+    assert s.test.nnz == int(np.isin(ds.items, s.cold_test_items).sum())
+    assert s.candidates("test") is s.cold_test_items
+
+
+def test_given_split_needs_labels(ds):
+    with pytest.raises(ConfigError, match="no given split"):
+        make_split(ds, "given", 0)
+    assert make_split(ds, "auto", 0).kind == "random"

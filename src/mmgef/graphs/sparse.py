@@ -43,22 +43,40 @@ def row_normalize(m: sp.spmatrix) -> sp.csr_matrix:
     return (sp.diags(inv) @ m).tocsr()
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """y = A x for a constant symmetric A; the gradient is A g, one more sparse product.
+class _SpMM(torch.autograd.Function):
+    """y = A x for a constant A; the gradient is A^T g, one more sparse product with a stored A^T.
 
-    torch's generic sparse-CSR backward builds A^T; skipping that halves LightGCN's epoch time.
+    torch's generic sparse-CSR backward rebuilds A^T on every call; keeping it (or reusing A when
+    A is symmetric) halves LightGCN's epoch time.
     """
 
     @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.adj = adj
+    def forward(ctx, x: torch.Tensor, adj: torch.Tensor, adj_t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.adj_t = adj_t
         return torch.sparse.mm(adj, x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
-        return None, torch.sparse.mm(ctx.adj, grad)
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        return torch.sparse.mm(ctx.adj_t, grad), None, None
+
+
+def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) -> torch.Tensor:
+    """Sparse (constant) × dense product with a gradient for ``x``; ``adj_t`` None means A is symmetric."""
+    return _SpMM.apply(x, adj, adj if adj_t is None else adj_t)
 
 
 def symmetric_spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Sparse (symmetric, constant) × dense product with a gradient only for ``x``."""
-    return _SymmetricSpMM.apply(adj, x)
+    return spmm(adj, x)
+
+
+def rows_to_csr(idx: torch.Tensor, weight: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CSR matrix (and its transpose) from k column indices and weights per row (no gradient)."""
+    n, k = idx.shape
+    rows = torch.arange(n, device=idx.device).repeat_interleave(k)
+    cols, vals = idx.reshape(-1), weight.detach().reshape(-1).float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        a = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n_cols)).coalesce().to_sparse_csr()
+        a_t = torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, (n_cols, n)).coalesce().to_sparse_csr()
+    return a, a_t

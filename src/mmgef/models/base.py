@@ -54,15 +54,14 @@ class Recommender(nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def reg_terms(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+    def reg_terms(self, batch: Batch, final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """Embeddings the L2 penalty applies to (default: the batch's final embeddings)."""
-        u, i = self.embeddings()
-        return u[batch.users], i[batch.pos], i[batch.neg]
+        return final
 
     def loss(self, batch: Batch) -> torch.Tensor:
         u, i = self.embeddings()
-        bpr = bpr_loss(u[batch.users], i[batch.pos], i[batch.neg])
-        return bpr + self.reg * l2_loss(*self.reg_terms(batch))
+        final = (u[batch.users], i[batch.pos], i[batch.neg])
+        return bpr_loss(*final) + self.reg * l2_loss(*self.reg_terms(batch, final))
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for per-epoch work (e.g. rebuilding a learned item graph)."""

@@ -40,5 +40,6 @@ class NGCF(MF):
         out = torch.cat(layers, dim=1)
         return out[: self.n_users], out[self.n_users :]
 
-    def reg_terms(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+    def reg_terms(self, batch: Batch, final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """L2 on the ego (layer-0) embeddings, as LightGCN and NGCF do."""
         return self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg)

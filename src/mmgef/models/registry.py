@@ -8,8 +8,10 @@ from mmgef.config import Strict
 from mmgef.errors import ConfigError
 from mmgef.models.base import ModelContext, Recommender
 from mmgef.models.content import CBParams, ContentBased
+from mmgef.models.lattice import Lattice, LatticeParams
 from mmgef.models.lightgcn import LightGCN, LightGCNParams
 from mmgef.models.mf import MF, MFParams
+from mmgef.models.mmgef import MMGEF, MMGEFParams
 from mmgef.models.ngcf import NGCF, NGCFParams
 from mmgef.models.vbpr import VBPR, VBPRParams
 
@@ -30,6 +32,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("ngcf", NGCFParams, NGCF, "NGCF"),
         ModelSpec("vbpr", VBPRParams, VBPR, "VBPR (ID ⊕ projected content)"),
         ModelSpec("cb", CBParams, ContentBased, "content-based (cosine to the user's mean item content)"),
+        ModelSpec("lattice", LatticeParams, Lattice, "LATTICE (learned modality graphs on MF/NGCF/LightGCN)"),
+        ModelSpec("mmgef", MMGEFParams, MMGEF, "MM-GEF (early fusion + CF graph, soft attention, on LightGCN)"),
     )
 }
 

@@ -1,0 +1,127 @@
+"""LATTICE and MM-GEF: gradients, ablation switches, backbones, variants, bad parameters."""
+
+import numpy as np
+import pytest
+import torch
+
+from mmgef.data.split import make_split
+from mmgef.data.synthetic import SyntheticConfig, generate
+from mmgef.errors import ConfigError
+from mmgef.models.base import Batch, ModelContext
+from mmgef.models.registry import build_model
+
+
+@pytest.fixture(scope="module")
+def ctx() -> ModelContext:
+    ds = generate(SyntheticConfig(n_users=150, n_items=100, seed=4))
+    return ModelContext(ds.n_users, ds.n_items, make_split(ds, "random", 0).train, ds.content)
+
+
+def _batch(ctx) -> Batch:
+    coo = ctx.train.tocoo()
+    g = torch.Generator().manual_seed(0)
+    return Batch(torch.as_tensor(coo.row[:256]), torch.as_tensor(coo.col[:256]), torch.randint(0, ctx.n_items, (256,), generator=g))
+
+
+def _item_vectors(name, params, ctx, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(name, params, ctx)
+    model.eval()
+    return model, model.scores(torch.arange(10))
+
+
+@pytest.mark.parametrize("name", ["lattice", "mmgef"])
+def test_rebuild_batch_trains_the_projection_and_later_batches_do_not(ctx, name):
+    torch.manual_seed(0)
+    model = build_model(name, {}, ctx)
+    model.train()
+    model.on_epoch_start(0)
+    proj = model.proj_m["image"] if name == "mmgef" else model.proj["image"]
+    model.loss(_batch(ctx)).backward()
+    assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+    proj.weight.grad = None
+    model.loss(_batch(ctx)).backward()  # frozen graph: no gradient into the projection
+    assert proj.weight.grad is None or proj.weight.grad.abs().sum() == 0
+
+
+def test_mmgef_ablation_switches_change_the_computation(ctx):
+    full, s_full = _item_vectors("mmgef", {}, ctx)
+    no_cf, s_no_cf = _item_vectors("mmgef", {"use_cf_graph": False}, ctx)
+    no_att, s_no_att = _item_vectors("mmgef", {"use_attention": False}, ctx)
+    neither, s_neither = _item_vectors("mmgef", {"use_cf_graph": False, "use_attention": False}, ctx)
+    assert full.cf_graph is not None and no_cf.cf_graph is None
+    assert not torch.allclose(s_full, s_no_cf)
+    assert torch.allclose(no_att.attention_weights(), torch.tensor([0.5, 0.5]))
+    # with trained attention logits the full model weighs the graphs differently; no_att never does
+    with torch.no_grad():
+        full.att_global.copy_(torch.tensor([2.0, -1.0]))
+        no_att.att_global.copy_(torch.tensor([2.0, -1.0]))
+    full.train(); no_att.train(); full.eval(); no_att.eval()
+    assert not torch.allclose(full.scores(torch.arange(10)), s_full)
+    assert torch.allclose(no_att.scores(torch.arange(10)), s_no_att)
+    assert torch.allclose(s_no_cf, s_neither)  # one graph: attention has nothing to weigh
+
+
+def test_mmgef_item_attention_differs_per_item(ctx):
+    model, _ = _item_vectors("mmgef", {"attention": "item"}, ctx)
+    w = model.attention_weights()
+    assert w.shape == (ctx.n_items, 2) and torch.allclose(w.sum(1), torch.ones(ctx.n_items))
+    assert w[:, 0].std() > 0
+
+
+def test_mmgef_modality_subsets(ctx):
+    _, both = _item_vectors("mmgef", {}, ctx)
+    _, text = _item_vectors("mmgef", {"modalities": ["text"]}, ctx)
+    _, image = _item_vectors("mmgef", {"modalities": ["image"]}, ctx)
+    assert not torch.allclose(both, text) and not torch.allclose(text, image)
+
+
+def test_mmgef_modalities_of_different_sizes_get_own_projections(ctx):
+    model, s = _item_vectors("mmgef", {}, ctx)  # synthetic image 128-d, text 64-d
+    assert not model.shared_space and set(model.proj_m) == {"image", "text"}
+    assert torch.isfinite(s).all()
+
+
+@pytest.mark.parametrize("backbone", ["mf", "ngcf", "lightgcn"])
+def test_lattice_on_each_backbone(ctx, backbone):
+    model, s = _item_vectors("lattice", {"backbone": backbone}, ctx)
+    assert type(model.backbone).__name__.lower() == backbone
+    assert s.shape == (10, ctx.n_items) and torch.isfinite(s).all()
+    torch.manual_seed(0)
+    plain = build_model(backbone, {}, ctx)
+    plain.eval()
+    assert not torch.allclose(plain.scores(torch.arange(10)), s)  # the graph branch adds something
+
+
+@pytest.mark.parametrize("variant", ["feats", "cf_feats"])
+def test_lattice_variants(ctx, variant):
+    model = build_model("lattice", {"variant": variant}, ctx)
+    model.train()
+    model.on_epoch_start(0)
+    model.loss(_batch(ctx)).backward()
+    assert model.content_proj["image"].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["lattice", "mmgef"])
+def test_lambda_out_of_range(ctx, name):
+    with pytest.raises(ConfigError, match=r"lambda_coeff=1.5 must lie in \[0, 1\]"):
+        build_model(name, {"lambda_coeff": 1.5}, ctx)
+
+
+@pytest.mark.parametrize("name", ["lattice", "mmgef"])
+def test_k_not_below_item_count(ctx, name):
+    with pytest.raises(ConfigError, match=r"knn_k=100 must be between 1"):
+        build_model(name, {"knn_k": 100}, ctx)
+
+
+def test_cold_items_get_content_only_vectors():
+    ds = generate(SyntheticConfig(n_users=150, n_items=100, seed=4))
+    split = make_split(ds, "cold", 0)
+    ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content)
+    model = build_model("mmgef", {}, ctx)
+    co = model.cf_graph.adj.to_dense()
+    cold = torch.as_tensor(split.cold_items)
+    assert co[cold].abs().sum() == 0  # no co-occurrence edges for cold items
+    model.eval()
+    s = model.scores(torch.arange(5))
+    assert torch.isfinite(s).all()

@@ -30,7 +30,7 @@ def _setup(verbose: bool = False) -> None:
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (model, data, train, params)"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="mf, lightgcn, ngcf, vbpr, cb"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="mf, lightgcn, ngcf, vbpr, cb, lattice, mmgef"),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
     split: Optional[str] = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
     seed: Optional[int] = typer.Option(None, "--seed"),
@@ -134,6 +134,7 @@ def data_synth(out: Path = typer.Argument(..., help="directory to write"), seed:
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="where the demo's runs and table go"),
     epochs: int = typer.Option(60, "--epochs", help="maximum epochs per model (early stopping applies)"),
+    lr: float = typer.Option(0.005, "--lr", help="Adam learning rate for every model"),
 ) -> None:
     """The main job on the built-in synthetic data: train the models and print a comparison."""
     _setup()
@@ -144,9 +145,9 @@ def demo(
 
     results = []
     try:
-        for name in ("cb", "mf", "vbpr", "ngcf", "lightgcn"):
+        for name in ("cb", "mf", "vbpr", "lightgcn", "lattice", "mmgef"):
             typer.echo(f"training {name} on the built-in synthetic data …")
-            cfg = resolve_run_config(model=name, data="synthetic", sets=[f"epochs={epochs}", "patience=5", "progress=false"])
+            cfg = resolve_run_config(model=name, data="synthetic", sets=[f"epochs={epochs}", f"lr={lr}", "patience=5", "progress=false"])
             run_dir = out / name
             results.append(runs.train(cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").exists()))
     except MMGEFError as err:

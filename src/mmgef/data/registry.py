@@ -73,7 +73,7 @@ def detect_layout(root: Path) -> DatasetSpec:
         raise DataError(root, "no known layout (no interactions.csv, train.json or *.inter)",
                         "use the native, LATTICE-json or MMRec layout (see README)")
     features = {}
-    if fmt == "mmrec":
+    if fmt in ("mmrec", "lattice_json"):
         features = {p.stem.removesuffix("_feat"): p.name for p in sorted(root.glob("*.npy"))}
     elif fmt == "native":
         features = {p.stem: str(p.relative_to(root)) for p in sorted((root / "features").glob("*.npy"))}

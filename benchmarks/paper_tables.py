@@ -93,7 +93,7 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
 
 
-def aggregate(rows, results, datasets, metrics):
+def aggregate(rows, results, datasets, metrics, part="test"):
     lines = []
     header = ["model"] + [f"{d} {m}" for d in datasets for m in metrics]
     lines.append("| " + " | ".join(header) + " |")
@@ -102,7 +102,7 @@ def aggregate(rows, results, datasets, metrics):
     best = {}
     for d in datasets:
         for m in metrics:
-            means = [np.mean([r["test"][m] for r in results.get((label, d), [])]) for label, _, _ in rows if results.get((label, d))]
+            means = [np.mean([r[part][m] for r in results.get((label, d), [])]) for label, _, _ in rows if results.get((label, d))]
             best[(d, m)] = max(means) if means else None
     for label, _, _ in rows:
         cells = [label]
@@ -112,10 +112,10 @@ def aggregate(rows, results, datasets, metrics):
                 if not rs:
                     cells.append("–")
                     continue
-                vals = np.array([r["test"][m] for r in rs])
+                vals = np.array([r[part][m] for r in rs])
                 cell = f"{vals.mean():.4f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.4f}"
                 cells.append(f"**{cell}**" if np.isclose(vals.mean(), best[(d, m)]) else cell)
-                csv.append(f"{label},{d},{m},{vals.mean():.6f},{vals.std(ddof=1) if len(vals) > 1 else 0:.6f},{len(vals)},"
+                csv.append(f"{label},{d},{part} {m},{vals.mean():.6f},{vals.std(ddof=1) if len(vals) > 1 else 0:.6f},{len(vals)},"
                            f"{np.mean([r['best_epoch'] for r in rs]):.1f},{np.mean([r['seconds_per_epoch'] for r in rs]):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), "\n".join(csv)
@@ -160,6 +160,9 @@ def main() -> None:
                 if (label_d, d) in results and label_d != label0:
                     results[(label0, d)] = results.pop((label_d, d))
     table, csv = aggregate(rows, results, args.datasets, metrics)
+    valid_table, valid_csv = aggregate(rows, results, args.datasets, ["recall@20"], part="valid")
+    table += "\n\nValidation Recall@20 (what model choices, e.g. the attention form, are made on):\n\n" + valid_table
+    csv += "\n" + "\n".join(valid_csv.splitlines()[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"{args.table}_{'_'.join(args.datasets)}"
     note = (f"# Table `{args.table}` on {', '.join(args.datasets)} ({split} split)\n\n"

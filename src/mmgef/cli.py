@@ -131,6 +131,40 @@ def data_synth(out: Path = typer.Argument(..., help="directory to write"), seed:
 
 
 @app.command()
+def features(
+    items: Path = typer.Option(..., "--items", help="items.csv with item_id, text columns and an image path column"),
+    out: Path = typer.Option(..., "--out", help="output folder (e.g. DATA/features)"),
+    encoder: str = typer.Option("text", "--encoder", help="text (sentence-transformers) or clip (image + text)"),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="local model directory (text default: offline MiniLM)"),
+    text_cols: str = typer.Option("title,text,description", "--text-cols", help="comma-separated columns joined as the text"),
+    image_col: str = typer.Option("image", "--image-col", help="column with image paths relative to the CSV"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    on_missing: str = typer.Option("error", "--on-missing", help="error, zero or skip for missing/corrupt images and empty texts"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
+) -> None:
+    """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
+    _setup()
+    from mmgef.config import validate
+    from mmgef.features.encoders import load_encoder
+    from mmgef.features.extract import ExtractConfig, extract
+
+    try:
+        cfg = validate(ExtractConfig, {"items": items, "out": out, "encoder": encoder, "model_path": model_path,
+                                       "text_cols": [c.strip() for c in text_cols.split(",") if c.strip()],
+                                       "image_col": image_col, "batch_size": batch_size, "device": device,
+                                       "on_missing": on_missing, "dtype": dtype}, "mmgef features")
+        manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device))
+    except MMGEFError as err:
+        _fail(err)
+    for m, info in manifest["modalities"].items():
+        typer.echo(f"{m}: {manifest['rows']} × {info['dim']} ({info.get('encoded', 0)} encoded, {info.get('cache_hits', 0)} from cache)")
+    affected = sum(len(v) for v in manifest["affected_items"].values())
+    if affected:
+        typer.echo(f"{affected} item/modality problems handled by --on-missing {on_missing}: see {out}/manifest.json")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="where the demo's runs and table go"),
     epochs: int = typer.Option(60, "--epochs", help="maximum epochs per model (early stopping applies)"),

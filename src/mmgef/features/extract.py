@@ -1,0 +1,223 @@
+"""``mmgef features``: encode every item's text and image into ``DIR/<modality>.npy``.
+
+Outputs (native layout, so ``DIR`` can be a dataset's ``features/`` folder): one float32 (or
+float16) matrix per modality in item order, ``item_ids.txt`` (that order), ``manifest.json``
+(encoder, model path and fingerprint, dims, counts, sha256 of every output, affected items).
+With CLIP, ``fused.npy`` is MM-GEF's early fusion: the mean of the L2-normalised image and text
+vectors of the same item (both in CLIP's shared space).
+
+A cache under ``DIR/.cache/<model fingerprint>/<modality>/`` is keyed by the sha256 of each
+item's content (the text string, the image bytes), so a re-run encodes only new or changed
+items, and a killed run resumes from its last written batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from mmgef.config import Strict
+from mmgef.errors import ConfigError, DataError
+from mmgef.features.encoders import Encoder, model_fingerprint
+from mmgef.features.fusion import l2_normalize
+from mmgef.io import atomic_path, write_json, write_npy, write_text
+
+log = logging.getLogger(__name__)
+
+
+class ExtractConfig(Strict):
+    items: Path
+    out: Path
+    encoder: Literal["text", "clip"] = "text"
+    model_path: Path | None = None
+    text_cols: list[str] = Field(default_factory=lambda: ["title", "text", "description"])
+    image_col: str = "image"
+    batch_size: int = Field(64, gt=0)
+    device: str = "cpu"
+    on_missing: Literal["error", "zero", "skip"] = "error"
+    dtype: Literal["float32", "float16"] = "float32"
+    normalize: bool = True
+
+
+@dataclass
+class ItemTable:
+    ids: list[str]
+    texts: list[str] | None
+    images: list[Path] | None
+    lines: list[int]  # CSV line of each item, for error messages
+
+
+@dataclass
+class Problems:
+    by_modality: dict[str, dict[str, str]] = field(default_factory=dict)  # modality -> item id -> reason
+
+    def add(self, modality: str, item: str, reason: str) -> None:
+        self.by_modality.setdefault(modality, {})[item] = reason
+
+    def items(self) -> set[str]:
+        return {i for d in self.by_modality.values() for i in d}
+
+
+def read_items(cfg: ExtractConfig, modalities: tuple[str, ...]) -> ItemTable:
+    path = cfg.items
+    if not path.is_file():
+        raise DataError(path, "items file not found", "pass --items with the CSV of your items")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "item_id" not in df.columns:
+        raise DataError(path, f"header lacks 'item_id' (found {list(df.columns)})", "name the id column item_id", line=1)
+    dup = df["item_id"].duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(path, f"item_id {df['item_id'].iloc[row]!r} repeats", "give every item one row", line=row + 2)
+    texts = images = None
+    if "text" in modalities:
+        cols = [c for c in cfg.text_cols if c in df.columns]
+        if not cols:
+            raise DataError(path, f"none of the text columns {cfg.text_cols} exist", "name them with --text-cols", line=1)
+        texts = df[cols].agg(lambda r: " ".join(x.strip() for x in r if x.strip()), axis=1).tolist()
+    if "image" in modalities:
+        if cfg.image_col not in df.columns:
+            raise DataError(path, f"no image column '{cfg.image_col}'", "name it with --image-col", line=1)
+        images = [(path.parent / p) if p else Path("") for p in df[cfg.image_col]]
+    return ItemTable(df["item_id"].tolist(), texts, images, list(range(2, len(df) + 2)))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_keys(table: ItemTable, modality: str, problems: Problems) -> list[str | None]:
+    """sha256 of each item's content; None (and a problem) where it is missing or unreadable."""
+    keys: list[str | None] = []
+    if modality == "text":
+        assert table.texts is not None
+        for item, text in zip(table.ids, table.texts):
+            if not text:
+                problems.add("text", item, "empty text")
+                keys.append(None)
+            else:
+                keys.append(_sha(text.encode()))
+        return keys
+    from PIL import Image, UnidentifiedImageError
+
+    assert table.images is not None
+    for item, p in zip(table.ids, table.images):
+        if not p.name or not p.is_file():
+            problems.add("image", item, f"missing image file {p}")
+            keys.append(None)
+            continue
+        data = p.read_bytes()
+        try:
+            with Image.open(p) as img:
+                img.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            problems.add("image", item, f"unreadable image {p} ({type(err).__name__})")
+            keys.append(None)
+            continue
+        keys.append(_sha(data))
+    return keys
+
+
+class ShardCache:
+    """Content-hash → vector cache, one atomically written .npz shard per encoded batch."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.vectors: dict[str, np.ndarray] = {}
+        for shard in sorted(root.glob("shard-*.npz")):
+            with np.load(shard) as z:
+                for k, v in zip(z["keys"], z["vectors"]):
+                    self.vectors[str(k)] = v
+        self._next = len(list(root.glob("shard-*.npz")))
+
+    def add(self, keys: list[str], vectors: np.ndarray) -> None:
+        with atomic_path(self.root / f"shard-{self._next:06d}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
+        self._next += 1
+        self.vectors.update(zip(keys, vectors.astype(np.float32)))
+
+
+def _encode_missing(encoder: Encoder, modality: str, table: ItemTable, keys: list[str | None], cache: ShardCache,
+                    batch_size: int) -> int:
+    """Encode the unique uncached keys in batches; returns how many were encoded."""
+    todo: dict[str, int] = {}
+    for pos, key in enumerate(keys):
+        if key is not None and key not in cache.vectors and key not in todo:
+            todo[key] = pos
+    items = list(todo.items())
+    for start in tqdm(range(0, len(items), batch_size), desc=f"encoding {modality}", unit="batch", leave=False):
+        chunk = items[start : start + batch_size]
+        if modality == "text":
+            assert table.texts is not None
+            vecs = encoder.encode_text([table.texts[pos] for _, pos in chunk])
+        else:
+            from PIL import Image
+
+            assert table.images is not None
+            imgs = [Image.open(table.images[pos]).convert("RGB") for _, pos in chunk]
+            vecs = encoder.encode_images(imgs)
+        cache.add([k for k, _ in chunk], vecs)
+    return len(items)
+
+
+def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
+    table = read_items(cfg, encoder.modalities)
+    problems = Problems()
+    keys = {m: content_keys(table, m, problems) for m in encoder.modalities}
+    bad = problems.items()
+    if bad and cfg.on_missing == "error":
+        first_m, first = next((m, d) for m, d in problems.by_modality.items() if d)
+        item, reason = next(iter(first.items()))
+        line = table.lines[table.ids.index(item)]
+        raise DataError(cfg.items, f"item {item!r}: {reason} ({len(bad)} items affected)",
+                        "fix the file, or pass --on-missing zero|skip to continue", line=line)
+    fingerprint = model_fingerprint(encoder.model_path)
+    keep = [i for i, item in enumerate(table.ids) if not (cfg.on_missing == "skip" and item in bad)]
+    matrices: dict[str, np.ndarray] = {}
+    stats: dict[str, dict[str, int]] = {}
+    for m in encoder.modalities:
+        cache = ShardCache(cfg.out / ".cache" / f"{encoder.kind}-{fingerprint}" / m)
+        cached_before = sum(1 for k in set(keys[m]) if k is not None and k in cache.vectors)
+        encoded = _encode_missing(encoder, m, table, keys[m], cache, cfg.batch_size)
+        dim = next(iter(cache.vectors.values())).shape[0] if cache.vectors else 0
+        x = np.zeros((len(keep), dim), dtype=np.float32)
+        for row, i in enumerate(keep):
+            if keys[m][i] is not None:
+                x[row] = cache.vectors[keys[m][i]]
+        matrices[m] = l2_normalize(x) if cfg.normalize else x
+        stats[m] = {"encoded": encoded, "cache_hits": cached_before, "dim": dim}
+    if {"image", "text"} <= set(matrices):
+        matrices["fused"] = (l2_normalize(matrices["image"]) + l2_normalize(matrices["text"])) / 2
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for m, x in matrices.items():
+        write_npy(cfg.out / f"{m}.npy", x.astype(cfg.dtype))
+        hashes[f"{m}.npy"] = _sha((cfg.out / f"{m}.npy").read_bytes())
+    write_text(cfg.out / "item_ids.txt", "".join(table.ids[i] + "\n" for i in keep))
+    manifest = {
+        "encoder": encoder.kind,
+        "model_path": str(encoder.model_path),
+        "model_fingerprint": fingerprint,
+        "items_file": str(cfg.items),
+        "items": len(table.ids),
+        "rows": len(keep),
+        "dtype": cfg.dtype,
+        "normalized": cfg.normalize,
+        "modalities": {m: {"dim": int(x.shape[1]), **stats.get(m, {})} for m, x in matrices.items()},
+        "sha256": hashes,
+        "on_missing": cfg.on_missing,
+        "affected_items": problems.by_modality,
+    }
+    write_json(cfg.out / "manifest.json", manifest)
+    return manifest

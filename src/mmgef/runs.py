@@ -20,7 +20,7 @@ from mmgef.data.split import Split, make_split
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender
-from mmgef.models.registry import build_model
+from mmgef.models.registry import build_model, get_model_spec
 from mmgef.train.sampling import UniformSampler
 from mmgef.train.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
 
@@ -44,13 +44,19 @@ def resolve_device(name: str) -> torch.device:
 
 def prepare(cfg: RunConfig) -> Prepared:
     device = resolve_device(cfg.train.device)
-    # A model that names its modalities gets them loaded even when they are not the dataset's defaults.
+    # A model that names its modalities gets them loaded even when they are not the dataset's
+    # defaults; a model that uses no content loads none (wide features cost memory).
     modalities = cfg.data.modalities if cfg.data.modalities is not None else cfg.params.get("modalities")
+    if not get_model_spec(cfg.model).uses_content:
+        modalities = []
     dataset = load_dataset(cfg.data.name, modalities)
     split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
     torch.manual_seed(cfg.seed)
     ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, cfg.train.reg, device, cfg.seed)
     model = build_model(cfg.model, cfg.params, ctx)
+    # The model now holds the content it needs (as buffers); dropping the dataset's reference
+    # frees any copy the model made instead of keeping both for the whole run.
+    dataset.content = {}
     return Prepared(cfg, dataset, split, model, device)
 
 

@@ -70,8 +70,9 @@ class FrozenGraph:
         return spmm(self.adj, x, self.adj_t)
 
 
-def knn_graph(x: torch.Tensor, k: int, method: str = "auto", idx: torch.Tensor | None = None) -> KGraph:
-    """Cosine kNN graph of the rows of ``x``: neighbours chosen without gradient, weights with it."""
+def knn_graph(x: torch.Tensor | list[torch.Tensor], k: int, method: str = "auto", idx: torch.Tensor | None = None) -> KGraph:
+    """Cosine kNN graph of the rows of ``x`` (or of a list of feature blocks): neighbours chosen
+    without gradient, weights with it."""
     if idx is None:
         idx = knn_indices(x, k, method)  # type: ignore[arg-type]
     return KGraph(idx, edge_cosine(x, idx))

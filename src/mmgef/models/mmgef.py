@@ -86,8 +86,8 @@ class MMGEF(ItemGraphRecommender):
             for m, x in content.items():
                 self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(ctx.device), persistent=False)
             self.proj_m = nn.ModuleDict({m: projection(x.shape[1], params.proj_dim) for m, x in content.items()})
-            # cosine of the concatenated unit vectors = mean of the per-modality cosines
-            raw_for_graph = torch.from_numpy(np.concatenate(list(content.values()), axis=1)).to(ctx.device)
+            # similarity = mean of the per-modality cosines (the cosine of the concatenated unit vectors)
+            raw_for_graph = [getattr(self, f"feat_{m}") for m in self.names]
         with torch.no_grad():
             self.initial = sym_normalize([knn_graph(raw_for_graph, params.knn_k, params.knn_method)])[0]
         self.cf_graph: FrozenGraph | None = None

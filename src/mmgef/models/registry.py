@@ -22,14 +22,15 @@ class ModelSpec:
     params: type[Strict]
     cls: type[Recommender]
     description: str
+    uses_content: bool = True
 
 
 MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        ModelSpec("mf", MFParams, MF, "MF-BPR"),
-        ModelSpec("lightgcn", LightGCNParams, LightGCN, "LightGCN (layer mean)"),
-        ModelSpec("ngcf", NGCFParams, NGCF, "NGCF"),
+        ModelSpec("mf", MFParams, MF, "MF-BPR", uses_content=False),
+        ModelSpec("lightgcn", LightGCNParams, LightGCN, "LightGCN (layer mean)", uses_content=False),
+        ModelSpec("ngcf", NGCFParams, NGCF, "NGCF", uses_content=False),
         ModelSpec("vbpr", VBPRParams, VBPR, "VBPR (ID ⊕ projected content)"),
         ModelSpec("cb", CBParams, ContentBased, "content-based (cosine to the user's mean item content)"),
         ModelSpec("lattice", LatticeParams, Lattice, "LATTICE (learned modality graphs on MF/NGCF/LightGCN)"),

@@ -192,3 +192,17 @@ def test_minilm_reproduces_published_lastfm_vectors():
     assert len(set(idx.tolist())) == 1425  # every item has tag text
     cos = compare(root, limit=200)
     assert cos.min() > 0.999, np.percentile(cos, [0, 5, 50])
+
+
+def test_ray_path_matches_local(clip_dir, tmp_path):
+    pytest.importorskip("ray")
+    items = make_items(tmp_path / "data", n=10)
+    enc = CLIPEncoder(clip_dir)
+    local = extract(ExtractConfig(items=items, out=tmp_path / "local", encoder="clip", model_path=clip_dir, batch_size=4), enc)
+    ray_m = extract(ExtractConfig(items=items, out=tmp_path / "ray", encoder="clip", model_path=clip_dir, batch_size=4,
+                                  ray_address="local", ray_actors=2), enc)
+    assert ray_m["modalities"]["image"]["encoded"] == 10
+    for m in ("image", "text", "fused"):
+        assert np.allclose(np.load(tmp_path / "local" / f"{m}.npy"), np.load(tmp_path / "ray" / f"{m}.npy"), atol=1e-5)
+    assert (tmp_path / "ray" / "item_ids.txt").read_text() == (tmp_path / "local" / "item_ids.txt").read_text()
+    assert local["rows"] == ray_m["rows"]

@@ -142,6 +142,8 @@ def features(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     on_missing: str = typer.Option("error", "--on-missing", help="error, zero or skip for missing/corrupt images and empty texts"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="encode on Ray Data actors: 'local' or a cluster address"),
+    ray_actors: int = typer.Option(2, "--ray-actors", help="encoder actors in the Ray pool"),
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
     _setup()
@@ -153,7 +155,8 @@ def features(
         cfg = validate(ExtractConfig, {"items": items, "out": out, "encoder": encoder, "model_path": model_path,
                                        "text_cols": [c.strip() for c in text_cols.split(",") if c.strip()],
                                        "image_col": image_col, "batch_size": batch_size, "device": device,
-                                       "on_missing": on_missing, "dtype": dtype}, "mmgef features")
+                                       "on_missing": on_missing, "dtype": dtype, "ray_address": ray,
+                                       "ray_actors": ray_actors}, "mmgef features")
         manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device))
     except MMGEFError as err:
         _fail(err)

@@ -46,6 +46,8 @@ class ExtractConfig(Strict):
     on_missing: Literal["error", "zero", "skip"] = "error"
     dtype: Literal["float32", "float16"] = "float32"
     normalize: bool = True
+    ray_address: str | None = Field(None, description="'local' or a cluster address: encode with Ray Data actors")
+    ray_actors: int = Field(2, gt=0)
 
 
 @dataclass
@@ -148,27 +150,66 @@ class ShardCache:
         self.vectors.update(zip(keys, vectors.astype(np.float32)))
 
 
-def _encode_missing(encoder: Encoder, modality: str, table: ItemTable, keys: list[str | None], cache: ShardCache,
-                    batch_size: int) -> int:
-    """Encode the unique uncached keys in batches; returns how many were encoded."""
-    todo: dict[str, int] = {}
+def encode_payloads(encoder: Encoder, modality: str, payloads: list[str]) -> np.ndarray:
+    """Encode texts, or images given by path — the one code path local and Ray runs share."""
+    if modality == "text":
+        return encoder.encode_text(payloads)
+    from PIL import Image
+
+    return encoder.encode_images([Image.open(p).convert("RGB") for p in payloads])
+
+
+def _todo(table: ItemTable, modality: str, keys: list[str | None], cache: ShardCache) -> tuple[list[str], list[str]]:
+    """Unique uncached content keys and their payloads (text or image path)."""
+    todo: dict[str, str] = {}
     for pos, key in enumerate(keys):
         if key is not None and key not in cache.vectors and key not in todo:
-            todo[key] = pos
-    items = list(todo.items())
-    for start in tqdm(range(0, len(items), batch_size), desc=f"encoding {modality}", unit="batch", leave=False):
-        chunk = items[start : start + batch_size]
-        if modality == "text":
-            assert table.texts is not None
-            vecs = encoder.encode_text([table.texts[pos] for _, pos in chunk])
-        else:
-            from PIL import Image
+            todo[key] = table.texts[pos] if modality == "text" else str(table.images[pos])  # type: ignore[index]
+    return list(todo), list(todo.values())
 
-            assert table.images is not None
-            imgs = [Image.open(table.images[pos]).convert("RGB") for _, pos in chunk]
-            vecs = encoder.encode_images(imgs)
-        cache.add([k for k, _ in chunk], vecs)
-    return len(items)
+
+def _encode_local(encoder: Encoder, modality: str, todo: tuple[list[str], list[str]], cache: ShardCache, batch_size: int) -> None:
+    keys, payloads = todo
+    for start in tqdm(range(0, len(keys), batch_size), desc=f"encoding {modality}", unit="batch", leave=False):
+        cache.add(keys[start : start + batch_size], encode_payloads(encoder, modality, payloads[start : start + batch_size]))
+
+
+class _RayEncoder:
+    """A Ray Data actor: loads the encoder once, then encodes batches of payloads."""
+
+    def __init__(self, kind: str, model_path: str, modality: str) -> None:
+        from mmgef.features.encoders import load_encoder
+
+        self.encoder = load_encoder(kind, Path(model_path), "cpu")
+        self.modality = modality
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vecs = encode_payloads(self.encoder, self.modality, [str(x) for x in batch["payload"]])
+        return {"key": batch["key"], "vector": vecs}
+
+
+def _encode_ray(cfg: ExtractConfig, encoder: Encoder, modality: str, todo: tuple[list[str], list[str]], cache: ShardCache) -> None:
+    """Same encoders on Ray Data actors; results stream into the same cache shards (resumable)."""
+    import ray
+
+    keys, payloads = todo
+    if not keys:
+        return
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=None if cfg.ray_address == "local" else cfg.ray_address, ignore_reinit_error=True,
+                 include_dashboard=False, log_to_driver=False)
+    try:
+        ds = ray.data.from_items([{"key": k, "payload": p} for k, p in zip(keys, payloads)])
+        out = ds.map_batches(_RayEncoder, fn_constructor_kwargs={"kind": encoder.kind, "model_path": str(encoder.model_path),
+                                                                 "modality": modality},
+                             batch_size=cfg.batch_size, concurrency=cfg.ray_actors, batch_format="numpy")
+        for batch in tqdm(out.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"), desc=f"encoding {modality} (ray)",
+                          total=-(-len(keys) // cfg.batch_size), leave=False):
+            cache.add([str(k) for k in batch["key"]], np.asarray(batch["vector"]))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
@@ -189,7 +230,12 @@ def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
     for m in encoder.modalities:
         cache = ShardCache(cfg.out / ".cache" / f"{encoder.kind}-{fingerprint}" / m)
         cached_before = sum(1 for k in set(keys[m]) if k is not None and k in cache.vectors)
-        encoded = _encode_missing(encoder, m, table, keys[m], cache, cfg.batch_size)
+        todo = _todo(table, m, keys[m], cache)
+        if cfg.ray_address:
+            _encode_ray(cfg, encoder, m, todo, cache)
+        else:
+            _encode_local(encoder, m, todo, cache, cfg.batch_size)
+        encoded = len(todo[0])
         dim = next(iter(cache.vectors.values())).shape[0] if cache.vectors else 0
         x = np.zeros((len(keep), dim), dtype=np.float32)
         for row, i in enumerate(keep):

@@ -168,6 +168,40 @@ def features(
 
 
 @app.command()
+def reproduce(
+    spec_file: Path = typer.Argument(..., help="configs/experiments/<name>.yaml"),
+    datasets: Optional[list[str]] = typer.Option(None, "--datasets", help="subset of the spec's datasets"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="seeds of the chosen settings (default: the spec's)"),
+    workers: int = typer.Option(2, "--workers", help="parallel local worker processes (one thread each)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="run on Ray Tune: 'local' or a cluster address"),
+    out: Optional[Path] = typer.Option(None, "--out", help="experiment directory (default runs/experiments/<name>)"),
+    reuse: list[Path] = typer.Option([], "--reuse", help="other directories whose finished runs may be reused"),
+) -> None:
+    """Re-test a paper table: grid on validation, chosen settings × seeds, report with tables, claims and plots."""
+    _setup()
+    import time
+
+    from mmgef.experiments.report import write_report
+    from mmgef.experiments.runner import Runner
+    from mmgef.experiments.spec import load_spec
+
+    try:
+        spec = load_spec(spec_file)
+        ds = datasets or spec.datasets
+        unknown = [d for d in ds if d not in spec.datasets]
+        if unknown:
+            raise MMGEFError(f"--datasets {unknown}: not in {spec_file} ({spec.datasets}). Fix: pick from those.")
+        t0 = time.time()
+        runner = Runner(spec, out or Path("runs/experiments") / spec.name, workers, ray_address, reuse)
+        cells = runner.run(ds, seeds)
+        report = write_report(runner, cells, ds, time.time() - t0)
+    except MMGEFError as err:
+        _fail(err)
+    typer.echo((report / "summary.md").read_text())
+    typer.echo(f"report in {report}")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="where the demo's runs and table go"),
     epochs: int = typer.Option(60, "--epochs", help="maximum epochs per model (early stopping applies)"),

@@ -1,0 +1,1 @@
+"""Experiments: models × variants × datasets × seeds × grids, selected on validation, reported."""

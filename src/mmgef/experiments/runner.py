@@ -1,0 +1,117 @@
+"""Run an experiment: grid on validation (seed 0), then the chosen setting with every seed.
+
+Runs are keyed by the digest of their resolved config: a run whose ``results.json`` exists
+anywhere under the experiment directory is never repeated, so a killed experiment resumes.
+Local worker processes by default; Ray Tune with ``ray_address`` ('local' or a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmgef.config import RunConfig, load_run_config
+from mmgef.experiments.spec import ExperimentSpec, RowSpec, grid_points, placeholders, run_config, substitute
+
+
+@dataclass
+class Cell:
+    """One (row, dataset) of a table: its grid runs, chosen point and seed runs."""
+
+    row: RowSpec
+    dataset: str
+    label: str
+    grid: list[tuple[dict[str, Any], RunConfig]] = field(default_factory=list)
+    chosen: dict[str, Any] = field(default_factory=dict)
+    seeds: list[RunConfig] = field(default_factory=list)
+
+
+def train_config(cfg_json: str, run_dir: str) -> dict[str, Any]:
+    """Worker entry: one ordinary training run, single-threaded so workers do not contend."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("MMGEF_WORKER_THREADS", "1")))
+    from mmgef import runs
+
+    cfg = RunConfig.model_validate_json(cfg_json)
+    path = Path(run_dir)
+    return runs.train(cfg, path, resume=(path / "checkpoint.safetensors").exists())
+
+
+class Runner:
+    def __init__(self, spec: ExperimentSpec, exp_dir: Path, workers: int = 2, ray_address: str | None = None,
+                 reuse: list[Path] | None = None) -> None:
+        self.spec, self.exp_dir, self.workers, self.ray_address = spec, Path(exp_dir), workers, ray_address
+        self.done: dict[str, dict[str, Any]] = {}
+        self.run_dirs: dict[str, Path] = {}
+        for root in [self.exp_dir, *(reuse or [])]:
+            self._index(Path(root))
+
+    def _index(self, root: Path) -> None:
+        """Find finished runs anywhere under ``root``, keyed by the digest of their config."""
+        for res in root.glob("**/results.json"):
+            cfg_file = res.parent / "config.yaml"
+            if cfg_file.exists():
+                digest = load_run_config(cfg_file).digest()
+                self.done[digest] = json.loads(res.read_text())
+                self.run_dirs[digest] = res.parent
+
+    def run_dir(self, cfg: RunConfig) -> Path:
+        return self.run_dirs.get(cfg.digest(), self.exp_dir / "runs" / Path(cfg.data.name).name / f"{cfg.model}-{cfg.digest()}")
+
+    def execute(self, configs: list[RunConfig], stage: str) -> None:
+        todo = {c.digest(): c for c in configs if c.digest() not in self.done}
+        if not todo:
+            return
+        t0, total = time.time(), len(todo)
+        print(f"[{self.spec.name}] {stage}: {total} runs to do, {len(configs) - total} already finished", flush=True)
+        if self.ray_address:
+            from mmgef.experiments.ray_backend import run_with_tune
+
+            for digest, result in run_with_tune(list(todo.values()), [str(self.run_dir(c)) for c in todo.values()], self.ray_address):
+                self.done[digest] = result
+                self.run_dirs[digest] = self.run_dir(todo[digest])
+            return
+        with ProcessPoolExecutor(self.workers) as pool:
+            futures = {pool.submit(train_config, c.model_dump_json(), str(self.run_dir(c))): d for d, c in todo.items()}
+            for n, fut in enumerate(as_completed(futures), 1):
+                digest = futures[fut]
+                self.done[digest] = fut.result()
+                self.run_dirs[digest] = self.run_dir(todo[digest])
+                elapsed = time.time() - t0
+                eta = elapsed / n * (total - n)
+                running = min(self.workers, total - n)
+                print(f"[{self.spec.name}] {stage}: {n}/{total} done, {running} running, {total - n - running} waiting, "
+                      f"ETA {eta:.0f}s — {todo[digest].model} on {todo[digest].data.name} seed {todo[digest].seed}", flush=True)
+
+    def plan(self, datasets: list[str]) -> list[Cell]:
+        cells = []
+        for dataset in datasets:
+            names = placeholders(self.spec, dataset)
+            for row in self.spec.rows:
+                cell = Cell(row, dataset, substitute(row.label, names))
+                cell.grid = [(point, run_config(self.spec, row, dataset, 0, point)) for point in grid_points(row)]
+                cells.append(cell)
+        return cells
+
+    def run(self, datasets: list[str] | None = None, seeds: int | None = None) -> list[Cell]:
+        datasets = datasets or self.spec.datasets
+        n_seeds = seeds or self.spec.seeds
+        cells = self.plan(datasets)
+        self.execute([cfg for c in cells for _, cfg in c.grid], "grid (seed 0, selected on validation)")
+        key = self.spec.select_metric
+        for c in cells:
+            best_point, _ = max(c.grid, key=lambda pc: self.done[pc[1].digest()]["valid"][key])
+            c.chosen = best_point
+            c.seeds = [run_config(self.spec, c.row, c.dataset, s, best_point) for s in range(n_seeds)]
+        self.execute([cfg for c in cells for cfg in c.seeds], f"{n_seeds} seeds of the chosen settings")
+        return cells
+
+    def results(self, cfg: RunConfig) -> dict[str, Any]:
+        return self.done[cfg.digest()]
+

@@ -198,3 +198,8 @@ def test_rerun_without_resume_is_refused(tiny_dir, tmp_path):
 def test_evaluate_on_a_non_run_directory(tmp_path):
     with pytest.raises(MMGEFError, match=r"config\.yaml: not found"):
         runs.evaluate(tmp_path)
+
+
+def test_unknown_stop_metric():
+    with pytest.raises(ConfigError, match=r"stop_metric 'recal@20' is not computed"):
+        resolve_run_config(model="mf", sets=["stop_metric=recal@20"])

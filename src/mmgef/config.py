@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmgef.errors import ConfigError
 
@@ -60,6 +60,20 @@ class TrainConfig(Strict):
         if not v or any(k <= 0 for k in v):
             raise ValueError(f"every K must be a positive integer, got {v}")
         return sorted(set(v))
+
+    @property
+    def eval_ks(self) -> list[int]:
+        """The reported cut-offs plus 20, which early stopping and the papers' tables use."""
+        return sorted(set(self.topk) | {20})
+
+    @model_validator(mode="after")
+    def _known_stop_metric(self) -> "TrainConfig":
+        from mmgef.eval.metrics import METRICS
+
+        name, _, k = self.stop_metric.partition("@")
+        if name not in METRICS or not k.isdigit() or int(k) not in self.eval_ks:
+            raise ValueError(f"stop_metric '{self.stop_metric}' is not computed; use <{'|'.join(METRICS)}>@K with K in {self.eval_ks}")
+        return self
 
 
 class RunConfig(Strict):

@@ -43,6 +43,33 @@ def _int_column(df: pd.DataFrame, col: str, path: Path, header_lines: int = 1) -
     return values.to_numpy(dtype=np.int64)
 
 
+def _read_table(path: Path, sep: str, id_cols: tuple[str, str], example: str) -> pd.DataFrame:
+    """Read an interaction table as strings; check the id columns and that it has rows."""
+    _require_file(path, "interaction file")
+    try:
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot parse as {'tab' if sep == chr(9) else 'comma'}-separated text ({err})",
+                        "write one interaction per line") from None
+    missing = [c for c in id_cols if c not in df.columns]
+    if missing:
+        raise DataError(path, f"header lacks column(s) {missing} (found {list(df.columns)})",
+                        f"the first line must name the columns, e.g. '{example}'", line=1)
+    if len(df) == 0:
+        raise DataError(path, "has a header but no interactions", "add interaction rows")
+    return df
+
+
+def _timestamps(df: pd.DataFrame, path: Path) -> np.ndarray | None:
+    if "timestamp" not in df.columns:
+        return None
+    ts = pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=np.float64)
+    if np.isnan(ts).any():
+        row = int(np.flatnonzero(np.isnan(ts))[0])
+        raise DataError(path, f"timestamp {df['timestamp'].iloc[row]!r} is not a number", "use numeric timestamps", line=row + 2)
+    return ts
+
+
 def _drop_duplicates(users: np.ndarray, items: np.ndarray, path: Path) -> np.ndarray:
     """Return a keep-mask that keeps the first occurrence of each (user, item) pair."""
     key = users * (int(items.max(initial=0)) + 1) + items
@@ -93,17 +120,8 @@ def read_mmrec(
         if not candidates:
             raise DataError(root, "no .inter file", "put <name>.inter in the folder or name it in the dataset config")
         inter_file = candidates[0].name
-    path = _require_file(root / inter_file, "interaction file")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(path, f"cannot parse as tab-separated text ({err})", "write one interaction per line, tab-separated") from None
-    missing = [c for c in ("userID", "itemID") if c not in df.columns]
-    if missing:
-        raise DataError(path, f"header lacks column(s) {missing} (found {list(df.columns)})",
-                        "the first line must name the columns, e.g. 'userID<TAB>itemID<TAB>x_label'", line=1)
-    if len(df) == 0:
-        raise DataError(path, "has a header but no interactions", "add interaction rows")
+    path = root / inter_file
+    df = _read_table(path, "\t", ("userID", "itemID"), "userID<TAB>itemID<TAB>x_label")
     users = _int_column(df, "userID", path)
     items = _int_column(df, "itemID", path)
     labels = None
@@ -114,12 +132,7 @@ def read_mmrec(
             row = int(np.flatnonzero(bad)[0])
             raise DataError(path, f"x_label {labels[row]} is not 0 (train), 1 (valid) or 2 (test)",
                             "use 0/1/2 in the x_label column", line=row + 2)
-    timestamps = None
-    if "timestamp" in df.columns:
-        timestamps = pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=np.float64)
-        if np.isnan(timestamps).any():
-            row = int(np.flatnonzero(np.isnan(timestamps))[0])
-            raise DataError(path, f"timestamp {df['timestamp'].iloc[row]!r} is not a number", "use numeric timestamps", line=row + 2)
+    timestamps = _timestamps(df, path)
     keep = _drop_duplicates(users, items, path)
     n_items = int(items.max()) + 1 if n_items is None else int(n_items)
     if items.max() >= n_items:
@@ -212,14 +225,8 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
     ``features/item_ids.txt`` when present (reordered to the item order), else the item order.
     """
     root = Path(root)
-    path = _require_file(root / "interactions.csv", "interactions.csv")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in ("user_id", "item_id") if c not in df.columns]
-    if missing:
-        raise DataError(path, f"header lacks column(s) {missing} (found {list(df.columns)})",
-                        "the first line must be e.g. 'user_id,item_id,timestamp'", line=1)
-    if len(df) == 0:
-        raise DataError(path, "has a header but no interactions", "add interaction rows")
+    path = root / "interactions.csv"
+    df = _read_table(path, ",", ("user_id", "item_id"), "user_id,item_id,timestamp")
     empty = (df["user_id"] == "") | (df["item_id"] == "")
     if empty.any():
         raise DataError(path, "empty user_id or item_id", "fill in both ids on every line", line=int(np.flatnonzero(empty)[0]) + 2)
@@ -242,12 +249,7 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
     user_index = {r: k for k, r in enumerate(user_ids)}
     users = df["user_id"].map(user_index).to_numpy(dtype=np.int64)
     items = df["item_id"].map(item_index).to_numpy(dtype=np.int64)
-    timestamps = None
-    if "timestamp" in df.columns:
-        timestamps = pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=np.float64)
-        if np.isnan(timestamps).any():
-            row = int(np.flatnonzero(np.isnan(timestamps))[0])
-            raise DataError(path, f"timestamp {df['timestamp'].iloc[row]!r} is not a number", "use numeric timestamps", line=row + 2)
+    timestamps = _timestamps(df, path)
     labels = None
     if "split" in df.columns:
         names = {"train": 0, "valid": 1, "test": 2}

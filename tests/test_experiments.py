@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import subprocess
 import sys
@@ -59,11 +59,11 @@ def test_grid_selected_on_validation_and_report(tmp_path):
 def test_killed_reproduce_resumes_without_repeating(tmp_path):
     exp = tmp_path / "exp"
     cmd = [sys.executable, "-m", "mmgef.cli", "reproduce", str(SPEC), "--out", str(exp), "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline and len(list(exp.glob("runs/**/results.json"))) < 2:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the coordinator and its worker processes
     proc.wait()
     finished = {p.parent: p.stat().st_mtime for p in exp.glob("runs/**/results.json")}
     assert 2 <= len(finished) < 6, "kill came too late to test resuming"

@@ -6,7 +6,7 @@ import torch
 from mmgef.errors import ConfigError
 from mmgef.graphs.cooccurrence import cooccurrence_graph, topk_per_row
 from mmgef.graphs.knn import edge_cosine, exact_topk, faiss_topk, knn_indices
-from mmgef.models.item_graph import DiffGraph, KGraph, knn_graph, sym_normalize
+from mmgef.models.item_graph import DiffGraph, knn_graph, sym_normalize
 
 
 def _brute_topk(x: np.ndarray, k: int) -> np.ndarray:

@@ -1,6 +1,5 @@
 """LATTICE and MM-GEF: gradients, ablation switches, backbones, variants, bad parameters."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -13,7 +13,6 @@ from tests.conftest import shared_dataset
 def test_every_config_in_the_repo_loads():
     from pathlib import Path
 
-    from mmgef.config import load_run_config
 
     for name in available_datasets():
         assert resolve_spec(name).name == name

@@ -14,7 +14,6 @@ items, and a killed run resumes from its last written batch.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from mmgef.config import Strict
-from mmgef.errors import ConfigError, DataError
+from mmgef.errors import DataError
 from mmgef.features.encoders import Encoder, model_fingerprint
 from mmgef.features.fusion import l2_normalize
 from mmgef.io import atomic_path, write_json, write_npy, write_text

@@ -39,6 +39,7 @@ def train_config(cfg_json: str, run_dir: str) -> dict[str, Any]:
     from mmgef import runs
 
     cfg = RunConfig.model_validate_json(cfg_json)
+    cfg.train.progress = False  # parallel per-epoch bars would interleave; the runner reports progress
     path = Path(run_dir)
     return runs.train(cfg, path, resume=(path / "checkpoint.safetensors").exists())
 

@@ -137,7 +137,11 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
               "Grids are searched with seed 0 on validation Recall@20 only. p = paired t-test over seeds of test Recall@20 "
               "against the best baseline (the baseline best on validation).\n"
               f"Datasets: {', '.join(datasets)} ({spec.split} split). Common settings: {json.dumps(spec.common)}. "
-              f"Wall time of this invocation: {wall_seconds:.0f} s.\n\n")
+              f"Wall time of this invocation: {wall_seconds:.0f} s.\n")
+    if len(datasets) > 1 and any(spec.modalities.get(d) for d in datasets):
+        header += ("Rows are named with the first dataset's modalities; the same row on the other datasets uses theirs ("
+                   + "; ".join(f"{d}: {' / '.join(spec.modalities.get(d, []))}" for d in datasets) + ").\n")
+    header += "\n"
     body = summary_tables(df, cells, datasets)
     if chosen:
         body += "\n\nSettings chosen on validation:\n" + chosen

@@ -27,6 +27,7 @@ def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:
                     "label": c.label, "dataset": c.dataset, "model": cfg.model, "seed": cfg.seed, "stage": stage,
                     "chosen": cfg.digest() in chosen, "params": json.dumps(cfg.params, sort_keys=True), "digest": cfg.digest(),
                     "best_epoch": r["best_epoch"], "seconds_per_epoch": r["seconds_per_epoch"],
+                    "train_seconds": r.get("train_seconds", 0.0),
                     **{f"valid_{k}": v for k, v in r["valid"].items()}, **{f"test_{k}": v for k, v in r["test"].items()},
                 })
     return pd.DataFrame(rows)
@@ -137,7 +138,8 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
               "Grids are searched with seed 0 on validation Recall@20 only. p = paired t-test over seeds of test Recall@20 "
               "against the best baseline (the baseline best on validation).\n"
               f"Datasets: {', '.join(datasets)} ({spec.split} split). Common settings: {json.dumps(spec.common)}. "
-              f"Wall time of this invocation: {wall_seconds:.0f} s.\n")
+              f"Training time summed over the {len(df)} runs: {df['train_seconds'].sum():.0f} s (evaluation excluded; "
+              f"runs execute in parallel); wall time of this invocation (finished runs are reused): {wall_seconds:.0f} s.\n")
     if len(datasets) > 1 and any(spec.modalities.get(d) for d in datasets):
         header += ("Rows are named with the first dataset's modalities; the same row on the other datasets uses theirs ("
                    + "; ".join(f"{d}: {' / '.join(spec.modalities.get(d, []))}" for d in datasets) + ").\n")

@@ -59,7 +59,7 @@ def main() -> None:
         lines.append(f"| tiny CLIP (image + text, 16-d) | 256 | {secs:.1f} | {256 / secs:.0f} | whole pipeline, generated images |")
     gflops = matmul_gflops()
     vit_s = 4.4 / gflops
-    lines.append(f"| ViT-B/32 image tower | – | – | ≈{1 / vit_s:.0f} (ESTIMATE) | 4.4 GFLOPs/image at the measured {gflops:.0f} GFLOP/s matmul rate; no local weights to measure |")
+    lines.append(f"| ViT-B/32 image tower | – | – | ≤{1 / vit_s:.0f} (ESTIMATE, upper bound) | 4.4 GFLOPs/image at the measured peak {gflops:.0f} GFLOP/s matmul rate (real layers run slower); no local weights to measure |")
     pct = np.percentile(cos, [0, 1, 5, 50, 100])
     lines += ["", "## Last.fm-2K: re-encoded tags vs published all-MiniLM-L6-v2.npy", "",
               f"Per-item cosine over {len(cos)} items: min {pct[0]:.6f}, p1 {pct[1]:.6f}, p5 {pct[2]:.6f}, "

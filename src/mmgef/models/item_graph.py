@@ -97,9 +97,9 @@ def propagate(graph: Graph, h: torch.Tensor, n_layers: int) -> torch.Tensor:
 class ItemGraphRecommender(Recommender):
     """A backbone recommender whose item vectors get h/‖h‖ from convolution over an item graph.
 
-    Subclasses implement ``item_graph(build)`` returning the graph to use for this batch; ``build``
-    is True on the first batch after a rebuild is due (then the graph carries gradients into the
-    feature projections), False otherwise (the last built graph, frozen).
+    Subclasses implement ``build_content_graph()``. On the first training batch after a rebuild is
+    due the freshly built graph is used with gradients into the feature projections; every other
+    batch (and evaluation) uses that graph frozen. ``item_graph`` may wrap it (MM-GEF adds E^c).
     """
 
     def __init__(self, ctx: ModelContext, backbone: Recommender, item_layers: int, rebuild_every: int) -> None:
@@ -108,6 +108,7 @@ class ItemGraphRecommender(Recommender):
         self.item_layers = item_layers
         self.rebuild_every = rebuild_every
         self._build_due = True
+        self._frozen: FrozenGraph | None = None
         with torch.no_grad():
             self.out_dim = backbone.embeddings()[1].shape[1]
         # NGCF concatenates its layers, so its item vectors are wider than its ID embeddings:
@@ -122,8 +123,20 @@ class ItemGraphRecommender(Recommender):
         if epoch % self.rebuild_every == 0:
             self._build_due = True
 
-    def item_graph(self, build: bool) -> Graph:
+    def build_content_graph(self) -> DiffGraph:
         raise NotImplementedError
+
+    def content_graph(self, build: bool) -> Graph:
+        """The fresh differentiable graph when ``build``, else the frozen one (built once if missing)."""
+        if build or self._frozen is None:
+            with torch.set_grad_enabled(build and torch.is_grad_enabled()):
+                graph = self.build_content_graph()
+            self._frozen = graph.freeze()
+            return graph if build else self._frozen
+        return self._frozen
+
+    def item_graph(self, build: bool) -> Graph:
+        return self.content_graph(build)
 
     def initial_h(self) -> torch.Tensor:
         """Item vectors the convolution starts from: the backbone's item ID embeddings by default."""

@@ -24,8 +24,6 @@ from mmgef.graphs.knn import check_k
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import (
     DiffGraph,
-    FrozenGraph,
-    Graph,
     ItemGraphRecommender,
     build_backbone,
     knn_graph,
@@ -71,25 +69,17 @@ class Lattice(ItemGraphRecommender):
         # The initial graphs come from the fixed raw features: build them once.
         with torch.no_grad():
             self.initial = [sym_normalize([knn_graph(self._feat(m), params.knn_k, params.knn_method)])[0] for m in self.names]
-        self._frozen: FrozenGraph | None = None
 
     def _feat(self, m: str) -> torch.Tensor:
         return getattr(self, f"feat_{m}")
 
-    def _build(self) -> DiffGraph:
+    def build_content_graph(self) -> DiffGraph:
         w = F.softmax(self.modal_weight, dim=0)
         lam = self.p.lambda_coeff
         learned = sym_normalize([knn_graph(self.proj[m](self._feat(m)), self.p.knn_k, self.p.knn_method).scaled(w[k])
                                  for k, m in enumerate(self.names)])
         pieces = [g.scaled(lam * w[k]) for k, g in enumerate(self.initial)] + [g.scaled(1 - lam) for g in learned]
         return DiffGraph(pieces)
-
-    def item_graph(self, build: bool) -> Graph:
-        if build or self._frozen is None:
-            graph = self._build() if build else _no_grad_build(self._build)
-            self._frozen = graph.freeze()
-            return graph if build else self._frozen
-        return self._frozen
 
     def projected_content(self) -> torch.Tensor:
         return torch.stack([self.content_proj[m](self._feat(m)) for m in self.names]).mean(0)
@@ -103,7 +93,3 @@ class Lattice(ItemGraphRecommender):
             return users, items + F.normalize(self.projected_content(), dim=1)
         return super().embeddings()
 
-
-def _no_grad_build(fn):  # type: ignore[no-untyped-def]
-    with torch.no_grad():
-        return fn()

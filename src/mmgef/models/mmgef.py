@@ -97,14 +97,13 @@ class MMGEF(ItemGraphRecommender):
         n_graphs = 2 if params.use_cf_graph else 1
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
-        self._frozen: FrozenGraph | None = None
 
     def fused_projection(self) -> torch.Tensor:
         if self.shared_space:
             return self.proj(self.fused)
         return torch.stack([self.proj_m[m](getattr(self, f"feat_{m}")) for m in self.names]).mean(0)
 
-    def _content_graph(self) -> DiffGraph:
+    def build_content_graph(self) -> DiffGraph:
         learned = sym_normalize([knn_graph(self.fused_projection(), self.p.knn_k, self.p.knn_method)])[0]
         lam = self.p.lambda_coeff
         return DiffGraph([self.initial.scaled(lam), learned.scaled(1 - lam)])
@@ -118,14 +117,7 @@ class MMGEF(ItemGraphRecommender):
         return F.softmax(self.att_global, dim=0)
 
     def item_graph(self, build: bool) -> Graph:
-        if build or self._frozen is None:
-            with torch.set_grad_enabled(build and torch.is_grad_enabled()):
-                content = self._content_graph()
-            self._frozen = content.freeze()
-            content_graph: Graph = content if build else self._frozen
-        else:
-            content_graph = self._frozen
-        graphs = [content_graph] + ([self.cf_graph] if self.cf_graph is not None else [])
-        if len(graphs) == 1:
-            return content_graph
-        return AttentionGraph(graphs, self.attention_weights())
+        content = self.content_graph(build)
+        if self.cf_graph is None:
+            return content
+        return AttentionGraph([content, self.cf_graph], self.attention_weights())

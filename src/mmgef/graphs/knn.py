@@ -47,8 +47,10 @@ def exact_topk(x: Blocks, k: int, chunk_size: int = 2048) -> torch.Tensor:
     n = blocks[0].shape[0]
     out = torch.empty(n, k, dtype=torch.long, device=blocks[0].device)
     for start in range(0, n, chunk_size):
-        sims = sum(b[start : start + chunk_size] @ b.T for b in blocks)
-        out[start : start + chunk_size] = torch.topk(sims, k, dim=1).indices  # type: ignore[arg-type]
+        sims = blocks[0][start : start + chunk_size] @ blocks[0].T
+        for b in blocks[1:]:  # accumulate in place: one chunk × N buffer, not one per block
+            sims.addmm_(b[start : start + chunk_size], b.T)
+        out[start : start + chunk_size] = torch.topk(sims, k, dim=1).indices
     return out
 
 

@@ -19,13 +19,13 @@ import tempfile
 from pathlib import Path
 
 WORKER = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, torch
 from mmgef.config import resolve_run_config
 from mmgef.runs import prepare
 from mmgef.models.base import Batch
 from mmgef.train.sampling import UniformSampler
-from mmgef.train.trainer import epoch_seed
+from mmgef.train.trainer import epoch_seed, peak_rss_mb
 
 model, data, epochs, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 cfg = resolve_run_config(model=model, data=data, sets=["progress=false", f"batch_size={batch}"])
@@ -47,7 +47,7 @@ if p.model.trainable:
 steady = times[1:] or times
 print(json.dumps({"model": model, "setup_s": setup, "epoch_s": float(np.mean(steady)) if steady else 0.0,
                   "first_epoch_s": times[0] if times else 0.0,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 

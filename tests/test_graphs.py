@@ -113,7 +113,7 @@ def test_edge_cosine_matches_definition():
 
 
 MEMORY_SCRIPT = """
-import resource, numpy as np, scipy.sparse as sp, torch
+import numpy as np, scipy.sparse as sp, torch
 from mmgef.graphs.knn import knn_indices
 from mmgef.graphs.cooccurrence import cooccurrence_graph
 n_items, n_users = 50_000, 20_000
@@ -124,7 +124,8 @@ r = sp.csr_matrix((np.ones(400_000, dtype=np.float32), (rng.integers(0, n_users,
                   shape=(n_users, n_items))
 c = cooccurrence_graph(r, 10)
 assert idx.shape == (n_items, 10) and c.shape == (n_items, n_items) and c.nnz <= 10 * n_items
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+from mmgef.train.trainer import peak_rss_mb
+print(peak_rss_mb())
 """
 
 

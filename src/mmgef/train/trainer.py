@@ -34,6 +34,18 @@ HISTORY = "history.jsonl"
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB.
+
+    Reads VmHWM, which a new program image starts afresh; ``ru_maxrss`` is not reset by exec on
+    Linux, so in a process spawned by a large parent it would report the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -52,7 +52,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     dataset = load_dataset(cfg.data.name, modalities)
     split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
     torch.manual_seed(cfg.seed)
-    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, cfg.train.reg, device, cfg.seed)
+    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, cfg.train.reg, device)
     model = build_model(cfg.model, cfg.params, ctx)
     # The model now holds the content it needs (as buffers); dropping the dataset's reference
     # frees any copy the model made instead of keeping both for the whole run.

@@ -54,7 +54,6 @@ class ItemTable:
     ids: list[str]
     texts: list[str] | None
     images: list[Path] | None
-    lines: list[int]  # CSV line of each item, for error messages
 
 
 @dataclass
@@ -89,7 +88,7 @@ def read_items(cfg: ExtractConfig, modalities: tuple[str, ...]) -> ItemTable:
         if cfg.image_col not in df.columns:
             raise DataError(path, f"no image column '{cfg.image_col}'", "name it with --image-col", line=1)
         images = [(path.parent / p) if p else Path("") for p in df[cfg.image_col]]
-    return ItemTable(df["item_id"].tolist(), texts, images, list(range(2, len(df) + 2)))
+    return ItemTable(df["item_id"].tolist(), texts, images)
 
 
 def _sha(data: bytes) -> str:
@@ -219,7 +218,7 @@ def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
     if bad and cfg.on_missing == "error":
         first_m, first = next((m, d) for m, d in problems.by_modality.items() if d)
         item, reason = next(iter(first.items()))
-        line = table.lines[table.ids.index(item)]
+        line = table.ids.index(item) + 2  # header is line 1
         raise DataError(cfg.items, f"item {item!r}: {reason} ({len(bad)} items affected)",
                         "fix the file, or pass --on-missing zero|skip to continue", line=line)
     fingerprint = model_fingerprint(encoder.model_path)

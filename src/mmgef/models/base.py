@@ -31,7 +31,6 @@ class ModelContext:
     content: dict[str, np.ndarray] = field(default_factory=dict)
     reg: float = 1e-4
     device: torch.device = torch.device("cpu")
-    seed: int = 0
 
 
 class Recommender(nn.Module):

@@ -20,7 +20,6 @@ from torch import nn
 from mmgef.config import Strict
 from mmgef.errors import ConfigError
 from mmgef.features.fusion import select
-from mmgef.graphs.knn import check_k
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import (
     DiffGraph,
@@ -54,7 +53,6 @@ def check_lambda(value: float) -> None:
 class Lattice(ItemGraphRecommender):
     def __init__(self, params: LatticeParams, ctx: ModelContext) -> None:
         check_lambda(params.lambda_coeff)
-        check_k(params.knn_k, ctx.n_items)
         backbone = build_backbone(params.backbone, params.embedding_dim, params.backbone_layers, ctx)
         super().__init__(ctx, backbone, params.item_layers, params.rebuild_every)
         self.p = params

@@ -29,7 +29,6 @@ from torch import nn
 from mmgef.config import Strict
 from mmgef.features.fusion import l2_normalize, select
 from mmgef.graphs.cooccurrence import cooccurrence_graph
-from mmgef.graphs.knn import check_k
 from mmgef.graphs.sparse import sym_normalize as sym_normalize_sparse
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import DiffGraph, FrozenGraph, Graph, ItemGraphRecommender, build_backbone, knn_graph, projection, sym_normalize
@@ -69,7 +68,6 @@ class AttentionGraph:
 class MMGEF(ItemGraphRecommender):
     def __init__(self, params: MMGEFParams, ctx: ModelContext) -> None:
         check_lambda(params.lambda_coeff)
-        check_k(params.knn_k, ctx.n_items)
         backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx)
         super().__init__(ctx, backbone, params.item_layers, params.rebuild_every)
         self.p = params

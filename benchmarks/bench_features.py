@@ -62,8 +62,8 @@ def main() -> None:
     lines.append(f"| ViT-B/32 image tower | – | – | ≤{1 / vit_s:.0f} (ESTIMATE, upper bound) | 4.4 GFLOPs/image at the measured peak {gflops:.0f} GFLOP/s matmul rate (real layers run slower); no local weights to measure |")
     pct = np.percentile(cos, [0, 1, 5, 50, 100])
     lines += ["", "## Last.fm-2K: re-encoded tags vs published all-MiniLM-L6-v2.npy", "",
-              f"Per-item cosine over {len(cos)} items: min {pct[0]:.6f}, p1 {pct[1]:.6f}, p5 {pct[2]:.6f}, "
-              f"median {pct[3]:.6f}, max {pct[4]:.6f}. The published vectors are MiniLM of the raw comma-joined tag string."]
+              (f"Per-item cosine over {len(cos)} items: min {pct[0]:.6f}, p1 {pct[1]:.6f}, p5 {pct[2]:.6f}, "
+               f"median {pct[3]:.6f}, max {pct[4]:.6f}. The published vectors are MiniLM of the raw comma-joined tag string.")]
     out = ROOT / "benchmarks" / "results" / "feature_speed.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

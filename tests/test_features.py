@@ -14,20 +14,25 @@ import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from mmgef.errors import DataError  # noqa: E402
-from mmgef.features.encoders import CLIPEncoder  # noqa: E402
-from mmgef.features.extract import ExtractConfig, extract  # noqa: E402
+from mmgef.errors import DataError
+from mmgef.features.encoders import CLIPEncoder
+from mmgef.features.extract import ExtractConfig, extract
 
-WORDS = "red blue green soft metal wooden lamp chair toy bag warm cold".split()
+WORDS = ["red", "blue", "green", "soft", "metal", "wooden", "lamp", "chair", "toy", "bag", "warm", "cold"]
 
 
 def build_tiny_clip(path: Path) -> Path:
     """A randomly initialised 2-layer CLIP with its own word-level tokenizer, saved locally."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        PreTrainedTokenizerFast,
+    )
 
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "<|startoftext|>", "<|endoftext|>", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))

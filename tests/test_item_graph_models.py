@@ -47,7 +47,7 @@ def test_mmgef_ablation_switches_change_the_computation(ctx):
     full, s_full = _item_vectors("mmgef", {}, ctx)
     no_cf, s_no_cf = _item_vectors("mmgef", {"use_cf_graph": False}, ctx)
     no_att, s_no_att = _item_vectors("mmgef", {"use_attention": False}, ctx)
-    neither, s_neither = _item_vectors("mmgef", {"use_cf_graph": False, "use_attention": False}, ctx)
+    _, s_neither = _item_vectors("mmgef", {"use_cf_graph": False, "use_attention": False}, ctx)
     assert full.cf_graph is not None and no_cf.cf_graph is None
     assert not torch.allclose(s_full, s_no_cf)
     assert torch.allclose(no_att.attention_weights(), torch.tensor([0.5, 0.5]))

@@ -3,8 +3,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.data.split import make_split
+from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.graphs.bipartite import bipartite_adjacency
 from mmgef.graphs.sparse import symmetric_spmm, to_torch_csr
 from mmgef.models.base import Batch, ModelContext

@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,16 +27,16 @@ def _setup(verbose: bool = False) -> None:
 
 @app.command()
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (model, data, train, params)"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="mf, lightgcn, ngcf, vbpr, cb, lattice, mmgef"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
-    split: Optional[str] = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/<data>-<model>-seed<N>-<hash>)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config (model, data, train, params)"),
+    model: str | None = typer.Option(None, "--model", "-m", help="mf, lightgcn, ngcf, vbpr, cb, lattice, mmgef"),
+    data: str | None = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
+    split: str | None = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
+    seed: int | None = typer.Option(None, "--seed"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<data>-<model>-seed<N>-<hash>)"),
     sets: list[str] = typer.Option([], "--set", help="override, e.g. --set lr=0.001 --set n_layers=3"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run in --out"),
-    init: Optional[Path] = typer.Option(None, "--init", help="RUN_DIR/pretrained.safetensors from `mmgef pretrain`"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="uniform or mixgcf (hard negatives for graph models)"),
+    init: Path | None = typer.Option(None, "--init", help="RUN_DIR/pretrained.safetensors from `mmgef pretrain`"),
+    sampler: str | None = typer.Option(None, "--sampler", help="uniform or mixgcf (hard negatives for graph models)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train one model and write its run directory (config, history, weights, results)."""
@@ -46,11 +45,11 @@ def train(
 
 @app.command()
 def pretrain(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (model mcpt)"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
-    split: Optional[str] = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/<data>-mcpt-seed<N>-<hash>)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config (model mcpt)"),
+    data: str | None = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
+    split: str | None = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
+    seed: int | None = typer.Option(None, "--seed"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<data>-mcpt-seed<N>-<hash>)"),
     sets: list[str] = typer.Option([], "--set", help="override, e.g. --set cima_weight=0.4 --set use_graphs=false"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run in --out"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -161,7 +160,7 @@ def features(
     items: Path = typer.Option(..., "--items", help="items.csv with item_id, text columns and an image path column"),
     out: Path = typer.Option(..., "--out", help="output folder (e.g. DATA/features)"),
     encoder: str = typer.Option("text", "--encoder", help="text (sentence-transformers) or clip (image + text)"),
-    model_path: Optional[Path] = typer.Option(None, "--model-path", help="local model directory (text default: offline MiniLM)"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="local model directory (text default: offline MiniLM)"),
     id_col: str = typer.Option("item_id", "--id-col", help="id column; user_id with a reviews CSV writes user review vectors"),
     text_cols: str = typer.Option("title,text,description", "--text-cols", help="comma-separated columns joined as the text"),
     image_col: str = typer.Option("image", "--image-col", help="column with image paths relative to the CSV"),
@@ -169,7 +168,7 @@ def features(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     on_missing: str = typer.Option("error", "--on-missing", help="error, zero or skip for missing/corrupt images and empty texts"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
-    ray: Optional[str] = typer.Option(None, "--ray", help="encode on Ray Data actors: 'local' or a cluster address"),
+    ray: str | None = typer.Option(None, "--ray", help="encode on Ray Data actors: 'local' or a cluster address"),
     ray_actors: int = typer.Option(2, "--ray-actors", help="encoder actors in the Ray pool"),
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
@@ -197,11 +196,11 @@ def features(
 @app.command()
 def reproduce(
     spec_file: Path = typer.Argument(..., help="configs/experiments/<name>.yaml"),
-    datasets: Optional[list[str]] = typer.Option(None, "--datasets", help="subset of the spec's datasets"),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="seeds of the chosen settings (default: the spec's)"),
+    datasets: list[str] | None = typer.Option(None, "--datasets", help="subset of the spec's datasets"),
+    seeds: int | None = typer.Option(None, "--seeds", help="seeds of the chosen settings (default: the spec's)"),
     workers: int = typer.Option(2, "--workers", help="parallel local worker processes (one thread each)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="run on Ray Tune: 'local' or a cluster address"),
-    out: Optional[Path] = typer.Option(None, "--out", help="experiment directory (default runs/experiments/<name>)"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="run on Ray Tune: 'local' or a cluster address"),
+    out: Path | None = typer.Option(None, "--out", help="experiment directory (default runs/experiments/<name>)"),
     reuse: list[Path] = typer.Option([], "--reuse", help="other directories whose finished runs may be reused"),
 ) -> None:
     """Re-test a paper table: grid on validation, chosen settings × seeds, report with tables, claims and plots."""

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mmgef.errors import ConfigError
 
@@ -69,7 +76,7 @@ class TrainConfig(Strict):
         return sorted(set(self.topk) | {20})
 
     @model_validator(mode="after")
-    def _known_stop_metric(self) -> "TrainConfig":
+    def _known_stop_metric(self) -> TrainConfig:
         from mmgef.eval.metrics import METRICS
 
         name, _, k = self.stop_metric.partition("@")

@@ -94,7 +94,7 @@ def temporal_split(ds: Dataset, ratios: tuple[float, float, float] = (0.8, 0.1, 
 def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2) -> Split:
     rng = np.random.default_rng(seed)
     seen = np.unique(ds.items)
-    n_cold = int(round(cold_ratio * len(seen)))
+    n_cold = round(cold_ratio * len(seen))
     if n_cold < 2:
         raise ConfigError(f"dataset '{ds.name}': cold_ratio {cold_ratio} leaves fewer than 2 cold items. Fix: raise data.cold_ratio.")
     cold = rng.permutation(seen)[:n_cold]

@@ -8,8 +8,8 @@ HitRate@K = 1 if any hit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

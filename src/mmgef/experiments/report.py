@@ -118,7 +118,7 @@ def _table_runs(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["chosen"] & (df["sweep_param"] == "")]
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib is imported lazily
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)

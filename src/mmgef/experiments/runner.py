@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from mmgef.config import RunConfig, load_run_config
-from mmgef.experiments.spec import ExperimentSpec, RowSpec, grid_points, placeholders, run_config, substitute, sweep_points
+from mmgef.experiments.spec import (
+    ExperimentSpec,
+    RowSpec,
+    grid_points,
+    placeholders,
+    run_config,
+    substitute,
+    sweep_points,
+)
 from mmgef.train.pretrained import PRETRAINED
 
 

@@ -143,9 +143,8 @@ class ShardCache:
         self._next = len(list(root.glob("shard-*.npz")))
 
     def add(self, keys: list[str], vectors: np.ndarray) -> None:
-        with atomic_path(self.root / f"shard-{self._next:06d}.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
+        with atomic_path(self.root / f"shard-{self._next:06d}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
         self._next += 1
         self.vectors.update(zip(keys, vectors.astype(np.float32)))
 
@@ -218,7 +217,7 @@ def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
     keys = {m: content_keys(table, m, problems) for m in encoder.modalities}
     bad = problems.items()
     if bad and cfg.on_missing == "error":
-        first_m, first = next((m, d) for m, d in problems.by_modality.items() if d)
+        _, first = next((m, d) for m, d in problems.by_modality.items() if d)
         item, reason = next(iter(first.items()))
         line = table.ids.index(item) + 2  # header is line 1
         raise DataError(cfg.items, f"item {item!r}: {reason} ({len(bad)} items affected)",

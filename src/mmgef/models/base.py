@@ -105,7 +105,7 @@ class Recommender(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for per-epoch work (e.g. rebuilding a learned item graph)."""
 
-    def train(self, mode: bool = True) -> "Recommender":
+    def train(self, mode: bool = True) -> Recommender:
         self._cache = None
         return super().train(mode)
 

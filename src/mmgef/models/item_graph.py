@@ -35,7 +35,7 @@ class KGraph(NamedTuple):
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         return (self.weight.unsqueeze(-1) * x[self.idx]).sum(1)
 
-    def scaled(self, coef: torch.Tensor | float) -> "KGraph":
+    def scaled(self, coef: torch.Tensor | float) -> KGraph:
         return KGraph(self.idx, self.weight * coef)
 
 
@@ -48,7 +48,7 @@ class DiffGraph:
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         return sum(p.mm(x) for p in self.pieces)  # type: ignore[return-value]
 
-    def freeze(self) -> "FrozenGraph":
+    def freeze(self) -> FrozenGraph:
         n = self.pieces[0].idx.shape[0]
         idx = torch.cat([p.idx for p in self.pieces], dim=1)
         weight = torch.cat([p.weight.detach() for p in self.pieces], dim=1)
@@ -62,7 +62,7 @@ class FrozenGraph:
         self.adj, self.adj_t = adj, adj_t
 
     @classmethod
-    def from_scipy(cls, m: sp.spmatrix, device: torch.device) -> "FrozenGraph":
+    def from_scipy(cls, m: sp.spmatrix, device: torch.device) -> FrozenGraph:
         m = sp.csr_matrix(m, dtype=np.float32)
         return cls(to_torch_csr(m, device), to_torch_csr(m.T.tocsr(), device))
 

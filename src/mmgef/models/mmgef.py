@@ -31,7 +31,16 @@ from mmgef.features.fusion import l2_normalize, select
 from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.sparse import sym_normalize as sym_normalize_sparse
 from mmgef.models.base import ModelContext
-from mmgef.models.item_graph import DiffGraph, FrozenGraph, Graph, ItemGraphRecommender, build_backbone, knn_graph, projection, sym_normalize
+from mmgef.models.item_graph import (
+    DiffGraph,
+    FrozenGraph,
+    Graph,
+    ItemGraphRecommender,
+    build_backbone,
+    knn_graph,
+    projection,
+    sym_normalize,
+)
 from mmgef.models.lattice import check_lambda
 
 

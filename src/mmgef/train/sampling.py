@@ -5,7 +5,7 @@ With ``n_candidates`` > 0 each pair gets that many candidates (``[B, M]``) for M
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp

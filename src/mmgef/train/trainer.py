@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from mmgef.config import RunConfig
 from mmgef.data.split import Split
+from mmgef.errors import ConfigError
 from mmgef.eval.evaluator import Evaluator
 from mmgef.io import read_safetensors, write_safetensors, write_text
 from mmgef.models.base import Batch, Recommender
-from mmgef.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

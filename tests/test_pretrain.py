@@ -146,3 +146,22 @@ def test_pretrain_then_init_lightgcn_with_mixgcf(tiny_dir, tmp_path):
     assert bad.exit_code == 2 and "not on 'synthetic'" in bad.output
     bad = cli.invoke(app, ["train", "--model", "lightgcn", "--data", str(tiny_dir), "--init", str(tmp_path / "none.st")])
     assert bad.exit_code == 2 and "file not found" in bad.output
+
+
+def test_an_init_file_counts_by_its_content_not_its_path(tmp_path, monkeypatch):
+    """A run started from the same weights is the same run whether the path is relative or absolute."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.safetensors").write_bytes(b"weights one")
+    monkeypatch.chdir(tmp_path)
+
+    def digest(init: str) -> str:
+        return resolve_run_config(model="lightgcn", data="synthetic", sets=[f"train.init={init}"]).digest()
+
+    relative = digest("a/w.safetensors")
+    assert relative == digest(str(tmp_path / "a" / "w.safetensors")) == digest("./a/../a/w.safetensors")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "w.safetensors").write_bytes(b"weights one")
+    assert digest("b/w.safetensors") == relative  # a moved copy
+    (tmp_path / "b" / "w.safetensors").write_bytes(b"weights two")
+    assert digest("b/w.safetensors") != relative
+    assert digest("missing.safetensors") != relative

@@ -6,6 +6,7 @@ ignored setting. Defaults follow the papers (embedding 64, batch 2048, lr 1e-3, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -97,15 +98,38 @@ class RunConfig(Strict):
 
         Settings that cannot change the run are left out: the progress bar, the device, MixGCF's
         candidate count under uniform sampling, an absent initialisation. (The last two also keep
-        the digests of runs made before those settings existed.)
+        the digests of runs made before those settings existed.) An initialisation file counts by
+        its content, not its path: the same pre-trained weights reached by a relative path, an
+        absolute one or from a moved folder are the same run.
         """
         dumped = self.model_dump(mode="json", exclude={"train": {"progress", "device"}})
         if self.train.sampler != "mixgcf":
             dumped["train"].pop("n_candidates")
         if self.train.init is None:
             dumped["train"].pop("init")
+        else:
+            dumped["train"]["init"] = _content_id(self.train.init)
         blob = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _content_id(path: str) -> str:
+    """``sha256:<hex>`` of a file's bytes (cached while its size and mtime hold); the resolved path if it is absent."""
+    p = Path(path).resolve()
+    try:
+        stat = p.stat()
+    except OSError:
+        return str(p)
+    return _file_sha256(str(p), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache only
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 def _format_validation(err: ValidationError, source: str) -> str:

@@ -93,13 +93,14 @@ datasets: [synthetic]
 split: cold
 warm_split: random
 seeds: 2
+report_k: [40]
 common: {epochs: 2, patience: 5, lr: 0.01}
 rows:
   - {label: MF, model: mf, baseline: true, sweep: {embedding_dim: [4, 16]}}
-  - {label: LightGCN, model: lightgcn}
+  - {label: LightGCN†, model: lightgcn}  # † (not in the original table) is ignored when matching published rows
 claims:
-  - {text: "LightGCN > the strongest MF", better: LightGCN, worse: [MF embedding_dim=4, MF embedding_dim=16]}
-  - {text: "LightGCN > MF dim 4", better: LightGCN, worse: MF embedding_dim=4}
+  - {text: "LightGCN > the strongest MF", better: LightGCN†, worse: [MF embedding_dim=4, MF embedding_dim=16]}
+  - {text: "LightGCN > MF dim 4", better: LightGCN†, worse: MF embedding_dim=4}
 published: published.csv
 """
 
@@ -122,7 +123,14 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
     assert set(df[df.sweep_param == "embedding_dim"]["sweep_value"]) == {4, 16}
     summary = (out / "summary.md").read_text()
     assert "synthetic (random) recall@20" in summary and "MF embedding_dim=16" in summary
-    assert "published: amazon-baby recall@20" in summary and "0.0698" in summary and "NOT on the datasets above" in summary
+    at40 = summary.split("Recall and NDCG @40:")[1].split("\n\n")[1].splitlines()
+    assert at40[0].startswith("| model | synthetic recall@40 | synthetic ndcg@40 |") and "p vs" not in at40[0]
+    assert all(line.count("|") == at40[0].count("|") for line in at40)
+    lgcn_cold = df[(df.column == "synthetic") & (df.label == "LightGCN†")]["test_ndcg@40"]
+    assert f"{lgcn_cold.mean():.4f} ± {lgcn_cold.std():.4f}" in next(line for line in at40 if line.startswith("| LightGCN"))
+    assert "published: amazon-baby recall@20" in summary and "NOT on the datasets above" in summary
+    published = summary.split("## Published numbers beside ours")[1]
+    assert next(line for line in published.splitlines() if line.startswith("| LightGCN† | ")).endswith(" | 0.0698 |")
     claims = (out / "claims.md").read_text()
     assert "not run" not in claims.splitlines()[-1]
     cold = df[(df.column == "synthetic") & df.chosen]
@@ -142,6 +150,9 @@ def test_bad_sweep_and_published_path_are_clear_errors(tmp_path):
     (tmp_path / "spec.yaml").write_text(SWEEP_SPEC.replace("published: published.csv\n", "").replace(
         "sweep: {embedding_dim: [4, 16]}", "sweep: {embedding_dim: [4, 16]}, grid: {embedding_dim: [8]}"))
     with pytest.raises(ConfigError, match="exactly one parameter that is not also in its grid"):
+        load_spec(tmp_path / "spec.yaml")
+    (tmp_path / "spec.yaml").write_text(SWEEP_SPEC.replace("published: published.csv\n", "").replace("[40]", "[30]"))
+    with pytest.raises(ConfigError, match=r"report_k \[30\] is not evaluated"):
         load_spec(tmp_path / "spec.yaml")
 
 

@@ -47,13 +47,15 @@ def _paired_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(ttest_rel(a, b).pvalue)
 
 
-def summary_tables(df: pd.DataFrame, cells: list[Cell], columns: list[str]) -> str:
+def summary_tables(df: pd.DataFrame, cells: list[Cell], columns: list[str], metrics: tuple[str, ...] = METRICS,
+                   p_column: bool = True) -> str:
+    """Rows = models, columns = datasets × ``metrics`` (+ the paired test of test Recall@20 if ``p_column``)."""
     seeds = df[df["chosen"]]
     labels = list(dict.fromkeys(c.label for c in cells if c.column == columns[0]))
     by_pos = {d: [c for c in cells if c.column == d] for d in columns}
-    lines = ["| model | " + " | ".join(f"{d} {m}" for d in columns for m in METRICS) + " | p vs best baseline |",
-             "|---" * (2 + len(columns) * len(METRICS)) + "|"]
-    best = {(d, m): seeds[seeds.column == d].groupby("label")[f"test_{m}"].mean().max() for d in columns for m in METRICS}
+    lines = ["| model | " + " | ".join(f"{d} {m}" for d in columns for m in metrics) + (" | p vs best baseline |" if p_column else " |"),
+             "|---" * (1 + p_column + len(columns) * len(metrics)) + "|"]
+    best = {(d, m): seeds[seeds.column == d].groupby("label")[f"test_{m}"].mean().max() for d in columns for m in metrics}
     pvals: dict[tuple[str, str], float] = {}
     for d in columns:
         sub = seeds[seeds.column == d]
@@ -71,13 +73,13 @@ def summary_tables(df: pd.DataFrame, cells: list[Cell], columns: list[str]) -> s
         for d in columns:
             lab_d = by_pos[d][pos].label
             sub = seeds[(seeds.column == d) & (seeds.label == lab_d)]
-            for m in METRICS:
+            for m in metrics:
                 vals = sub[f"test_{m}"].to_numpy()
                 cell = (f"{vals.mean():.4f}" + (f" ± {vals.std(ddof=1):.4f}" if len(vals) > 1 else "")) if len(vals) else "–"
                 cells_out.append(f"**{cell}**" if len(vals) and np.isclose(vals.mean(), best[(d, m)]) else cell)
             if (lab_d, d) in pvals:
                 ps.append(f"{d}: {pvals[(lab_d, d)]:.3g}")
-        lines.append("| " + " | ".join(cells_out) + " | " + ("; ".join(ps) or "–") + " |")
+        lines.append("| " + " | ".join(cells_out + (["; ".join(ps) or "–"] if p_column else [])) + " |")
     return "\n".join(lines)
 
 
@@ -146,11 +148,12 @@ def bar_charts(df: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
 
 
 def published_side_by_side(df: pd.DataFrame, published_csv: str, columns: list[str]) -> str:
-    """Our test Recall@20 next to the papers' numbers for the rows both have (matched by row label)."""
+    """Our test Recall@20 next to the papers' numbers for the rows both have (matched by row label; a trailing
+    † — a row not in the original table — is ignored, the rival's own paper may still report it)."""
     pub = pd.read_csv(published_csv)
     pub = pub[pub["metric"].isin(HEADLINE)]
     seeds = _table_runs(df)
-    labels = [lab for lab in dict.fromkeys(seeds["label"]) if lab in set(pub["label"])]
+    labels = [lab for lab in dict.fromkeys(seeds["label"]) if lab.rstrip("†") in set(pub["label"])]
     if not labels:
         return ""
     theirs = pub.pivot_table(index="label", columns=["dataset", "metric"], values="value", aggfunc="first")
@@ -160,7 +163,7 @@ def published_side_by_side(df: pd.DataFrame, published_csv: str, columns: list[s
     lines = ["| model | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]
     for lab in labels:
         ours = [seeds[(seeds.column == c) & (seeds.label == lab)][f"test_{m}"].mean() for c in columns for m in HEADLINE]
-        pubs = [theirs.loc[lab, col] if lab in theirs.index else np.nan for col in pub_cols]
+        pubs = [theirs.loc[lab.rstrip("†"), col] for col in pub_cols]
         lines.append("| " + lab + " | " + " | ".join("–" if pd.isna(v) else f"{v:.4f}" for v in ours + pubs) + " |")
     sources = "; ".join(sorted(set(pub["source"])))
     return ("\n\n## Published numbers beside ours\n\nThe published columns were measured by the papers' authors on Amazon data "
@@ -255,6 +258,8 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
     header += "\n"
     columns = list(dict.fromkeys(c.column for c in cells))
     body = summary_tables(df, cells, columns)
+    for k in spec.report_k:
+        body += f"\n\nRecall and NDCG @{k}:\n\n" + summary_tables(df, cells, columns, (f"recall@{k}", f"ndcg@{k}"), p_column=False)
     if chosen:
         body += "\n\nSettings chosen on validation:\n" + chosen
     if spec.published:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mmgef.config import RunConfig, Strict, load_yaml, resolve_run_config, validate
+from mmgef.config import RunConfig, Strict, TrainConfig, load_yaml, resolve_run_config, validate
 from mmgef.errors import ConfigError
 
 
@@ -46,6 +46,8 @@ class ExperimentSpec(Strict):
                                    "(cold start vs warm)")
     seeds: int = Field(5, gt=0)
     select_metric: str = "recall@20"
+    report_k: list[int] = Field(default_factory=list, description="extra cut-offs with a Recall/NDCG table of their own "
+                                "in summary.md (each must be in common.topk)")
     common: dict[str, Any] = Field(default_factory=dict)
     modalities: dict[str, list[str]] = Field(default_factory=dict)
     rows: list[RowSpec]
@@ -65,6 +67,10 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         if row.init_from and (row.init_from not in labels or labels[row.init_from].init_from):
             raise ConfigError(f"{path}: row '{row.label}': init_from '{row.init_from}' must name a row without init_from "
                               f"(rows: {list(labels)}). Fix: point it at the pre-training row's label.")
+    evaluated = TrainConfig(topk=spec.common.get("topk", TrainConfig().topk)).eval_ks
+    if missing_k := [k for k in spec.report_k if k not in evaluated]:
+        raise ConfigError(f"{path}: report_k {missing_k} is not evaluated (cut-offs: {evaluated}). "
+                          "Fix: add it to common.topk.")
     if spec.published:
         published = (Path(path).parent / spec.published).resolve()
         if not published.exists():

@@ -149,3 +149,34 @@ def test_rival_learns_on_builtin_data(tiny_dir, tmp_path, name):
     # GRCN's untrained content channels already rank well on the built-in data (random projections
     # keep cosine structure), hence a margin all three clear rather than MMGCN's and FREEDOM's +0.3
     assert trained["valid"]["recall@20"] > untrained["valid"]["recall@20"] + 0.03
+
+
+def test_mmgef_can_borrow_freedoms_edge_pruning_and_old_runs_keep_their_digest(ctx, tiny_dir):
+    """``edge_dropout`` prunes MM-GEF's LightGCN graph in training only; at 0 the digest is the pre-option one."""
+    torch.manual_seed(0)
+    model = build_model("mmgef", {"edge_dropout": 0.5}, ctx)
+    model.train()
+    model.on_epoch_start(0)
+    full = model.backbone.adj._nnz()
+    assert model.backbone.graph()._nnz() == pytest.approx(0.5 * full, abs=2)
+    u_train, i_train = model.embeddings()
+    model.eval()
+    assert model.backbone.graph() is model.backbone.adj
+    u_eval, i_eval = model.embeddings()
+    assert not torch.allclose(u_train, u_eval)
+    plain = resolve_run_config(model="mmgef", data=str(tiny_dir))
+    assert plain.params["edge_dropout"] == 0.0
+    old = plain.model_copy(deep=True)
+    del old.params["edge_dropout"]  # a config saved before the option existed
+    assert plain.digest() == old.digest()
+    assert resolve_run_config(model="mmgef", data=str(tiny_dir), sets=["edge_dropout=0.5"]).digest() != plain.digest()
+
+
+def test_mmgef_can_add_h_unnormalised_as_freedom_does(ctx):
+    model = build_model("mmgef", {"normalize_h": False}, ctx).eval()
+    with torch.no_grad():
+        _, items = model.embeddings()
+        _, backbone_items = model.backbone.embeddings()
+        h = model.item_graph_embeddings()
+    assert torch.allclose(items, backbone_items + h)
+    assert not torch.allclose(items, backbone_items + torch.nn.functional.normalize(h, dim=1))

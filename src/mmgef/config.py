@@ -100,7 +100,8 @@ class RunConfig(Strict):
         candidate count under uniform sampling, an absent initialisation. (The last two also keep
         the digests of runs made before those settings existed.) An initialisation file counts by
         its content, not its path: the same pre-trained weights reached by a relative path, an
-        absolute one or from a moved folder are the same run.
+        absolute one or from a moved folder are the same run. Hyper-parameters declared with
+        ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
         dumped = self.model_dump(mode="json", exclude={"train": {"progress", "device"}})
         if self.train.sampler != "mixgcf":
@@ -109,8 +110,25 @@ class RunConfig(Strict):
             dumped["train"].pop("init")
         else:
             dumped["train"]["init"] = _content_id(self.train.init)
+        later = _later_defaults(self.model)
+        dumped["params"] = {k: v for k, v in dumped["params"].items() if k not in later or v != later[k]}
         blob = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def later_field(default: Any, **kwargs: Any) -> Any:
+    """A model hyper-parameter added after runs existed: at ``default`` it leaves the run digest unchanged."""
+    return Field(default, json_schema_extra={"added_later": True}, **kwargs)
+
+
+def _later_defaults(model: str) -> dict[str, Any]:
+    from mmgef.models.registry import get_model_spec
+
+    try:
+        fields = get_model_spec(model).params.model_fields
+    except ConfigError:
+        return {}
+    return {k: f.default for k, f in fields.items() if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("added_later")}
 
 
 def _content_id(path: str) -> str:

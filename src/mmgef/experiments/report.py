@@ -243,7 +243,7 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
     df = results_frame(runner, cells)
     df.to_csv(out / "results.csv", index=False)
     spec = runner.spec
-    chosen = "\n".join(f"- {c.label} on {c.dataset}: {json.dumps(c.chosen) if c.chosen else '(no grid)'}"
+    chosen = "\n".join(f"- {c.label} on {c.column}: {json.dumps(c.chosen) if c.chosen else '(no grid)'}"
                        for c in cells if c.row.grid)
     header = (f"# {spec.name}\n\n{spec.description}\n\n"
               f"Test metrics at the best-validation epoch, mean ± std (sample) over {len(cells[0].seeds)} seeds; bold = best mean. "

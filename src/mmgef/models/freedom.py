@@ -3,8 +3,8 @@
 - Item–item graph, built once from the raw features and never updated: per modality a 0/1 kNN
   graph (k = 10) on cosine similarity, symmetrically normalised, then a weighted sum over
   modalities (image weight 0.1, the rest shared equally; equal weights when there is no image).
-- User–item graph: every epoch, degree-sensitive pruning (``graphs.pruning``) keeps
-  (1 − dropout) of the training edges; evaluation uses the full graph.
+- User–item graph: every epoch, degree-sensitive pruning (``graphs.pruning``, LightGCN's
+  ``edge_dropout``) keeps (1 − dropout) of the training edges; evaluation uses the full graph.
 - Items: ``item_layers`` convolutions over the frozen graph from the item ID embeddings give h,
   added (un-normalised) to LightGCN's item vectors over the pruned graph.
 - Loss: BPR + ``mm_loss_weight`` · Σ_m BPR(user, W_m x_pos, W_m x_neg) with a linear projection
@@ -21,10 +21,8 @@ from torch import nn
 
 from mmgef.config import Strict
 from mmgef.features.fusion import select
-from mmgef.graphs.bipartite import bipartite_adjacency
 from mmgef.graphs.knn import knn_indices
-from mmgef.graphs.pruning import prune_edges
-from mmgef.graphs.sparse import sym_normalize, to_torch_csr
+from mmgef.graphs.sparse import sym_normalize
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.item_graph import FrozenGraph, projection, propagate
 from mmgef.models.lightgcn import LightGCN, LightGCNParams
@@ -62,7 +60,8 @@ class Freedom(LightGCN):
     mixes_layers = False  # h from the item graph lies outside the layers MixGCF would mix
 
     def __init__(self, params: FreedomParams, ctx: ModelContext) -> None:
-        super().__init__(LightGCNParams(embedding_dim=params.embedding_dim, n_layers=params.n_layers), ctx)
+        super().__init__(LightGCNParams(embedding_dim=params.embedding_dim, n_layers=params.n_layers,
+                                        edge_dropout=params.dropout), ctx)
         self.p = params
         content = select(ctx.content, params.modalities, "freedom")
         self.names = list(content)
@@ -72,17 +71,6 @@ class Freedom(LightGCN):
         for m, x in content.items():
             self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(ctx.device), persistent=False)
         self.proj = nn.ModuleDict({m: projection(x.shape[1], params.embedding_dim) for m, x in content.items()})
-        self.train_matrix = ctx.train
-        self.pruned_adj: torch.Tensor | None = None
-
-    def on_epoch_start(self, epoch: int) -> None:
-        """Resample the pruned user–item graph (torch's RNG is seeded per epoch by the trainer)."""
-        kept = prune_edges(self.train_matrix, 1.0 - self.p.dropout)
-        self.pruned_adj = to_torch_csr(bipartite_adjacency(kept), self.adj.device)
-
-    def graph(self) -> torch.Tensor:
-        """The pruned graph while training, the full one for evaluation (as in FREEDOM's code)."""
-        return self.pruned_adj if self.training and self.pruned_adj is not None else self.adj
 
     def item_graph_embeddings(self) -> torch.Tensor:
         return propagate(self.item_graph, self.item_emb.weight, self.p.item_layers)

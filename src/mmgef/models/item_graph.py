@@ -151,17 +151,23 @@ class ItemGraphRecommender(Recommender):
             self._build_due = False
         return propagate(graph, self.initial_h(), self.item_layers)
 
+    normalize_h = True  # LATTICE and MM-GEF add h/‖h‖; FREEDOM adds h as it is
+
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items = self.backbone.embeddings()
-        return users, items + F.normalize(self.item_graph_embeddings(), dim=1)
+        h = self.item_graph_embeddings()
+        return users, items + (F.normalize(h, dim=1) if self.normalize_h else h)
 
 
-def build_backbone(name: str, embedding_dim: int, n_layers: int | None, ctx: ModelContext) -> Recommender:
+def build_backbone(name: str, embedding_dim: int, n_layers: int | None, ctx: ModelContext,
+                   edge_dropout: float = 0.0) -> Recommender:
     from mmgef.models.registry import build_model
 
     params: dict = {"embedding_dim": embedding_dim}
     if n_layers is not None and name != "mf":
         params["n_layers"] = n_layers
+    if edge_dropout > 0:  # LightGCN's pruned training graph; other backbones reject the key
+        params["edge_dropout"] = edge_dropout
     return build_model(name, params, ctx)
 
 

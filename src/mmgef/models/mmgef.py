@@ -14,6 +14,10 @@
    a_i,m E^m_i + a_i,c E^c_i). ``use_attention=false`` fixes both weights to ½.
 5. ``item_layers`` convolutions over E^u from the item ID embeddings give h; h/‖h‖ is added to
    LightGCN's item vectors; score = user · item; BPR.
+
+``edge_dropout`` > 0 borrows FREEDOM's degree-sensitive pruning of the user–item graph for the
+LightGCN part, and ``normalize_h=false`` adds h un-normalised as FREEDOM does (neither is in the
+paper; options with their own rows in the cold-start table).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mmgef.config import Strict
+from mmgef.config import Strict, later_field
 from mmgef.features.fusion import l2_normalize, select
 from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.sparse import sym_normalize as sym_normalize_sparse
@@ -58,6 +62,9 @@ class MMGEFParams(Strict):
     use_attention: bool = True
     attention: Literal["global", "item"] = "global"
     knn_method: Literal["auto", "exact", "faiss"] = "auto"
+    normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
+    edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, description="FREEDOM's user–item edge pruning in "
+                                      "the LightGCN part, resampled each epoch (0 = off, the paper's model)")
 
 
 class AttentionGraph:
@@ -77,9 +84,10 @@ class AttentionGraph:
 class MMGEF(ItemGraphRecommender):
     def __init__(self, params: MMGEFParams, ctx: ModelContext) -> None:
         check_lambda(params.lambda_coeff)
-        backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx)
+        backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
         super().__init__(ctx, backbone, params.item_layers, params.rebuild_every)
         self.p = params
+        self.normalize_h = params.normalize_h
         content = {m: l2_normalize(x) for m, x in select(ctx.content, params.modalities, "mmgef").items()}
         self.names = list(content)
         dims = {x.shape[1] for x in content.values()}

@@ -247,7 +247,8 @@ def demo(
     jobs = ([("mcpt", "mcpt", []), ("lightgcn", "lightgcn", []), ("lightgcn", "lightgcn+mixgcf", ["sampler=mixgcf"]),
              ("lightgcn", "pretrained->lightgcn", [f"train.init={pre.resolve()}"]),
              ("lightgcn", "pretrained->lightgcn+mixgcf", [f"train.init={pre.resolve()}", "sampler=mixgcf"])]
-            if pretrain else [(name, name, []) for name in ("cb", "mf", "vbpr", "lightgcn", "lattice", "mmgef")])
+            if pretrain else [(name, name, []) for name in ("cb", "mf", "vbpr", "lightgcn", "mmgcn", "grcn", "freedom",
+                                                             "lattice", "mmgef")])
     results = []
     try:
         for model, label, sets in jobs:

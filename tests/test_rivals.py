@@ -159,10 +159,10 @@ def test_mmgef_can_borrow_freedoms_edge_pruning_and_old_runs_keep_their_digest(c
     model.on_epoch_start(0)
     full = model.backbone.adj._nnz()
     assert model.backbone.graph()._nnz() == pytest.approx(0.5 * full, abs=2)
-    u_train, i_train = model.embeddings()
+    u_train, _ = model.embeddings()
     model.eval()
     assert model.backbone.graph() is model.backbone.adj
-    u_eval, i_eval = model.embeddings()
+    u_eval, _ = model.embeddings()
     assert not torch.allclose(u_train, u_eval)
     plain = resolve_run_config(model="mmgef", data=str(tiny_dir))
     assert plain.params["edge_dropout"] == 0.0

@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import Field
 
-from mmgef.config import RunConfig, Strict, TrainConfig, load_yaml, resolve_run_config, validate
+from mmgef.config import (
+    RunConfig,
+    Strict,
+    TrainConfig,
+    load_yaml,
+    resolve_run_config,
+    validate,
+)
 from mmgef.errors import ConfigError
 
 

@@ -17,14 +17,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from pydantic import Field
-from torch import nn
 
 from mmgef.config import Strict
 from mmgef.features.fusion import select
 from mmgef.graphs.knn import knn_indices
 from mmgef.graphs.sparse import sym_normalize
 from mmgef.models.base import Batch, ModelContext
-from mmgef.models.item_graph import FrozenGraph, projection, propagate
+from mmgef.models.item_graph import ContentFeatures, FrozenGraph, projections, propagate
 from mmgef.models.lightgcn import LightGCN, LightGCNParams
 from mmgef.models.losses import bpr_loss
 
@@ -68,9 +67,8 @@ class Freedom(LightGCN):
         weights = modality_weights(self.names, params.image_weight)
         item_graph = sum(weights[m] * binary_knn_graph(x, params.knn_k) for m, x in content.items())
         self.item_graph = FrozenGraph.from_scipy(item_graph, ctx.device)
-        for m, x in content.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(ctx.device), persistent=False)
-        self.proj = nn.ModuleDict({m: projection(x.shape[1], params.embedding_dim) for m, x in content.items()})
+        self.feats = ContentFeatures(content, ctx.device)
+        self.proj = projections(content, params.embedding_dim)
 
     def item_graph_embeddings(self) -> torch.Tensor:
         return propagate(self.item_graph, self.item_emb.weight, self.p.item_layers)
@@ -86,6 +84,6 @@ class Freedom(LightGCN):
         users = final[0]
         total = 0.0
         for m in self.names:
-            feat = getattr(self, f"feat_{m}")
+            feat = self.feats[m]
             total = total + bpr_loss(users, self.proj[m](feat[batch.pos]), self.proj[m](feat[batch.neg]))
         return self.p.mm_loss_weight * total

@@ -19,14 +19,13 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from mmgef.config import Strict
 from mmgef.features.fusion import select
 from mmgef.graphs.bipartite import bipartite_edges, normalized_edge_weights
 from mmgef.graphs.sparse import EdgeList, edge_dot
 from mmgef.models.base import ModelContext
-from mmgef.models.item_graph import projection
+from mmgef.models.item_graph import ContentFeatures, projections
 from mmgef.models.lightgcn import LightGCN, LightGCNParams
 
 
@@ -58,9 +57,8 @@ class GRCN(LightGCN):
         self.p = params
         content = select(ctx.content, params.modalities, "grcn")
         self.names = list(content)
-        for m, x in content.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(ctx.device), persistent=False)
-        self.proj = nn.ModuleDict({m: projection(x.shape[1], params.content_dim) for m, x in content.items()})
+        self.feats = ContentFeatures(content, ctx.device)
+        self.proj = projections(content, params.content_dim)
         coo = ctx.train.tocoo()
         self.register_buffer("edge_users", torch.from_numpy(coo.row.astype("int64")).to(ctx.device), persistent=False)
         self.register_buffer("edge_items", torch.from_numpy(coo.col.astype("int64")).to(ctx.device), persistent=False)
@@ -68,7 +66,7 @@ class GRCN(LightGCN):
         self.graph_edges = bipartite_edges(self.edge_users, self.edge_items, ctx.n_users, ctx.n_items)
 
     def item_content(self, m: str) -> torch.Tensor:
-        return F.normalize(self.proj[m](getattr(self, f"feat_{m}")), dim=1)
+        return F.normalize(self.proj[m](self.feats[m]), dim=1)
 
     def user_preference(self, content: torch.Tensor) -> torch.Tensor:
         """Routing: each user's unit preference vector in one modality's content space."""

@@ -175,3 +175,22 @@ def projection(in_dim: int, out_dim: int) -> nn.Linear:
     layer = nn.Linear(in_dim, out_dim)
     nn.init.xavier_uniform_(layer.weight)
     return layer
+
+
+def projections(content: dict[str, np.ndarray], out_dim: int) -> nn.ModuleDict:
+    """One ``projection`` per modality, from its feature width to ``out_dim``."""
+    return nn.ModuleDict({m: projection(x.shape[1], out_dim) for m, x in content.items()})
+
+
+class ContentFeatures(nn.Module):
+    """Each modality's fixed item-feature matrix, as a non-persistent buffer: it follows the model
+    to its device but is not saved with the weights (it comes from the dataset)."""
+
+    def __init__(self, content: dict[str, np.ndarray], device: torch.device) -> None:
+        super().__init__()
+        self.names = list(content)
+        for m, x in content.items():
+            self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(device), persistent=False)
+
+    def __getitem__(self, m: str) -> torch.Tensor:
+        return getattr(self, f"feat_{m}")  # type: ignore[no-any-return]

@@ -22,11 +22,12 @@ from mmgef.errors import ConfigError
 from mmgef.features.fusion import select
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import (
+    ContentFeatures,
     DiffGraph,
     ItemGraphRecommender,
     build_backbone,
     knn_graph,
-    projection,
+    projections,
     sym_normalize,
 )
 
@@ -58,29 +59,25 @@ class Lattice(ItemGraphRecommender):
         self.p = params
         content = select(ctx.content, params.modalities, "lattice")
         self.names = list(content)
-        for m, x in content.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(ctx.device), persistent=False)
-        self.proj = nn.ModuleDict({m: projection(x.shape[1], params.feat_embed_dim) for m, x in content.items()})
+        self.feats = ContentFeatures(content, ctx.device)
+        self.proj = projections(content, params.feat_embed_dim)
         self.modal_weight = nn.Parameter(torch.full((len(content),), 1.0 / len(content)))
         if params.variant != "lattice":
-            self.content_proj = nn.ModuleDict({m: projection(x.shape[1], self.out_dim) for m, x in content.items()})
+            self.content_proj = projections(content, self.out_dim)
         # The initial graphs come from the fixed raw features: build them once.
         with torch.no_grad():
-            self.initial = [sym_normalize([knn_graph(self._feat(m), params.knn_k, params.knn_method)])[0] for m in self.names]
-
-    def _feat(self, m: str) -> torch.Tensor:
-        return getattr(self, f"feat_{m}")
+            self.initial = [sym_normalize([knn_graph(self.feats[m], params.knn_k, params.knn_method)])[0] for m in self.names]
 
     def build_content_graph(self) -> DiffGraph:
         w = F.softmax(self.modal_weight, dim=0)
         lam = self.p.lambda_coeff
-        learned = sym_normalize([knn_graph(self.proj[m](self._feat(m)), self.p.knn_k, self.p.knn_method).scaled(w[k])
+        learned = sym_normalize([knn_graph(self.proj[m](self.feats[m]), self.p.knn_k, self.p.knn_method).scaled(w[k])
                                  for k, m in enumerate(self.names)])
         pieces = [g.scaled(lam * w[k]) for k, g in enumerate(self.initial)] + [g.scaled(1 - lam) for g in learned]
         return DiffGraph(pieces)
 
     def projected_content(self) -> torch.Tensor:
-        return torch.stack([self.content_proj[m](self._feat(m)) for m in self.names]).mean(0)
+        return torch.stack([self.content_proj[m](self.feats[m]) for m in self.names]).mean(0)
 
     def initial_h(self) -> torch.Tensor:
         return self.projected_content() if self.p.variant == "feats" else super().initial_h()

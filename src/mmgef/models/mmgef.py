@@ -36,6 +36,7 @@ from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.sparse import sym_normalize as sym_normalize_sparse
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import (
+    ContentFeatures,
     DiffGraph,
     FrozenGraph,
     Graph,
@@ -43,6 +44,7 @@ from mmgef.models.item_graph import (
     build_backbone,
     knn_graph,
     projection,
+    projections,
     sym_normalize,
 )
 from mmgef.models.lattice import check_lambda
@@ -98,11 +100,10 @@ class MMGEF(ItemGraphRecommender):
             self.proj = projection(fused.shape[1], params.proj_dim)
             raw_for_graph = self.fused
         else:  # one projection per modality to a common size, then average
-            for m, x in content.items():
-                self.register_buffer(f"feat_{m}", torch.from_numpy(x).to(ctx.device), persistent=False)
-            self.proj_m = nn.ModuleDict({m: projection(x.shape[1], params.proj_dim) for m, x in content.items()})
+            self.feats = ContentFeatures(content, ctx.device)
+            self.proj_m = projections(content, params.proj_dim)
             # similarity = mean of the per-modality cosines (the cosine of the concatenated unit vectors)
-            raw_for_graph = [getattr(self, f"feat_{m}") for m in self.names]
+            raw_for_graph = [self.feats[m] for m in self.names]
         with torch.no_grad():
             self.initial = sym_normalize([knn_graph(raw_for_graph, params.knn_k, params.knn_method)])[0]
         self.cf_graph: FrozenGraph | None = None
@@ -116,7 +117,7 @@ class MMGEF(ItemGraphRecommender):
     def fused_projection(self) -> torch.Tensor:
         if self.shared_space:
             return self.proj(self.fused)
-        return torch.stack([self.proj_m[m](getattr(self, f"feat_{m}")) for m in self.names]).mean(0)
+        return torch.stack([self.proj_m[m](self.feats[m]) for m in self.names]).mean(0)
 
     def build_content_graph(self) -> DiffGraph:
         learned = sym_normalize([knn_graph(self.fused_projection(), self.p.knn_k, self.p.knn_method)])[0]

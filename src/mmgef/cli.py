@@ -173,7 +173,7 @@ def features(
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
     _setup()
-    from mmgef.config import validate
+    from mmgef.schema import validate
     from mmgef.features.encoders import load_encoder
     from mmgef.features.extract import ExtractConfig, extract
 

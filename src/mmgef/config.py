@@ -2,6 +2,7 @@
 
 Every model forbids unknown keys, so a typo is an error naming the key instead of a silently
 ignored setting. Defaults follow the papers (embedding 64, batch 2048, lr 1e-3, reg 1e-4).
+Model hyper-parameters come from ``mmgef.params``; this module imports no model code.
 """
 
 from __future__ import annotations
@@ -13,24 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from mmgef.errors import ConfigError
+from mmgef.params import MODEL_PARAMS, ModelParams, later_defaults, param_keys, params_class
+from mmgef.schema import Strict, load_yaml, validate
 
 SplitKind = Literal["auto", "given", "random", "temporal", "cold"]
-
-
-class Strict(BaseModel):
-    """Base for all config models: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(Strict):
@@ -39,6 +29,9 @@ class DataConfig(Strict):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     cold_ratio: float = Field(0.2, gt=0.0, lt=1.0)
     modalities: list[str] | None = Field(None, description="content modalities to load; None = the dataset's defaults")
+    location: str | None = Field(None, description="where the data was read (absolute; written by `mmgef train`)")
+    fingerprint: dict[str, str] | None = Field(None, description="hashes of the interactions, id lists and features the "
+                                                                 "run was trained on (written by `mmgef train`)")
 
     @field_validator("ratios")
     @classmethod
@@ -87,48 +80,73 @@ class TrainConfig(Strict):
 
 
 class RunConfig(Strict):
-    model: str
-    seed: int = 0
+    model: str = Field(description="model name (see `mmgef models`)")
+    seed: int = Field(0, ge=0, description="seeds the split, the initialisation and every epoch's sampling")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    params: dict[str, Any] = Field(default_factory=dict, description="model hyper-parameters")
+    params: ModelParams = Field(description="the model's hyper-parameters")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_carry_the_model(cls, raw: Any) -> Any:
+        """``params`` is a union tagged by ``model``: copy the run's model name into it (once, here)."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        name = raw.get("model")
+        if name is not None and name not in MODEL_PARAMS:
+            raise ValueError(f"unknown model '{name}'; use one of {', '.join(MODEL_PARAMS)}")
+        params = raw.get("params")
+        if params is None or isinstance(params, dict):
+            params = dict(params or {})
+            if params.setdefault("model", name) != name:
+                raise ValueError(f"params.model '{params['model']}' differs from model '{name}'")
+            raw["params"] = params
+        return raw
+
+    @model_validator(mode="after")
+    def _sampler_fits_the_model(self) -> RunConfig:
+        if self.train.sampler == "mixgcf" and not self.params.layered:
+            raise ValueError(f"MixGCF mixes per-layer embeddings, and model '{self.model}' has no propagation "
+                             "layers that make its final vectors; use sampler uniform, or lightgcn / ngcf")
+        return self
+
+    def params_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as plain data, without the ``model`` tag."""
+        return self.params.model_dump(mode="json", exclude={"model"})
+
+    def dump(self) -> dict[str, Any]:
+        """The config as plain data, as ``config.yaml`` holds it."""
+        out = self.model_dump(mode="json")
+        out["params"] = self.params_dict()
+        return out
 
     def digest(self) -> str:
         """Stable hash of the resolved config (identifies a run for resume checks and reuse).
 
-        Settings that cannot change the run are left out: the progress bar, the device, MixGCF's
+        Settings that cannot change the run are left out: the progress bar, the device, where the
+        data was found and its fingerprint (checked separately when a run is loaded), MixGCF's
         candidate count under uniform sampling, an absent initialisation. (The last two also keep
         the digests of runs made before those settings existed.) An initialisation file counts by
         its content, not its path: the same pre-trained weights reached by a relative path, an
         absolute one or from a moved folder are the same run. Hyper-parameters declared with
         ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
-        dumped = self.model_dump(mode="json", exclude={"train": {"progress", "device"}})
+        dumped = self.dump()
+        for key in ("progress", "device"):
+            dumped["train"].pop(key)
+        for key in ("location", "fingerprint"):
+            dumped["data"].pop(key)
         if self.train.sampler != "mixgcf":
             dumped["train"].pop("n_candidates")
         if self.train.init is None:
             dumped["train"].pop("init")
         else:
             dumped["train"]["init"] = _content_id(self.train.init)
-        later = _later_defaults(self.model)
+        later = later_defaults(type(self.params))
         dumped["params"] = {k: v for k, v in dumped["params"].items() if k not in later or v != later[k]}
         blob = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def later_field(default: Any, **kwargs: Any) -> Any:
-    """A model hyper-parameter added after runs existed: at ``default`` it leaves the run digest unchanged."""
-    return Field(default, json_schema_extra={"added_later": True}, **kwargs)
-
-
-def _later_defaults(model: str) -> dict[str, Any]:
-    from mmgef.models.registry import get_model_spec
-
-    try:
-        fields = get_model_spec(model).params.model_fields
-    except ConfigError:
-        return {}
-    return {k: f.default for k, f in fields.items() if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("added_later")}
 
 
 def _content_id(path: str) -> str:
@@ -148,39 +166,6 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime 
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
-
-
-def _format_validation(err: ValidationError, source: str) -> str:
-    parts = []
-    for e in err.errors():
-        key = ".".join(str(x) for x in e["loc"]) or "<root>"
-        if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{key}'")
-        else:
-            parts.append(f"'{key}': {e['msg']}")
-    return f"{source}: " + "; ".join(parts) + ". Fix: correct or remove the key (see `mmgef train --help`)."
-
-
-def validate(model_cls: type[BaseModel], data: dict[str, Any], source: str) -> Any:
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation(err, source)) from None
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found. Fix: check the path.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        where = f"{path}:{line + 1}" if line is not None else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)}). Fix: correct the syntax.") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level. Fix: write `key: value` lines.")
-    return data
 
 
 def parse_set(items: list[str]) -> list[tuple[str, Any]]:
@@ -234,36 +219,35 @@ def resolve_run_config(
 ) -> RunConfig:
     """Merge a YAML run config, command-line options and ``--set`` overrides into one RunConfig.
 
-    The model's pydantic params class fills every hyper-parameter not given, so the saved
-    ``config.yaml`` is fully resolved.
+    The model's params schema fills every hyper-parameter not given, so the saved ``config.yaml``
+    is fully resolved. A dataset given as a directory is recorded by its absolute path, so the run
+    opens from any working directory.
     """
-    from mmgef.models.registry import get_model_spec
-
     raw: dict[str, Any] = load_yaml(config_file) if config_file else {}
     source = str(config_file) if config_file else "command line"
     if model:
         raw["model"] = model
     if "model" not in raw:
         raise ConfigError(f"{source}: no model given. Fix: pass --model NAME or set `model:` in the config.")
-    spec = get_model_spec(str(raw["model"]))
+    keys = param_keys(params_class(str(raw["model"])))
     if data:
         raw.setdefault("data", {})["name"] = data
     if split:
         raw.setdefault("data", {})["split"] = split
     if seed is not None:
         raw["seed"] = seed
-    raw = apply_overrides(raw, parse_set(sets or []), set(spec.params.model_fields))
-    cfg: RunConfig = validate(RunConfig, raw, source)
-    params = validate(spec.params, cfg.params, f"{source} (params of model '{cfg.model}')")
-    cfg.params = params.model_dump(mode="json")
+    raw = apply_overrides(raw, parse_set(sets or []), keys)
+    cfg: RunConfig = validate(RunConfig, raw, source, skip=set(MODEL_PARAMS))
+    if Path(cfg.data.name).is_dir():
+        cfg.data.name = str(Path(cfg.data.name).resolve())
     return cfg
 
 
 def save_run_config(cfg: RunConfig, path: str | Path) -> None:
     from mmgef.io import write_text
 
-    write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    write_text(path, yaml.safe_dump(cfg.dump(), sort_keys=False, allow_unicode=True))
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    return validate(RunConfig, load_yaml(path), str(path))
+    return validate(RunConfig, load_yaml(path), str(path), skip=set(MODEL_PARAMS))

@@ -16,12 +16,12 @@ import torch
 
 from mmgef.config import RunConfig, load_run_config, save_run_config
 from mmgef.data.dataset import Dataset
-from mmgef.data.registry import load_dataset
+from mmgef.data.registry import load_dataset, spec_location
 from mmgef.data.split import Split, make_split
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender
-from mmgef.models.registry import build_model, get_model_spec
+from mmgef.models.registry import build_model
 from mmgef.train.pretrained import PRETRAINED, load_pretrained, write_pretrained
 from mmgef.train.sampling import UniformSampler
 from mmgef.train.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
@@ -36,6 +36,7 @@ class Prepared:
     split: Split
     model: Recommender
     device: torch.device
+    fingerprint: dict[str, str]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,24 +45,35 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_fingerprint(saved: dict[str, str] | None, current: dict[str, str], where: str) -> None:
+    """A one-line error naming what changed between the data a run was trained on and the data now."""
+    if saved is None:
+        return
+    changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    if changed:
+        raise MMGEFError(f"{where}: the data changed since this run was trained ({', '.join(changed)} differ). "
+                         "Fix: restore the data the run was trained on, or retrain on the new data.")
+
+
 def prepare(cfg: RunConfig) -> Prepared:
     device = resolve_device(cfg.train.device)
     # A model that names its modalities gets them loaded even when they are not the dataset's
     # defaults; a model that uses no content loads none (wide features cost memory).
-    modalities = cfg.data.modalities if cfg.data.modalities is not None else cfg.params.get("modalities")
-    if not get_model_spec(cfg.model).uses_content:
+    modalities = cfg.data.modalities if cfg.data.modalities is not None else getattr(cfg.params, "modalities", None)
+    if not cfg.params.uses_content:
         modalities = []
-    dataset = load_dataset(cfg.data.name, modalities)
+    dataset = load_dataset(cfg.data.location or cfg.data.name, modalities)
     split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
     torch.manual_seed(cfg.seed)
-    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content, cfg.train.reg, device)
-    model = build_model(cfg.model, cfg.params, ctx)
+    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content)
+    model = build_model(cfg.params, ctx, cfg.train.reg).to(device)
     if cfg.train.init:
         load_pretrained(cfg.train.init, model, dataset)
-    # The model now holds the content it needs (as buffers); dropping the dataset's reference
-    # frees any copy the model made instead of keeping both for the whole run.
+    # The model now holds the content it needs (as buffers); drop the dataset's reference so a
+    # copy the model made is not kept twice. The fingerprint is taken first.
+    fingerprint = dataset.fingerprint()
     dataset.content, dataset.user_content = {}, {}
-    return Prepared(cfg, dataset, split, model, device)
+    return Prepared(cfg, dataset, split, model, device, fingerprint)
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -71,21 +83,28 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    if run_dir.exists() and (run_dir / "config.yaml").exists():
-        saved = load_run_config(run_dir / "config.yaml")
+    saved = load_run_config(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
+    if saved is not None:
         if saved.digest() != cfg.digest():
             raise ConfigError(f"{run_dir}/config.yaml: this directory holds a run of another config. "
                               "Fix: pass --out with a new directory, or resume with that run's config.")
         if not resume and (run_dir / CHECKPOINT).exists():
             raise ConfigError(f"{run_dir}: already holds a run. Fix: add --resume to continue it or use another --out.")
+    if resume and not (run_dir / CHECKPOINT).exists():
+        log.warning("--resume: %s holds no checkpoint; starting from scratch", run_dir)
+    cfg = cfg.model_copy(deep=True)
+    cfg.data.location = spec_location(cfg.data.location or cfg.data.name)
     p = prepare(cfg)
+    if saved is not None:
+        check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
+    cfg.data.fingerprint = p.fingerprint
     run_dir.mkdir(parents=True, exist_ok=True)
     save_run_config(cfg, run_dir / "config.yaml")
     n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
     sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
     trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device)
     metrics = trainer.fit(resume=resume)  # leaves the best-validation weights in the model
-    if get_model_spec(cfg.model).pretrains:
+    if cfg.params.pretrains:
         write_pretrained(run_dir / PRETRAINED, p.model, p.dataset)
     results = {
         "model": cfg.model,
@@ -106,7 +125,9 @@ def load_run(run_dir: Path) -> Prepared:
     for f in ("config.yaml", BEST_MODEL):
         if not (run_dir / f).is_file():
             raise MMGEFError(f"{run_dir / f}: not found. Fix: point to a finished run directory (one `mmgef train` wrote).")
-    p = prepare(load_run_config(run_dir / "config.yaml"))
+    cfg = load_run_config(run_dir / "config.yaml")
+    p = prepare(cfg)
+    check_fingerprint(cfg.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
     weights = read_safetensors(run_dir / BEST_MODEL)
     try:
         p.model.load_state_dict(weights)
@@ -122,18 +143,3 @@ def evaluate(run_dir: Path) -> dict[str, dict[str, float]]:
     p = load_run(run_dir)
     valid, test = make_evaluators(p.split, p.cfg.train.eval_ks, p.cfg.train.eval_batch_size, p.device)
     return {"valid": valid.evaluate(p.model.scores), "test": test.evaluate(p.model.scores)}
-
-
-def recommend(p: Prepared, raw_user: str, k: int) -> list[tuple[str, float]]:
-    """Top-k unseen items for a raw user id, as (raw item id, score)."""
-    if k <= 0:
-        raise ConfigError(f"--k {k}: must be a positive integer. Fix: e.g. --k 20.")
-    index = p.dataset.user_index()
-    if raw_user not in index:
-        raise MMGEFError(f"user '{raw_user}' is not in dataset '{p.dataset.name}'. Fix: use a raw user id from its interaction file.")
-    u = index[raw_user]
-    scores = p.model.scores(torch.tensor([u], device=p.device))[0].float().cpu()
-    seen = p.split.train[u].indices
-    scores[torch.as_tensor(seen, dtype=torch.long)] = -torch.inf
-    top = torch.topk(scores, min(k, p.dataset.n_items - len(seen)))
-    return [(str(p.dataset.item_ids[i]), float(s)) for s, i in zip(top.values, top.indices)]

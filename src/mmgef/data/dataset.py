@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,26 @@ class Dataset:
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
+
+    def fingerprint(self) -> dict[str, str]:
+        """Short hashes of what a trained model depends on: the interactions (and given split), the
+        raw id lists in index order and every loaded feature matrix. A run stores them, so loading
+        it on changed data (edited, reordered, other features) is an error naming the part."""
+
+        def h(*arrays: np.ndarray | None) -> str:
+            d = hashlib.blake2b(digest_size=8)
+            for a in arrays:
+                if a is not None:
+                    a = np.ascontiguousarray(a)
+                    d.update(str((a.dtype.str, a.shape)).encode())
+                    d.update(a.tobytes() if a.dtype != object else "\n".join(map(str, a.ravel())).encode())
+            return d.hexdigest()
+
+        out = {"interactions": h(self.users, self.items, self.labels),
+               "user ids": h(np.asarray(self.user_ids, dtype=str)), "item ids": h(np.asarray(self.item_ids, dtype=str))}
+        out.update({f"item features '{m}'": h(x) for m, x in self.content.items()})
+        out.update({f"user features '{m}'": h(x) for m, x in self.user_content.items()})
+        return out
 
     def user_index(self) -> dict[str, int]:
         return {str(r): k for k, r in enumerate(self.user_ids)}

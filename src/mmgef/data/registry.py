@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mmgef.config import Strict, load_yaml, validate
+from mmgef.schema import Strict, load_yaml, validate
 from mmgef.data import formats
 from mmgef.data.dataset import Dataset
 from mmgef.data.synthetic import SyntheticConfig, generate
@@ -45,12 +45,24 @@ def available_datasets() -> list[str]:
     return sorted(p.stem for p in dataset_config_dir().glob("*.yaml"))
 
 
+def spec_location(name_or_path: str) -> str:
+    """Where a dataset is, absolute: its directory, or its config file for a named dataset.
+
+    A run records this, so it loads the same data from any working directory.
+    """
+    as_path = Path(name_or_path)
+    if as_path.is_dir() or as_path.suffix in (".yaml", ".yml"):
+        return str(as_path.resolve())
+    cfg_file = dataset_config_dir() / f"{name_or_path}.yaml"
+    return str(cfg_file.resolve()) if cfg_file.is_file() else name_or_path
+
+
 def resolve_spec(name_or_path: str) -> DatasetSpec:
-    """A dataset config name (``lastfm2k``) or a directory whose layout is detected."""
+    """A dataset config name (``lastfm2k``), a dataset config file, or a directory whose layout is detected."""
     as_path = Path(name_or_path)
     if as_path.is_dir():
         return detect_layout(as_path)
-    cfg_file = dataset_config_dir() / f"{name_or_path}.yaml"
+    cfg_file = as_path if as_path.suffix in (".yaml", ".yml") else dataset_config_dir() / f"{name_or_path}.yaml"
     if cfg_file.is_file():
         spec: DatasetSpec = validate(DatasetSpec, load_yaml(cfg_file), str(cfg_file))
         if spec.path is not None and not Path(spec.path).is_absolute():

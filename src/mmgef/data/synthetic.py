@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from mmgef.config import Strict
+from mmgef.schema import Strict
 from mmgef.data.dataset import Dataset
 
 _TOPIC_WORDS = [

@@ -31,7 +31,7 @@ def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:
                 rows.append({
                     "label": c.label, "dataset": c.dataset, "split": c.split, "column": c.column, "model": cfg.model,
                     "sweep_param": c.sweep[0] if c.sweep else "", "sweep_value": c.sweep[1] if c.sweep else "", "seed": cfg.seed, "stage": stage,
-                    "chosen": cfg.digest() in chosen, "params": json.dumps(cfg.params, sort_keys=True), "digest": cfg.digest(),
+                    "chosen": cfg.digest() in chosen, "params": json.dumps(cfg.params_dict(), sort_keys=True), "digest": cfg.digest(),
                     "best_epoch": r["best_epoch"], "seconds_per_epoch": r["seconds_per_epoch"],
                     "train_seconds": r.get("train_seconds", 0.0),
                     **{f"valid_{k}": v for k, v in r["valid"].items()}, **{f"test_{k}": v for k, v in r["test"].items()},

@@ -15,14 +15,8 @@ from typing import Any
 
 from pydantic import Field
 
-from mmgef.config import (
-    RunConfig,
-    Strict,
-    TrainConfig,
-    load_yaml,
-    resolve_run_config,
-    validate,
-)
+from mmgef.config import RunConfig, TrainConfig, resolve_run_config
+from mmgef.schema import Strict, load_yaml, validate
 from mmgef.errors import ConfigError
 
 

@@ -24,10 +24,10 @@ import pandas as pd
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from mmgef.config import Strict
+from mmgef.schema import Strict
 from mmgef.errors import DataError
 from mmgef.features.encoders import Encoder, model_fingerprint
-from mmgef.features.fusion import l2_normalize
+from mmgef.features.fusion import early_fuse, l2_normalize
 from mmgef.io import atomic_path, write_json, write_npy, write_text
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
         matrices[m] = l2_normalize(x) if cfg.normalize else x
         stats[m] = {"encoded": encoded, "cache_hits": cached_before, "dim": dim}
     if {"image", "text"} <= set(matrices):
-        matrices["fused"] = (l2_normalize(matrices["image"]) + l2_normalize(matrices["text"])) / 2
+        matrices["fused"] = early_fuse({m: matrices[m] for m in ("image", "text")})
     cfg.out.mkdir(parents=True, exist_ok=True)
     hashes = {}
     for m, x in matrices.items():

@@ -31,3 +31,15 @@ def concat(content: dict[str, np.ndarray], normalize: bool = True) -> np.ndarray
     """Concatenate modalities; with ``normalize`` each block is unit length so none dominates."""
     blocks = [l2_normalize(x) if normalize else x for x in content.values()]
     return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def early_fuse(content: dict[str, np.ndarray]) -> np.ndarray:
+    """MM-GEF's early fusion: the mean of the L2-normalised modality vectors (all of one width).
+
+    Used by ``mmgef features`` (``fused.npy`` from CLIP image + text) and by the MM-GEF model.
+    """
+    widths = {x.shape[1] for x in content.values()}
+    if len(widths) != 1:
+        raise ConfigError(f"early fusion averages vectors of one width; got {sorted(widths)} for {list(content)}. "
+                          "Fix: fuse modalities from one encoder (e.g. CLIP image + text).")
+    return np.mean(np.stack([l2_normalize(x) for x in content.values()]), axis=0).astype(np.float32)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 
 def to_torch_csr(m: sp.spmatrix, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -65,11 +66,6 @@ def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) 
     return _SpMM.apply(x, adj, adj if adj_t is None else adj_t)
 
 
-def symmetric_spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Sparse (symmetric, constant) × dense product with a gradient only for ``x``."""
-    return spmm(adj, x)
-
-
 def rows_to_csr(idx: torch.Tensor, weight: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A CSR matrix (and its transpose) from k column indices and weights per row (no gradient)."""
     n, k = idx.shape
@@ -87,17 +83,22 @@ def edge_dot(a: torch.Tensor, b: torch.Tensor, rows: torch.Tensor, cols: torch.T
     return (a.index_select(0, rows) * b.index_select(0, cols)).sum(1)
 
 
-class EdgeList:
+class EdgeList(nn.Module):
     """A fixed sparsity pattern whose values change, and carry gradients, on every product.
 
-    For a graph re-weighted per batch (GRCN): the CSR layout of A and A^T is computed once, so a
-    product costs one gather of the values and one sparse product, with no sort or coalesce.
+    For a graph re-weighted per batch (GRCN): the CSR layout of A and A^T is computed once (and
+    held as buffers, so it follows the model's device), so a product costs one gather of the
+    values and one sparse product, with no sort or coalesce.
     """
 
     def __init__(self, rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> None:
-        self.rows, self.cols, self.shape = rows, cols, (n_rows, n_cols)
-        self._layout = self._csr_layout(rows, cols, n_rows, n_cols)
-        self._layout_t = self._csr_layout(cols, rows, n_cols, n_rows)
+        super().__init__()
+        self.shape = (n_rows, n_cols)
+        for name, value in (("rows", rows), ("cols", cols)):
+            self.register_buffer(name, value, persistent=False)
+        for suffix, (r, c, nr, nc) in (("", (rows, cols, n_rows, n_cols)), ("_t", (cols, rows, n_cols, n_rows))):
+            for name, value in zip(("crow", "col", "perm"), self._csr_layout(r, c, nr, nc)):
+                self.register_buffer(name + suffix, value, persistent=False)
 
     @staticmethod
     def _csr_layout(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> tuple[torch.Tensor, ...]:
@@ -107,7 +108,7 @@ class EdgeList:
         return crow, cols[perm], perm
 
     def matrix(self, values: torch.Tensor, transpose: bool = False) -> torch.Tensor:
-        crow, col, perm = self._layout_t if transpose else self._layout
+        crow, col, perm = (self.crow_t, self.col_t, self.perm_t) if transpose else (self.crow, self.col, self.perm)
         shape = self.shape[::-1] if transpose else self.shape
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmgef.config import Strict
 from mmgef.features.fusion import concat, l2_normalize, select
 from mmgef.graphs.sparse import row_normalize
 from mmgef.models.base import ModelContext, Recommender
-
-
-class CBParams(Strict):
-    modalities: list[str] | None = None
+from mmgef.params import CBParams
 
 
 class ContentBased(Recommender):
@@ -20,8 +16,8 @@ class ContentBased(Recommender):
 
     trainable = False
 
-    def __init__(self, params: CBParams, ctx: ModelContext) -> None:
-        super().__init__(ctx)
+    def __init__(self, params: CBParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
         items = l2_normalize(concat(select(ctx.content, params.modalities, "cb")))
         profiles = l2_normalize(np.asarray(row_normalize(ctx.train) @ items, dtype=np.float32))
         self.register_buffer("item_vecs", torch.from_numpy(items))

@@ -16,27 +16,16 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import Field
 
-from mmgef.config import Strict
 from mmgef.features.fusion import select
 from mmgef.graphs.knn import knn_indices
+from mmgef.graphs.modules import SparseGraph
+from mmgef.graphs.propagation import Graph
 from mmgef.graphs.sparse import sym_normalize
-from mmgef.models.base import Batch, ModelContext
-from mmgef.models.item_graph import ContentFeatures, FrozenGraph, projections, propagate
-from mmgef.models.lightgcn import LightGCN, LightGCNParams
+from mmgef.models.base import Batch, ModelContext, ego_l2
+from mmgef.models.item_graph import ContentFeatures, ItemGraphRecommender, build_backbone, projections
 from mmgef.models.losses import bpr_loss
-
-
-class FreedomParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
-    n_layers: int = Field(2, ge=0, description="user–item graph layers")
-    item_layers: int = Field(1, ge=1, description="convolutions over the frozen item–item graph")
-    knn_k: int = Field(10, gt=0)
-    image_weight: float = Field(0.1, ge=0.0, le=1.0, description="weight of the image graph when there is one")
-    dropout: float = Field(0.8, ge=0.0, lt=1.0, description="share of user–item edges pruned each epoch")
-    mm_loss_weight: float = Field(1e-4, ge=0.0, description="weight of the per-modality projection BPR terms")
-    modalities: list[str] | None = None
+from mmgef.params import FreedomParams
 
 
 def modality_weights(names: list[str], image_weight: float) -> dict[str, float]:
@@ -55,35 +44,31 @@ def binary_knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
     return sym_normalize(a)
 
 
-class Freedom(LightGCN):
-    mixes_layers = False  # h from the item graph lies outside the layers MixGCF would mix
+class Freedom(ItemGraphRecommender):
+    """LightGCN with edge pruning + a frozen raw-feature item graph (h added as is) + modality BPR."""
 
-    def __init__(self, params: FreedomParams, ctx: ModelContext) -> None:
-        super().__init__(LightGCNParams(embedding_dim=params.embedding_dim, n_layers=params.n_layers,
-                                        edge_dropout=params.dropout), ctx)
+    def __init__(self, params: FreedomParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
+        super().__init__(ctx, reg, backbone, params.item_layers, normalize_h=False)
         self.p = params
         content = select(ctx.content, params.modalities, "freedom")
         self.names = list(content)
         weights = modality_weights(self.names, params.image_weight)
-        item_graph = sum(weights[m] * binary_knn_graph(x, params.knn_k) for m, x in content.items())
-        self.item_graph = FrozenGraph.from_scipy(item_graph, ctx.device)
-        self.feats = ContentFeatures(content, ctx.device)
+        graph = sum(weights[m] * binary_knn_graph(x, params.knn_k) for m, x in content.items())
+        self.frozen = SparseGraph(graph, symmetric=False)
+        self.feats = ContentFeatures(content)
         self.proj = projections(content, params.embedding_dim)
 
-    def item_graph_embeddings(self) -> torch.Tensor:
-        return propagate(self.item_graph, self.item_emb.weight, self.p.item_layers)
+    def item_graph(self) -> Graph:
+        return self.frozen
 
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        users, items = super().embeddings()
-        return users, items + self.item_graph_embeddings()
-
-    def auxiliary_loss(self, batch: Batch, final: tuple[torch.Tensor, ...]) -> torch.Tensor | float:
-        """Σ_m BPR(user, W_m x_pos, W_m x_neg): each modality's projection must rank on its own."""
-        if self.p.mm_loss_weight == 0:
-            return 0.0
-        users = final[0]
-        total = 0.0
-        for m in self.names:
-            feat = self.feats[m]
-            total = total + bpr_loss(users, self.proj[m](feat[batch.pos]), self.proj[m](feat[batch.neg]))
-        return self.p.mm_loss_weight * total
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """BPR + L2 on the ego embeddings + Σ_m BPR(user, W_m x_pos, W_m x_neg): each modality's
+        projection must rank on its own."""
+        users, pos, neg = self.batch_vectors(batch)
+        loss = bpr_loss(users, pos, neg) + self.reg * ego_l2(self.backbone.user_emb, self.backbone.item_emb, batch)
+        if self.p.mm_loss_weight > 0:
+            for m in self.names:
+                feat = self.feats[m]
+                loss = loss + self.p.mm_loss_weight * bpr_loss(users, self.proj[m](feat[batch.pos]), self.proj[m](feat[batch.neg]))
+        return loss

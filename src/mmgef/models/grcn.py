@@ -14,30 +14,17 @@ from the current projections. Gradients reach the projections through the conten
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from mmgef.config import Strict
 from mmgef.features.fusion import select
 from mmgef.graphs.bipartite import bipartite_edges, normalized_edge_weights
+from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import EdgeList, edge_dot
-from mmgef.models.base import ModelContext
+from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
 from mmgef.models.item_graph import ContentFeatures, projections
-from mmgef.models.lightgcn import LightGCN, LightGCNParams
-
-
-class GRCNParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
-    content_dim: int = Field(64, gt=0, description="size of each modality's projected content")
-    n_layers: int = Field(2, ge=0)
-    routing_iters: int = Field(3, ge=0)
-    fusion: Literal["max", "mean"] = "max"
-    edge_grad: bool = Field(False, description="back-propagate through the refined edge weights (≈10× slower "
-                                              "epochs); off, the projections learn through the content channels")
-    modalities: list[str] | None = None
+from mmgef.models.losses import bpr_loss
+from mmgef.params import GRCNParams
 
 
 def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -49,21 +36,38 @@ def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: in
     return e / total[segments]
 
 
-class GRCN(LightGCN):
-    mixes_layers = False  # the content parts lie outside the ID layers MixGCF would mix
+class _Weighted:
+    """An ``EdgeList`` with this forward pass's edge values: a graph ``propagate`` can use."""
 
-    def __init__(self, params: GRCNParams, ctx: ModelContext) -> None:
-        super().__init__(LightGCNParams(embedding_dim=params.embedding_dim, n_layers=params.n_layers), ctx)
+    def __init__(self, edges: EdgeList, values: torch.Tensor) -> None:
+        self.edges, self.values = edges, values
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        return self.edges.mm(self.values, x)
+
+
+class GRCN(Recommender):
+    def __init__(self, params: GRCNParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
         self.p = params
+        self.user_emb = id_embedding(ctx.n_users, params.embedding_dim)
+        self.item_emb = id_embedding(ctx.n_items, params.embedding_dim)
         content = select(ctx.content, params.modalities, "grcn")
         self.names = list(content)
-        self.feats = ContentFeatures(content, ctx.device)
-        self.proj = projections(content, params.content_dim)
+        self.feats = ContentFeatures(content)
+        self.proj = projections(content, params.proj_dim)
         coo = ctx.train.tocoo()
-        self.register_buffer("edge_users", torch.from_numpy(coo.row.astype("int64")).to(ctx.device), persistent=False)
-        self.register_buffer("edge_items", torch.from_numpy(coo.col.astype("int64")).to(ctx.device), persistent=False)
-        self.user_item_edges = EdgeList(self.edge_users, self.edge_items, ctx.n_users, ctx.n_items)
-        self.graph_edges = bipartite_edges(self.edge_users, self.edge_items, ctx.n_users, ctx.n_items)
+        users, items = torch.from_numpy(coo.row.astype("int64")), torch.from_numpy(coo.col.astype("int64"))
+        self.user_item_edges = EdgeList(users, items, ctx.n_users, ctx.n_items)
+        self.graph_edges = bipartite_edges(users, items, ctx.n_users, ctx.n_items)
+
+    @property
+    def edge_users(self) -> torch.Tensor:
+        return self.user_item_edges.rows
+
+    @property
+    def edge_items(self) -> torch.Tensor:
+        return self.user_item_edges.cols
 
     def item_content(self, m: str) -> torch.Tensor:
         return F.normalize(self.proj[m](self.feats[m]), dim=1)
@@ -99,8 +103,8 @@ class GRCN(LightGCN):
         values = normalized_edge_weights(self.edge_users, self.edge_items, weight, self.n_users, self.n_items)
         x = torch.cat([torch.cat([self.user_emb.weight, self.item_emb.weight])]
                       + [torch.cat([pref, content]) for pref, content in parts.values()], dim=1)
-        layers = [x]
-        for _ in range(self.p.n_layers):
-            layers.append(self.graph_edges.mm(values, layers[-1]))
-        out = torch.stack(layers).mean(0)
+        out = propagate(_Weighted(self.graph_edges, values), x, self.p.n_layers, pool="mean")
         return out[: self.n_users], out[self.n_users :]
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return bpr_loss(*self.batch_vectors(batch)) + self.reg * ego_l2(self.user_emb, self.item_emb, batch)

@@ -10,71 +10,45 @@ x̃_i + h_i/‖h_i‖. Variants: ``feats`` convolves the projected content inste
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from mmgef.config import Strict
-from mmgef.errors import ConfigError
 from mmgef.features.fusion import select
+from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
+from mmgef.graphs.modules import FrozenKnnGraph
 from mmgef.models.base import ModelContext
-from mmgef.models.item_graph import (
-    ContentFeatures,
-    DiffGraph,
-    ItemGraphRecommender,
-    build_backbone,
-    knn_graph,
-    projections,
-    sym_normalize,
-)
+from mmgef.models.item_graph import ContentFeatures, LearnedGraphRecommender, build_backbone, projections
+from mmgef.params import LatticeParams
 
 
-class LatticeParams(Strict):
-    backbone: Literal["mf", "ngcf", "lightgcn"] = "lightgcn"
-    embedding_dim: int = Field(64, gt=0)
-    backbone_layers: int | None = Field(None, description="None = the backbone's default")
-    feat_embed_dim: int = Field(64, gt=0, description="size of the projected features the learned graph uses")
-    knn_k: int = Field(10, gt=0)
-    lambda_coeff: float = Field(0.9, description="weight of the initial (raw-feature) graph")
-    item_layers: int = Field(1, ge=1)
-    rebuild_every: int = Field(1, ge=1, description="epochs between rebuilds of the learned graph")
-    variant: Literal["lattice", "feats", "cf_feats"] = "lattice"
-    modalities: list[str] | None = None
-    knn_method: Literal["auto", "exact", "faiss"] = "auto"
-
-
-def check_lambda(value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"lambda_coeff={value} must lie in [0, 1]. Fix: e.g. --set lambda_coeff=0.9")
-
-
-class Lattice(ItemGraphRecommender):
-    def __init__(self, params: LatticeParams, ctx: ModelContext) -> None:
-        check_lambda(params.lambda_coeff)
-        backbone = build_backbone(params.backbone, params.embedding_dim, params.backbone_layers, ctx)
-        super().__init__(ctx, backbone, params.item_layers, params.rebuild_every)
+class Lattice(LearnedGraphRecommender):
+    def __init__(self, params: LatticeParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        backbone = build_backbone(params.backbone, params.embedding_dim, params.n_layers, ctx)
+        super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every)
         self.p = params
         content = select(ctx.content, params.modalities, "lattice")
         self.names = list(content)
-        self.feats = ContentFeatures(content, ctx.device)
-        self.proj = projections(content, params.feat_embed_dim)
+        self.feats = ContentFeatures(content)
+        self.proj = projections(content, params.proj_dim)
         self.modal_weight = nn.Parameter(torch.full((len(content),), 1.0 / len(content)))
         if params.variant != "lattice":
             self.content_proj = projections(content, self.out_dim)
-        # The initial graphs come from the fixed raw features: build them once.
+        # The initial graphs come from the fixed raw features: built once, rebuilt from the data on load.
         with torch.no_grad():
-            self.initial = [sym_normalize([knn_graph(self.feats[m], params.knn_k, params.knn_method)])[0] for m in self.names]
+            self.initial = nn.ModuleList(
+                FrozenKnnGraph.of(normalize_knn([knn_graph(self.feats[m], params.knn_k, params.knn_method)])[0],
+                                  persistent=False)
+                for m in self.names)
+        self.init_graph()
 
     def build_content_graph(self) -> DiffGraph:
         w = F.softmax(self.modal_weight, dim=0)
         lam = self.p.lambda_coeff
-        learned = sym_normalize([knn_graph(self.proj[m](self.feats[m]), self.p.knn_k, self.p.knn_method).scaled(w[k])
+        learned = normalize_knn([knn_graph(self.proj[m](self.feats[m]), self.p.knn_k, self.p.knn_method).scaled(w[k])
                                  for k, m in enumerate(self.names)])
-        pieces = [g.scaled(lam * w[k]) for k, g in enumerate(self.initial)] + [g.scaled(1 - lam) for g in learned]
-        return DiffGraph(pieces)
+        initial = [g.piece().scaled(lam * w[k]) for k, g in enumerate(self.initial)]
+        return DiffGraph(initial + [g.scaled(1 - lam) for g in learned])
 
     def projected_content(self) -> torch.Tensor:
         return torch.stack([self.content_proj[m](self.feats[m]) for m in self.names]).mean(0)
@@ -87,4 +61,3 @@ class Lattice(ItemGraphRecommender):
             users, items = self.backbone.embeddings()
             return users, items + F.normalize(self.projected_content(), dim=1)
         return super().embeddings()
-

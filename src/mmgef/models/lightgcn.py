@@ -1,74 +1,58 @@
 """LightGCN: layer-mean of linear propagation over the normalised user–item graph.
 
 ``edge_dropout`` > 0 trains on a degree-sensitively pruned graph resampled every epoch
-(FREEDOM's denoising, ``graphs.pruning``); evaluation always uses the full graph.
+(FREEDOM's denoising, ``graphs.modules.PrunedBipartiteGraph``); evaluation always uses the full graph.
 """
 
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from mmgef.config import Strict, later_field
 from mmgef.graphs.bipartite import bipartite_adjacency
-from mmgef.graphs.pruning import prune_edges
-from mmgef.graphs.sparse import symmetric_spmm, to_torch_csr
-from mmgef.models.base import Batch, ModelContext
-from mmgef.models.mf import MF, MFParams
+from mmgef.graphs.modules import PrunedBipartiteGraph, SparseGraph
+from mmgef.graphs.propagation import Graph, propagate
+from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
+from mmgef.models.losses import bpr_loss
+from mmgef.params import LightGCNParams
 
 
-class LightGCNParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
-    n_layers: int = Field(2, ge=0)
-    edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, description="share of user–item edges pruned each epoch "
-                                      "(∝ √(d_u d_i): popular pairs first); 0 = the full graph")
+class LightGCN(Recommender):
+    """ID embeddings smoothed over the bipartite graph; L2 on the ego embeddings."""
 
-
-def propagate_layers(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """[E, AE, A²E, …] stacked as ``[n, L+1, d]``."""
-    layers = [ego]
-    for _ in range(n_layers):
-        layers.append(symmetric_spmm(adj, layers[-1]))
-    return torch.stack(layers, dim=1)
-
-
-def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """Mean of [E, AE, A²E, …] — LightGCN's layer combination."""
-    return propagate_layers(adj, ego, n_layers).mean(1)
-
-
-class LightGCN(MF):
-    """MF's ID embeddings, smoothed over the bipartite graph; L2 on the ego embeddings."""
-
-    mixes_layers = True
-
-    def __init__(self, params: LightGCNParams, ctx: ModelContext) -> None:
-        super().__init__(MFParams(embedding_dim=params.embedding_dim), ctx)
+    def __init__(self, params: LightGCNParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
+        self.user_emb = id_embedding(ctx.n_users, params.embedding_dim)
+        self.item_emb = id_embedding(ctx.n_items, params.embedding_dim)
         self.n_layers = params.n_layers
-        self.edge_dropout = params.edge_dropout
-        self.train_matrix = ctx.train
-        self.register_buffer("adj", to_torch_csr(bipartite_adjacency(ctx.train)), persistent=False)
-        self.pruned_adj: torch.Tensor | None = None
+        self.graph = SparseGraph(bipartite_adjacency(ctx.train), symmetric=True)
+        self.pruned = PrunedBipartiteGraph(ctx.train, params.edge_dropout) if params.edge_dropout > 0 else None
 
     def on_epoch_start(self, epoch: int) -> None:
         """Resample the pruned graph (torch's RNG is seeded per epoch by the trainer)."""
-        if self.edge_dropout > 0:
-            kept = prune_edges(self.train_matrix, 1.0 - self.edge_dropout)
-            self.pruned_adj = to_torch_csr(bipartite_adjacency(kept), self.adj.device)
+        if self.pruned is not None:
+            self.pruned.resample()
 
-    def graph(self) -> torch.Tensor:
-        """The adjacency propagated over: the pruned one while training with ``edge_dropout``, else the full one."""
-        return self.pruned_adj if self.training and self.pruned_adj is not None else self.adj
+    def active_graph(self) -> Graph:
+        """The pruned graph while training with ``edge_dropout``, else the full one."""
+        return self.pruned if self.training and self.pruned is not None else self.graph
+
+    def _ego(self) -> torch.Tensor:
+        return torch.cat([self.user_emb.weight, self.item_emb.weight])
 
     def layer_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = propagate_layers(self.graph(), ego, self.n_layers)
+        out = propagate(self.active_graph(), self._ego(), self.n_layers, pool="stack")
         return out[: self.n_users], out[self.n_users :]
 
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        u, i = self.layer_embeddings()
-        return self.pool_layers(u), self.pool_layers(i)
+    def pool_layers(self, layers: torch.Tensor) -> torch.Tensor:
+        return layers.mean(-2)
 
-    def reg_terms(self, batch: Batch, final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """L2 on the ego (layer-0) embeddings, as LightGCN and NGCF do."""
-        return self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg)
+    def mixgcf_query(self, user_layers: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
+        """The pooled user at every layer, as MixGCF's reference implementation does for mean pooling."""
+        return user.unsqueeze(1).expand_as(user_layers)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        out = propagate(self.active_graph(), self._ego(), self.n_layers, pool="mean")
+        return out[: self.n_users], out[self.n_users :]
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return bpr_loss(*self.batch_vectors(batch)) + self.reg * ego_l2(self.user_emb, self.item_emb, batch)

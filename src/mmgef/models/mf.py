@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
-from torch import nn
 
-from mmgef.config import Strict
-from mmgef.models.base import ModelContext, Recommender
-
-
-class MFParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
+from mmgef.models.base import Batch, ModelContext, Recommender, id_embedding
+from mmgef.params import MFParams
 
 
 class MF(Recommender):
-    def __init__(self, params: MFParams, ctx: ModelContext) -> None:
-        super().__init__(ctx)
-        self.user_emb = nn.Embedding(ctx.n_users, params.embedding_dim)
-        self.item_emb = nn.Embedding(ctx.n_items, params.embedding_dim)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+    def __init__(self, params: MFParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
+        self.user_emb = id_embedding(ctx.n_users, params.embedding_dim)
+        self.item_emb = id_embedding(ctx.n_items, params.embedding_dim)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_emb.weight, self.item_emb.weight
+
+    def batch_vectors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Only the batch's rows: no product over the catalogue."""
+        return self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg)

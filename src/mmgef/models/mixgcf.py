@@ -12,13 +12,40 @@ Cost: the score of a mixed candidate is α·(u·p) + (1 − α)·(u·c_m); the f
 every candidate and 1 − α > 0, so the best mixed candidate is the best raw one. Candidates are
 therefore ranked by u·c_m without gradient (one [rows × items] product per layer, in row chunks),
 and only the chosen candidate's layers enter the autograd graph: O(B·L·d), not O(B·M·L·d).
+
+Which models qualify is known from their params (``layered``) when the config is resolved; the
+``Layered`` protocol is what such a model implements.
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 
+from mmgef.models.base import Batch
+from mmgef.models.losses import bpr_loss, l2_loss
+
 _CHUNK_ENTRIES = 1 << 25  # scores held at once: rows × items
+
+
+@runtime_checkable
+class Layered(Protocol):
+    """A model whose final vectors pool per-layer embeddings (LightGCN, NGCF)."""
+
+    reg: float
+
+    def layer_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-layer user and item embeddings ``[n, L+1, d]``."""
+        ...
+
+    def pool_layers(self, layers: torch.Tensor) -> torch.Tensor:
+        """``[..., L+1, d]`` layers → one vector, as the model pools (LightGCN: mean)."""
+        ...
+
+    def mixgcf_query(self, user_layers: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
+        """What each layer's candidates are scored against, ``[B, L+1, d]``."""
+        ...
 
 
 def mixgcf_negative(user_query: torch.Tensor, pos_layers: torch.Tensor, item_layers: torch.Tensor,
@@ -44,3 +71,15 @@ def mixgcf_negative(user_query: torch.Tensor, pos_layers: torch.Tensor, item_lay
     layer_idx = torch.arange(n_layers, device=item_layers.device)
     neg = alpha * pos_layers + (1 - alpha) * item_layers[chosen, layer_idx]
     return neg, chosen
+
+
+def mixgcf_loss(model: Layered, batch: Batch) -> torch.Tensor:
+    """BPR against MixGCF's synthetic hard negative built from ``batch.neg`` candidates ``[B, M]``,
+    plus L2 on the layer-0 embeddings of user, positive and the mixed negative."""
+    u_layers, i_layers = model.layer_embeddings()
+    u, pos = u_layers[batch.users], i_layers[batch.pos]
+    user = model.pool_layers(u)
+    neg, _ = mixgcf_negative(model.mixgcf_query(u, user), pos, i_layers, batch.neg)
+    final = (user, model.pool_layers(pos), model.pool_layers(neg))
+    ego = (u[:, 0], pos[:, 0], neg[:, 0])
+    return bpr_loss(*final) + model.reg * l2_loss(*ego)

@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from mmgef.config import Strict
 from mmgef.features.fusion import select
 from mmgef.graphs.bipartite import mean_adjacency
-from mmgef.graphs.sparse import spmm, to_torch_csr
-from mmgef.models.base import ModelContext, Recommender
+from mmgef.graphs.modules import SparseGraph
+from mmgef.graphs.propagation import Graph
+from mmgef.models.base import ModelContext, Recommender, id_embedding
 from mmgef.models.item_graph import projection
-
-
-class MMGCNParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
-    n_layers: int = Field(2, ge=1)
-    modalities: list[str] | None = None
+from mmgef.params import MMGCNParams
 
 
 class ModalityBranch(nn.Module):
@@ -42,32 +36,29 @@ class ModalityBranch(nn.Module):
         self.own = nn.ModuleList(projection(dim, dim) for _ in range(n_layers))
         self.comb = nn.ModuleList(projection(2 * dim, dim) for _ in range(n_layers))
 
-    def forward(self, adj: torch.Tensor, adj_t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, graph: Graph, ids: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.user_pref, F.leaky_relu(self.item_proj(self.feat))])
         for agg, own, comb in zip(self.agg, self.own, self.comb):
-            h = F.leaky_relu(agg(spmm(adj, x, adj_t)))
+            h = F.leaky_relu(agg(graph.mm(x)))
             intrinsic = F.leaky_relu(own(x)) + ids
             x = F.leaky_relu(comb(torch.cat([h, intrinsic], dim=1)))
         return x
 
 
 class MMGCN(Recommender):
-    def __init__(self, params: MMGCNParams, ctx: ModelContext) -> None:
-        super().__init__(ctx)
+    def __init__(self, params: MMGCNParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
         content = select(ctx.content, params.modalities, "mmgcn")
-        self.id_emb = nn.Embedding(ctx.n_users + ctx.n_items, params.embedding_dim)
-        nn.init.xavier_uniform_(self.id_emb.weight)
+        self.id_emb = id_embedding(ctx.n_users + ctx.n_items, params.embedding_dim)
         self.branches = nn.ModuleDict({
-            m: ModalityBranch(ctx.n_users, torch.from_numpy(x).to(ctx.device), params.embedding_dim, params.n_layers)
+            m: ModalityBranch(ctx.n_users, torch.from_numpy(x), params.embedding_dim, params.n_layers)
             for m, x in content.items()
         })
-        adj = mean_adjacency(ctx.train)
-        self.register_buffer("adj", to_torch_csr(adj, ctx.device), persistent=False)
-        self.register_buffer("adj_t", to_torch_csr(adj.T.tocsr(), ctx.device), persistent=False)
+        self.graph = SparseGraph(mean_adjacency(ctx.train), symmetric=False)
 
     def branch_outputs(self) -> dict[str, torch.Tensor]:
         """Each modality's node representations ``[U+I, d]`` (the test checks they stay separate)."""
-        return {m: branch(self.adj, self.adj_t, self.id_emb.weight) for m, branch in self.branches.items()}
+        return {m: branch(self.graph, self.id_emb.weight) for m, branch in self.branches.items()}
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         out = sum(self.branch_outputs().values())

@@ -4,38 +4,31 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from mmgef.config import Strict
 from mmgef.graphs.bipartite import bipartite_adjacency
-from mmgef.graphs.sparse import symmetric_spmm, to_torch_csr
-from mmgef.models.base import Batch, ModelContext
-from mmgef.models.mf import MF, MFParams
+from mmgef.graphs.modules import SparseGraph
+from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
+from mmgef.models.losses import bpr_loss
+from mmgef.params import NGCFParams
 
 
-class NGCFParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
-    n_layers: int = Field(3, ge=1)
-    mess_dropout: float = Field(0.1, ge=0, lt=1)
-
-
-class NGCF(MF):
-    mixes_layers = True
-
-    def __init__(self, params: NGCFParams, ctx: ModelContext) -> None:
-        super().__init__(MFParams(embedding_dim=params.embedding_dim), ctx)
+class NGCF(Recommender):
+    def __init__(self, params: NGCFParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
         d = params.embedding_dim
+        self.user_emb = id_embedding(ctx.n_users, d)
+        self.item_emb = id_embedding(ctx.n_items, d)
         self.w_gc = nn.ModuleList(nn.Linear(d, d) for _ in range(params.n_layers))
         self.w_bi = nn.ModuleList(nn.Linear(d, d) for _ in range(params.n_layers))
         self.dropout = nn.Dropout(params.mess_dropout)
-        self.register_buffer("adj", to_torch_csr(bipartite_adjacency(ctx.train, self_loops=True)), persistent=False)
+        self.graph = SparseGraph(bipartite_adjacency(ctx.train, self_loops=True), symmetric=True)
 
     def layer_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
         layers = [ego]
         for w_gc, w_bi in zip(self.w_gc, self.w_bi):
-            side = symmetric_spmm(self.adj, ego)
+            side = self.graph.mm(ego)
             ego = F.leaky_relu(w_gc(side) + w_bi(ego * side), 0.2)
             ego = self.dropout(ego)
             layers.append(F.normalize(ego, dim=1))
@@ -54,6 +47,5 @@ class NGCF(MF):
         u, i = self.layer_embeddings()
         return self.pool_layers(u), self.pool_layers(i)
 
-    def reg_terms(self, batch: Batch, final: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """L2 on the ego (layer-0) embeddings, as LightGCN and NGCF do."""
-        return self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return bpr_loss(*self.batch_vectors(batch)) + self.reg * ego_l2(self.user_emb, self.item_emb, batch)

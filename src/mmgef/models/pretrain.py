@@ -17,33 +17,21 @@ from __future__ import annotations
 
 import logging
 
+import scipy.sparse as sp
 import torch
-from pydantic import Field
 from torch import nn
 
-from mmgef.config import Strict
 from mmgef.errors import ConfigError
 from mmgef.features.fusion import l2_normalize
 from mmgef.graphs.cooccurrence import cooccurrence_graph
-from mmgef.graphs.sparse import sym_normalize, to_torch_csr
-from mmgef.models.base import Batch, ModelContext, Recommender
-from mmgef.models.lightgcn import propagate
-from mmgef.models.losses import bce_loss, info_nce, l2_loss
+from mmgef.graphs.modules import SparseGraph
+from mmgef.graphs.propagation import propagate
+from mmgef.graphs.sparse import sym_normalize
+from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
+from mmgef.models.losses import bce_loss, info_nce
+from mmgef.params import PretrainParams
 
 log = logging.getLogger(__name__)
-
-
-class PretrainParams(Strict):
-    embedding_dim: int = Field(64, gt=0)
-    n_layers: int = Field(2, ge=0, description="LightGCN layers over each co-interaction graph")
-    graph_k: int = Field(10, gt=0, description="neighbours kept per user / item in the co-interaction graphs")
-    cima_weight: float = Field(0.5, ge=0, le=1, description="λ in λ·CIMA + (1 − λ)·BCE")
-    temperature: float = Field(0.1, gt=0)
-    modalities: list[str] | None = Field(None, description="item modalities (None = all loaded); CIMA aligns the first two")
-    review_modality: str = Field("review", description="user content used as the review-text branch")
-    use_cima: bool = True
-    use_graphs: bool = True
-    use_reviews: bool = True
 
 
 class ModalityAttention(nn.Module):
@@ -62,15 +50,15 @@ class ModalityAttention(nn.Module):
         return (weights.unsqueeze(-1) * h).sum(1)
 
 
-def _graph(train, k: int) -> torch.Tensor:
+def co_interaction_graph(train: sp.csr_matrix, k: int) -> SparseGraph:
     """Symmetric-normalised top-k co-interaction graph (rows of ``train`` are the nodes' partners)."""
     c = cooccurrence_graph(train, topk=k)
-    return to_torch_csr(sym_normalize((c + c.T) / 2))
+    return SparseGraph(sym_normalize((c + c.T) / 2), symmetric=True)
 
 
 class ContrastivePretrain(Recommender):
-    def __init__(self, params: PretrainParams, ctx: ModelContext) -> None:
-        super().__init__(ctx)
+    def __init__(self, params: PretrainParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        super().__init__(ctx, reg)
         self.p = params
         d = params.embedding_dim
         names = params.modalities if params.modalities is not None else list(ctx.content)
@@ -92,14 +80,12 @@ class ContrastivePretrain(Recommender):
         if review is not None:
             self.register_buffer("review", torch.as_tensor(l2_normalize(review)), persistent=False)
             self.review_proj = nn.Linear(review.shape[1], d)
-        self.user_emb = nn.Embedding(ctx.n_users, d)
-        self.item_emb = nn.Embedding(ctx.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.user_emb = id_embedding(ctx.n_users, d)
+        self.item_emb = id_embedding(ctx.n_items, d)
         self.n_layers = params.n_layers if params.use_graphs else 0
         if self.n_layers:
-            self.register_buffer("item_graph", _graph(ctx.train, params.graph_k), persistent=False)
-            self.register_buffer("user_graph", _graph(ctx.train.T.tocsr(), params.graph_k), persistent=False)
+            self.item_graph = co_interaction_graph(ctx.train, params.cf_k)
+            self.user_graph = co_interaction_graph(ctx.train.T.tocsr(), params.cf_k)
         self.user_att = ModalityAttention(d)
         self.item_att = ModalityAttention(d)
 
@@ -110,8 +96,8 @@ class ContrastivePretrain(Recommender):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         item_graph, user_graph = self.item_emb.weight, self.user_emb.weight
         if self.n_layers:
-            item_graph = propagate(self.item_graph, item_graph, self.n_layers)
-            user_graph = propagate(self.user_graph, user_graph, self.n_layers)
+            item_graph = propagate(self.item_graph, item_graph, self.n_layers, pool="mean")
+            user_graph = propagate(self.user_graph, user_graph, self.n_layers, pool="mean")
         items = self.item_att([item_graph, *(self.modality_vectors(m) for m in self.names)])
         users = self.user_att([user_graph, *([self.review_proj(self.review)] if self.use_reviews else [])])
         return users, items
@@ -123,13 +109,9 @@ class ContrastivePretrain(Recommender):
         return info_nce(self.modality_vectors(a, items), self.modality_vectors(b, items), self.p.temperature)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        if batch.neg.dim() == 2:
-            raise ConfigError("mcpt is pre-trained with BCE on uniform negatives. Fix: --sampler uniform "
-                              "(MixGCF belongs to the fine-tuning run).")
         u, i = self.embeddings()
         rec = bce_loss(u[batch.users], i[batch.pos], i[batch.neg])
         lam = self.p.cima_weight if self.use_cima else 0.0
         loss = (1 - lam) * rec + (lam * self.cima(batch.pos) if lam else 0.0)
-        ego = (self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg))
-        return loss + self.reg * l2_loss(*ego)
+        return loss + self.reg * ego_l2(self.user_emb, self.item_emb, batch)
 

@@ -1,61 +1,44 @@
-"""Explicit model registry: CLI name → (params class, model class)."""
+"""Explicit model registry: name → model class. Hyper-parameter schemas live in ``mmgef.params``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from mmgef.config import Strict
 from mmgef.errors import ConfigError
 from mmgef.models.base import ModelContext, Recommender
-from mmgef.models.content import CBParams, ContentBased
-from mmgef.models.freedom import Freedom, FreedomParams
-from mmgef.models.grcn import GRCN, GRCNParams
-from mmgef.models.lattice import Lattice, LatticeParams
-from mmgef.models.lightgcn import LightGCN, LightGCNParams
-from mmgef.models.mf import MF, MFParams
-from mmgef.models.mmgcn import MMGCN, MMGCNParams
-from mmgef.models.mmgef import MMGEF, MMGEFParams
-from mmgef.models.ngcf import NGCF, NGCFParams
-from mmgef.models.pretrain import ContrastivePretrain, PretrainParams
-from mmgef.models.vbpr import VBPR, VBPRParams
+from mmgef.models.content import ContentBased
+from mmgef.models.freedom import Freedom
+from mmgef.models.grcn import GRCN
+from mmgef.models.lattice import Lattice
+from mmgef.models.lightgcn import LightGCN
+from mmgef.models.mf import MF
+from mmgef.models.mixgcf import Layered
+from mmgef.models.mmgcn import MMGCN
+from mmgef.models.mmgef import MMGEF
+from mmgef.models.ngcf import NGCF
+from mmgef.models.pretrain import ContrastivePretrain
+from mmgef.models.vbpr import VBPR
+from mmgef.params import ModelParamsBase, params_class
+from mmgef.schema import validate
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    params: type[Strict]
-    cls: type[Recommender]
-    description: str
-    uses_content: bool = True
-    pretrains: bool = False  # its final embeddings are exported as pretrained.safetensors
-
-
-MODELS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        ModelSpec("mf", MFParams, MF, "MF-BPR", uses_content=False),
-        ModelSpec("lightgcn", LightGCNParams, LightGCN, "LightGCN (layer mean)", uses_content=False),
-        ModelSpec("ngcf", NGCFParams, NGCF, "NGCF", uses_content=False),
-        ModelSpec("vbpr", VBPRParams, VBPR, "VBPR (ID ⊕ projected content)"),
-        ModelSpec("cb", CBParams, ContentBased, "content-based (cosine to the user's mean item content)"),
-        ModelSpec("lattice", LatticeParams, Lattice, "LATTICE (learned modality graphs on MF/NGCF/LightGCN)"),
-        ModelSpec("mmgef", MMGEFParams, MMGEF, "MM-GEF (early fusion + CF graph, soft attention, on LightGCN)"),
-        ModelSpec("mmgcn", MMGCNParams, MMGCN, "MMGCN (a user–item graph convolution per modality)"),
-        ModelSpec("grcn", GRCNParams, GRCN, "GRCN (user–item graph refined by content affinity, pruned)"),
-        ModelSpec("freedom", FreedomParams, Freedom, "FREEDOM (frozen item kNN graph + degree-sensitive edge pruning)"),
-        ModelSpec("mcpt", PretrainParams, ContrastivePretrain,
-                  "multimodal contrastive pre-training (reviews + graphs + item modalities, CIMA + BCE)", pretrains=True),
-    )
+MODELS: dict[str, type[Recommender]] = {
+    "mf": MF,
+    "lightgcn": LightGCN,
+    "ngcf": NGCF,
+    "vbpr": VBPR,
+    "cb": ContentBased,
+    "lattice": Lattice,
+    "mmgef": MMGEF,
+    "mmgcn": MMGCN,
+    "grcn": GRCN,
+    "freedom": Freedom,
+    "mcpt": ContrastivePretrain,
 }
 
 
-def get_model_spec(name: str) -> ModelSpec:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model '{name}'. Fix: use one of {', '.join(MODELS)}.")
-    return MODELS[name]
-
-
-def build_model(name: str, params: dict, ctx: ModelContext) -> Recommender:
-    spec = get_model_spec(name)
-    model = spec.cls(spec.params.model_validate(params), ctx)
-    return model.to(ctx.device)
+def build_model(params: ModelParamsBase | str, ctx: ModelContext, reg: float = 0.0, **overrides: object) -> Recommender:
+    """The model ``params`` describe (or the named model with its defaults and ``overrides``)."""
+    if isinstance(params, str):
+        params = validate(params_class(params), dict(overrides), f"model '{params}'")
+    model = MODELS[params.model](params, ctx, reg)  # type: ignore[attr-defined]
+    if params.layered and not isinstance(model, Layered):  # the config check relies on this flag
+        raise ConfigError(f"model '{params.model}' is declared layered but does not implement Layered")
+    return model

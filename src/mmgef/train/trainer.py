@@ -21,10 +21,11 @@ from tqdm.auto import tqdm
 
 from mmgef.config import RunConfig
 from mmgef.data.split import Split
-from mmgef.errors import ConfigError
+from mmgef.errors import ConfigError, MMGEFError
 from mmgef.eval.evaluator import Evaluator
 from mmgef.io import read_safetensors, write_safetensors, write_text
 from mmgef.models.base import Batch, Recommender
+from mmgef.models.mixgcf import mixgcf_loss
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ class Trainer:
         self.sampler = sampler
         self.device = device
         self.valid_eval, self.test_eval = make_evaluators(split, cfg.train.eval_ks, cfg.train.eval_batch_size, self.device)
+        # MixGCF is a training objective over a layered model's per-layer embeddings; whether the
+        # model has them was checked when the config was resolved.
+        self.loss_fn = (lambda batch: mixgcf_loss(model, batch)) if cfg.train.sampler == "mixgcf" else model.loss  # type: ignore[arg-type]
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr) if params else None
         self.state = TrainState(digest=cfg.digest())
@@ -154,9 +158,13 @@ class Trainer:
         total = 0.0
         bar = tqdm(self.sampler.batches(self.cfg.train.batch_size, rng), total=n_batches, leave=False,
                    desc=f"epoch {epoch}", disable=not self.cfg.train.progress)
-        for users, pos, neg in bar:
+        for step, (users, pos, neg) in enumerate(bar):
             batch = Batch(*(torch.as_tensor(x, device=self.device) for x in (users, pos, neg)))
-            loss = self.model.loss(batch)
+            loss = self.loss_fn(batch)
+            if not torch.isfinite(loss):
+                raise MMGEFError(f"{self.run_dir}: the training loss became {loss.item()} at epoch {epoch}, batch {step}; "
+                                 f"the last good checkpoint (after epoch {self.state.epoch}) is kept and no result is "
+                                 f"written. Fix: lower the learning rate (now {self.cfg.train.lr}) and train again.")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

@@ -1,0 +1,96 @@
+"""Graphs a model holds, as ``nn.Module``s whose tensors are buffers.
+
+So ``model.to(device)`` moves every graph, and ``state_dict`` holds exactly the graphs that cannot
+be rebuilt from the data: the frozen learned item graph is a *persistent* buffer (the best weights
+include the graph they were evaluated with); graphs derived from the training data alone
+(user–item adjacency, co-occurrence, FREEDOM's raw-feature graph) are non-persistent and rebuilt
+when a run is loaded (its data fingerprint guarantees the same data).
+"""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from mmgef.graphs.bipartite import bipartite_adjacency
+from mmgef.graphs.learned import KGraph
+from mmgef.graphs.pruning import prune_edges
+from mmgef.graphs.sparse import rows_to_csr, spmm, to_torch_csr
+
+
+class SparseGraph(nn.Module):
+    """A constant sparse matrix A (CSR buffer, plus Aᵀ when A is not symmetric); ``mm(x)`` = A x."""
+
+    def __init__(self, m: sp.spmatrix, symmetric: bool) -> None:
+        super().__init__()
+        self.register_buffer("adj", to_torch_csr(m), persistent=False)
+        self.register_buffer("adj_t", None if symmetric else to_torch_csr(sp.csr_matrix(m).T.tocsr()), persistent=False)
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        return spmm(self.adj, x, self.adj_t)
+
+
+class PrunedBipartiteGraph(nn.Module):
+    """FREEDOM's degree-sensitively pruned user–item graph, resampled by ``resample()`` each epoch.
+
+    Sampling draws from torch's global generator, which the trainer seeds per epoch, so a resumed
+    run resamples exactly the graph an uninterrupted one would.
+    """
+
+    def __init__(self, train: sp.csr_matrix, edge_dropout: float) -> None:
+        super().__init__()
+        self.train_matrix = train
+        self.keep_ratio = 1.0 - edge_dropout
+        self.register_buffer("adj", to_torch_csr(bipartite_adjacency(train)), persistent=False)
+
+    def resample(self) -> None:
+        kept = prune_edges(self.train_matrix, self.keep_ratio)
+        self.adj = to_torch_csr(bipartite_adjacency(kept), self.adj.device)
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        return spmm(self.adj, x)
+
+
+class FrozenKnnGraph(nn.Module):
+    """k weighted out-neighbours per row, frozen: persistent ``idx`` / ``weight`` buffers ``[N, K]``.
+
+    Products go through a CSR copy (and its transpose) made once per stored graph; the copy is a
+    cache keyed by the buffers' identity and version, so loading a state dict or moving the model
+    invalidates it, and it is never saved.
+    """
+
+    def __init__(self, n: int, width: int, persistent: bool = True) -> None:
+        super().__init__()
+        self.register_buffer("idx", torch.zeros(n, width, dtype=torch.long), persistent=persistent)
+        self.register_buffer("weight", torch.zeros(n, width), persistent=persistent)
+        self._cache_key: tuple[int, ...] | None = None
+        self._cache_csr: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @classmethod
+    def of(cls, piece: KGraph, persistent: bool = True) -> FrozenKnnGraph:
+        graph = cls(piece.idx.shape[0], piece.idx.shape[1], persistent)
+        graph.store(piece.idx, piece.weight)
+        return graph
+
+    def piece(self) -> KGraph:
+        """The stored graph as a constant ``KGraph`` piece (to be mixed into a learned graph)."""
+        return KGraph(self.idx, self.weight)
+
+    @torch.no_grad()
+    def store(self, idx: torch.Tensor, weight: torch.Tensor) -> None:
+        if idx.shape != self.idx.shape:
+            raise ValueError(f"graph of shape {tuple(idx.shape)} stored into a slot of {tuple(self.idx.shape)}")
+        self.idx.copy_(idx)
+        self.weight.copy_(weight.detach())
+
+    def _csr(self) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (self.idx.data_ptr(), self.idx._version, self.weight.data_ptr(), self.weight._version)
+        if self._cache_csr is None or key != self._cache_key:
+            self._cache_csr = rows_to_csr(self.idx, self.weight, self.idx.shape[0])
+            self._cache_key = key
+        return self._cache_csr
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        adj, adj_t = self._csr()
+        return spmm(adj, x, adj_t)

@@ -1,0 +1,30 @@
+"""Propagation over any graph that can multiply: the one ``propagate`` every model uses."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import torch
+
+
+class Graph(Protocol):
+    def mm(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+Pool = Literal["last", "mean", "stack"]
+
+
+def propagate(graph: Graph, x: torch.Tensor, n_layers: int, pool: Pool = "last") -> torch.Tensor:
+    """Apply ``graph`` ``n_layers`` times to ``x``.
+
+    ``pool`` says what comes back: ``last`` = AᴸX (item-graph convolution in LATTICE, MM-GEF,
+    FREEDOM); ``mean`` = mean of [X, AX, …, AᴸX] (LightGCN's layer combination); ``stack`` = the
+    layers themselves, ``[n, L+1, d]`` (what MixGCF mixes).
+    """
+    layers = [x]
+    for _ in range(n_layers):
+        layers.append(graph.mm(layers[-1]))
+    if pool == "last":
+        return layers[-1]
+    stacked = torch.stack(layers, dim=1)
+    return stacked.mean(1) if pool == "mean" else stacked

@@ -1,0 +1,223 @@
+"""Every model's hyper-parameters: one typed schema per model, bounds in ``Field``, defaults from the papers.
+
+The schemas form a discriminated union on ``model`` (``ModelParams``), so a run config is validated
+once, into the right class, and ``mmgef models NAME`` can print every key with its type, default
+and description. This module imports no model code (and no torch): the config layer, the CLI help
+and the docs read it without building anything.
+
+One name per idea across models: ``proj_dim`` (size of projected content), ``edge_dropout``
+(share of user–item edges pruned per epoch), ``cf_k`` (neighbours kept in a co-interaction graph),
+``n_layers`` (user–item propagation layers). The names used before are accepted as aliases, so
+configs of finished runs still load.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field
+
+from mmgef.schema import Strict, later_field
+
+Modalities = Annotated[list[str] | None, Field(description="content modalities the model uses (None = every loaded one)")]
+KnnMethod = Annotated[Literal["auto", "exact", "faiss"],
+                      Field(description="kNN search: exact in row chunks, FAISS HNSW, or auto (FAISS above 50k items)")]
+
+
+def _alias(name: str, *old: str) -> AliasChoices:
+    return AliasChoices(name, *old)
+
+
+class ModelParamsBase(Strict):
+    """What every model schema declares besides its keys."""
+
+    description: ClassVar[str] = ""
+    uses_content: ClassVar[bool] = True
+    layered: ClassVar[bool] = False  # per-layer embeddings pooled into the final ones: MixGCF can mix them
+    pretrains: ClassVar[bool] = False  # its final embeddings are exported as pretrained.safetensors
+
+
+class MFParams(ModelParamsBase):
+    description: ClassVar[str] = "MF-BPR: user and item ID embeddings, dot product"
+    uses_content: ClassVar[bool] = False
+    model: Literal["mf"] = "mf"
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+
+
+class LightGCNParams(ModelParamsBase):
+    description: ClassVar[str] = "LightGCN: layer mean of linear propagation over the user–item graph"
+    uses_content: ClassVar[bool] = False
+    layered: ClassVar[bool] = True
+    model: Literal["lightgcn"] = "lightgcn"
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    n_layers: int = Field(2, ge=0, description="propagation layers over the user–item graph")
+    edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
+                                      description="share of user–item edges pruned each epoch (∝ √(d_u d_i): "
+                                                  "popular pairs first, FREEDOM's denoising); 0 = the full graph")
+
+
+class NGCFParams(ModelParamsBase):
+    description: ClassVar[str] = "NGCF: propagation with feature transforms and a bi-interaction term, layers concatenated"
+    uses_content: ClassVar[bool] = False
+    layered: ClassVar[bool] = True
+    model: Literal["ngcf"] = "ngcf"
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    n_layers: int = Field(3, ge=1, description="propagation layers over the user–item graph")
+    mess_dropout: float = Field(0.1, ge=0, lt=1, description="dropout on each layer's messages")
+
+
+class VBPRParams(ModelParamsBase):
+    description: ClassVar[str] = "VBPR: item = ID embedding ⊕ linear projection of its content"
+    model: Literal["vbpr"] = "vbpr"
+    embedding_dim: int = Field(64, gt=0, description="size of the ID part and of the content part")
+    modalities: Modalities = None
+
+
+class CBParams(ModelParamsBase):
+    description: ClassVar[str] = "content-based: cosine to the mean content of the user's training items (no training)"
+    model: Literal["cb"] = "cb"
+    modalities: Modalities = None
+
+
+class LatticeParams(ModelParamsBase):
+    description: ClassVar[str] = "LATTICE: learned per-modality item graphs on MF / NGCF / LightGCN"
+    model: Literal["lattice"] = "lattice"
+    backbone: Literal["mf", "ngcf", "lightgcn"] = Field("lightgcn", description="the CF model the item graph adds to")
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    n_layers: int | None = Field(None, ge=0, validation_alias=_alias("n_layers", "backbone_layers"),
+                                 description="backbone propagation layers (None = the backbone's default)")
+    proj_dim: int = Field(64, gt=0, validation_alias=_alias("proj_dim", "feat_embed_dim"),
+                          description="size of the projected features the learned graph is built from")
+    knn_k: int = Field(10, gt=0, description="neighbours per item in each kNN graph")
+    lambda_coeff: float = Field(0.9, ge=0.0, le=1.0, description="weight λ of the initial (raw-feature) graph")
+    item_layers: int = Field(1, ge=1, description="convolutions over the item graph")
+    rebuild_every: int = Field(1, ge=1, description="epochs between rebuilds of the learned graph")
+    variant: Literal["lattice", "feats", "cf_feats"] = Field(
+        "lattice", description="feats: convolve the projected content instead of IDs; cf_feats: add it with no graph")
+    modalities: Modalities = None
+    knn_method: KnnMethod = "auto"
+
+
+class MMGEFParams(ModelParamsBase):
+    description: ClassVar[str] = "MM-GEF: early-fused content graph + co-occurrence graph by soft attention, on LightGCN"
+    model: Literal["mmgef"] = "mmgef"
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    n_layers: int = Field(2, ge=0, description="LightGCN layers")
+    proj_dim: int = Field(64, gt=0, description="size of the projected fused content")
+    knn_k: int = Field(10, gt=0, description="neighbours per item in the content graph E^m")
+    cf_k: int = Field(10, gt=0, description="neighbours kept per item in the co-occurrence graph E^c")
+    lambda_coeff: float = Field(0.9, ge=0.0, le=1.0, description="weight of the raw-feature kNN graph inside E^m")
+    item_layers: int = Field(1, ge=1, description="convolutions over E^u")
+    rebuild_every: int = Field(1, ge=1, description="epochs between rebuilds of the learned graph")
+    modalities: Modalities = None
+    use_cf_graph: bool = Field(True, description="merge E^c into E^u (false: the w/o CF ablation)")
+    use_attention: bool = Field(True, description="learned attention weights (false: fixed ½ each)")
+    attention: Literal["global", "item"] = Field("global", description="one weight pair, or a pair per item")
+    knn_method: KnnMethod = "auto"
+    normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
+    edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
+                                      description="FREEDOM's user–item edge pruning in the LightGCN part, "
+                                                  "resampled each epoch (0 = off, the paper's model)")
+
+
+class MMGCNParams(ModelParamsBase):
+    description: ClassVar[str] = "MMGCN: one user–item graph convolution per modality"
+    model: Literal["mmgcn"] = "mmgcn"
+    embedding_dim: int = Field(64, gt=0, description="size of the ID embeddings and of each branch")
+    n_layers: int = Field(2, ge=1, description="layers of each modality's graph convolution")
+    modalities: Modalities = None
+
+
+class GRCNParams(ModelParamsBase):
+    description: ClassVar[str] = "GRCN: user–item graph refined by content affinity and pruned"
+    model: Literal["grcn"] = "grcn"
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    proj_dim: int = Field(64, gt=0, validation_alias=_alias("proj_dim", "content_dim"),
+                          description="size of each modality's projected content")
+    n_layers: int = Field(2, ge=0, description="propagation layers over the refined graph")
+    routing_iters: int = Field(3, ge=0, description="routing iterations that find each user's preference")
+    fusion: Literal["max", "mean"] = Field("max", description="how modalities' edge affinities combine")
+    edge_grad: bool = Field(False, description="back-propagate through the refined edge weights (≈10× slower "
+                                              "epochs); off, the projections learn through the content channels")
+    modalities: Modalities = None
+
+
+class FreedomParams(ModelParamsBase):
+    description: ClassVar[str] = "FREEDOM: frozen item kNN graph + degree-sensitive user–item edge pruning"
+    model: Literal["freedom"] = "freedom"
+    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    n_layers: int = Field(2, ge=0, description="user–item graph layers")
+    item_layers: int = Field(1, ge=1, description="convolutions over the frozen item–item graph")
+    knn_k: int = Field(10, gt=0, description="neighbours per item in each modality's kNN graph")
+    image_weight: float = Field(0.1, ge=0.0, le=1.0, description="weight of the image graph when there is one")
+    edge_dropout: float = Field(0.8, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
+                                description="share of user–item edges pruned each epoch")
+    mm_loss_weight: float = Field(1e-4, ge=0.0, description="weight of the per-modality projection BPR terms")
+    modalities: Modalities = None
+
+
+class PretrainParams(ModelParamsBase):
+    description: ClassVar[str] = "multimodal contrastive pre-training (reviews + graphs + item modalities, CIMA + BCE)"
+    pretrains: ClassVar[bool] = True
+    model: Literal["mcpt"] = "mcpt"
+    embedding_dim: int = Field(64, gt=0, description="size of every user and item vector")
+    n_layers: int = Field(2, ge=0, description="LightGCN layers over each co-interaction graph")
+    cf_k: int = Field(10, gt=0, validation_alias=_alias("cf_k", "graph_k"),
+                      description="neighbours kept per user / item in the co-interaction graphs")
+    cima_weight: float = Field(0.5, ge=0, le=1, description="λ in λ·CIMA + (1 − λ)·BCE")
+    temperature: float = Field(0.1, gt=0, description="temperature of the CIMA InfoNCE")
+    modalities: list[str] | None = Field(None, description="item modalities (None = all loaded); CIMA aligns the first two")
+    review_modality: str = Field("review", description="user content used as the review-text branch")
+    use_cima: bool = Field(True, description="contrastive text–image alignment term")
+    use_graphs: bool = Field(True, description="propagate over the co-interaction graphs")
+    use_reviews: bool = Field(True, description="the user review-text branch")
+
+
+ModelParams = Annotated[
+    MFParams | LightGCNParams | NGCFParams | VBPRParams | CBParams | LatticeParams | MMGEFParams | MMGCNParams
+    | GRCNParams | FreedomParams | PretrainParams,
+    Field(discriminator="model"),
+]
+
+MODEL_PARAMS: dict[str, type[ModelParamsBase]] = {
+    cls.model_fields["model"].default: cls
+    for cls in (MFParams, LightGCNParams, NGCFParams, VBPRParams, CBParams, LatticeParams, MMGEFParams,
+                MMGCNParams, GRCNParams, FreedomParams, PretrainParams)
+}
+
+
+def params_class(name: str) -> type[ModelParamsBase]:
+    from mmgef.errors import ConfigError
+
+    if name not in MODEL_PARAMS:
+        raise ConfigError(f"unknown model '{name}'. Fix: use one of {', '.join(MODEL_PARAMS)} (see `mmgef models`).")
+    return MODEL_PARAMS[name]
+
+
+def param_keys(cls: type[ModelParamsBase]) -> set[str]:
+    """Every key a model accepts: field names and their old aliases (not the ``model`` tag)."""
+    keys = set()
+    for name, f in cls.model_fields.items():
+        if name == "model":
+            continue
+        keys.add(name)
+        if isinstance(f.validation_alias, AliasChoices):
+            keys.update(str(a) for a in f.validation_alias.choices)
+    return keys
+
+
+def later_defaults(cls: type[ModelParamsBase]) -> dict[str, Any]:
+    """Keys declared with ``later_field`` and their defaults (dropped from the digest at the default)."""
+    return {k: f.default for k, f in cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("added_later")}
+
+
+def describe(cls: type[ModelParamsBase]) -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every key: what ``mmgef models NAME`` prints."""
+    rows = []
+    for name, f in cls.model_fields.items():
+        if name == "model":
+            continue
+        typ = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        rows.append((name, typ, repr(f.default), f.description or ""))
+    return rows

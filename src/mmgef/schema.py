@@ -1,0 +1,62 @@
+"""The base of every configuration schema: strict pydantic models, YAML loading, one-line errors.
+
+A leaf module (it imports nothing of mmgef but the error types), so the config, the model
+hyper-parameters and the dataset specs can all build on it without import cycles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmgef.errors import ConfigError
+
+
+class Strict(BaseModel):
+    """Base for all config models: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+def later_field(default: Any, **kwargs: Any) -> Any:
+    """A model hyper-parameter added after runs existed: at ``default`` it leaves the run digest unchanged."""
+    return Field(default, json_schema_extra={"added_later": True}, **kwargs)
+
+
+def _format_validation(err: ValidationError, source: str, skip: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    parts = []
+    for e in err.errors():
+        # A discriminated union puts its tag in the location (params.lightgcn.n_layers): drop it.
+        loc = [str(x) for x in e["loc"] if str(x) not in skip]
+        key = ".".join(loc) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        else:
+            parts.append(f"'{key}': {e['msg']}")
+    return f"{source}: " + "; ".join(parts) + ". Fix: correct or remove the key (see `mmgef models NAME` for a model's keys)."
+
+
+def validate(model_cls: type[BaseModel], data: Any, source: str, skip: set[str] = frozenset()) -> Any:  # type: ignore[assignment]
+    """``model_cls.model_validate(data)``, with any problem turned into one ConfigError line naming ``source``."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, source, skip)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found. Fix: check the path.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f"{path}:{line + 1}" if line is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)}). Fix: correct the syntax.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level. Fix: write `key: value` lines.")
+    return data

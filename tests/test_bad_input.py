@@ -144,7 +144,7 @@ def test_mistyped_key_in_yaml(tmp_path):
 
 
 def test_wrong_param_type():
-    with pytest.raises(ConfigError, match=r"params of model 'lightgcn'.*'n_layers'"):
+    with pytest.raises(ConfigError, match=r"command line: 'params.n_layers': Input should be a valid integer"):
         resolve_run_config(model="lightgcn", sets=["n_layers=many"])
 
 

@@ -22,9 +22,9 @@ def test_train_recommend_evaluate(tiny_dir, tmp_path):
     lines = rec.output.strip().splitlines()
     assert len(lines) == 4 and all(line.split("\t")[1].startswith("i") for line in lines)
     ev = runner.invoke(app, ["evaluate", str(out)])
-    assert ev.exit_code == 0 and '"test"' in ev.output
+    assert ev.exit_code == 0 and "| test |" in ev.output
     bad = runner.invoke(app, ["recommend", str(out), "--user", "nobody"])
-    assert bad.exit_code == 2 and "user 'nobody' is not in dataset" in bad.output
+    assert bad.exit_code == 2 and "user 'nobody' is not in this run's data" in bad.output
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):

@@ -10,6 +10,9 @@ from pathlib import Path
 import typer
 
 from mmgef.errors import MMGEFError
+from mmgef.params import MODEL_PARAMS
+
+MODEL_HELP = "one of " + ", ".join(MODEL_PARAMS) + " (`mmgef models` describes them)"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal recommendation: MM-GEF, LATTICE and baselines.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and check datasets.")
@@ -28,7 +31,7 @@ def _setup(verbose: bool = False) -> None:
 @app.command()
 def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config (model, data, train, params)"),
-    model: str | None = typer.Option(None, "--model", "-m", help="mf, lightgcn, ngcf, vbpr, cb, lattice, mmgef"),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     data: str | None = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
     split: str | None = typer.Option(None, "--split", help="auto, given, random, temporal or cold"),
     seed: int | None = typer.Option(None, "--seed"),
@@ -80,34 +83,94 @@ def _run(config: Path | None, model: str | None, data: str | None, split: str | 
 
 
 @app.command()
-def evaluate(run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`")) -> None:
-    """Re-evaluate a finished run's best weights on validation and test."""
-    _setup()
-    from mmgef import runs
+def models(name: str | None = typer.Argument(None, help="a model name: print its keys")) -> None:
+    """List every model, or one model's hyper-parameters with type, default and description."""
+    from mmgef.params import describe, params_class
+    from mmgef.report import markdown_table
 
     try:
-        typer.echo(json.dumps(runs.evaluate(run_dir), indent=2))
+        if name is None:
+            typer.echo(markdown_table(["model", "content", "MixGCF", "what it is"],
+                                      [[n, "yes" if c.uses_content else "no", "yes" if c.layered else "no", c.description]
+                                       for n, c in MODEL_PARAMS.items()]))
+            return
+        cls = params_class(name)
     except MMGEFError as err:
         _fail(err)
+    typer.echo(f"{name}: {cls.description}\n")
+    typer.echo(markdown_table(["key", "type", "default", "description"], describe(cls)))
+    typer.echo(f"\nset any of them with `mmgef train --model {name} --set KEY=VALUE`")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
+    as_json: bool = typer.Option(False, "--json", help='print {"valid": {...}, "test": {...}}'),
+) -> None:
+    """Re-evaluate a finished run's best weights on validation and test (equals its results.json)."""
+    _setup()
+    from mmgef import runs
+    from mmgef.report import markdown_table
+
+    try:
+        metrics = runs.evaluate(run_dir)
+    except MMGEFError as err:
+        _fail(err)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    keys = list(metrics["test"])
+    typer.echo(markdown_table(["split", *keys], [[part, *(metrics[part][k] for k in keys)] for part in ("valid", "test")]))
 
 
 @app.command()
 def recommend(
     run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
-    user: str = typer.Option(..., "--user", "-u", help="raw user id as in the data files"),
+    user: list[str] = typer.Option([], "--user", "-u", help="raw user id as in the data files (repeatable)"),
+    users_file: Path | None = typer.Option(None, "--users-file", help="a text file with one raw user id per line"),
     k: int = typer.Option(20, "--k", "-k"),
+    include_seen: bool = typer.Option(False, "--include-seen", help="keep items the user already has in the data"),
+    as_json: bool = typer.Option(False, "--json", help='print {"<user>": [{"item": id, "score": s}, ...]}'),
 ) -> None:
-    """Top-K unseen items for one user (raw ids in and out)."""
+    """Top-K unseen items for users (raw ids in and out); the model loads once for all of them."""
     _setup()
-    from mmgef import runs
+    import mmgef
 
     try:
+        users = list(user)
+        if users_file is not None:
+            if not users_file.is_file():
+                raise MMGEFError(f"--users-file {users_file}: not found. Fix: pass a text file with one user id per line.")
+            users += [line.strip() for line in users_file.read_text().splitlines() if line.strip()]
+        if not users:
+            raise MMGEFError("no user given. Fix: pass --user ID (repeatable) or --users-file FILE.")
         if k <= 0:
             raise MMGEFError(f"--k {k}: must be a positive integer. Fix: e.g. --k 20.")
-        for rank, (item, score) in enumerate(runs.recommend(runs.load_run(run_dir), user, k), 1):
-            typer.echo(f"{rank}\t{item}\t{score:.4f}")
+        ranked = mmgef.load(run_dir).recommend_many(users, k, exclude_seen=not include_seen)
     except MMGEFError as err:
         _fail(err)
+    if as_json:
+        typer.echo(json.dumps({u: [{"item": i, "score": s} for i, s in r] for u, r in zip(users, ranked)}, indent=2))
+        return
+    for u, r in zip(users, ranked):
+        for rank, (item, score) in enumerate(r, 1):
+            typer.echo(f"{u}\t{rank}\t{item}\t{score:.4f}" if len(users) > 1 else f"{rank}\t{item}\t{score:.4f}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
+    out: Path = typer.Option(..., "--out", "-o", help="directory for embeddings.safetensors, user_ids.txt, item_ids.txt"),
+) -> None:
+    """Export a run's final user and item vectors with their raw ids (for serving or an ANN index)."""
+    _setup()
+    import mmgef
+
+    try:
+        path = mmgef.load(run_dir).export(out)
+    except MMGEFError as err:
+        _fail(err)
+    typer.echo(f"exported to {path}")
 
 
 @data_app.command("stats")

@@ -237,6 +237,11 @@ def resolve_run_config(
     if seed is not None:
         raw["seed"] = seed
     raw = apply_overrides(raw, parse_set(sets or []), keys)
+    return run_config_from(raw, source)
+
+
+def run_config_from(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate plain config data (as ``config.yaml`` holds it); a dataset directory becomes absolute."""
     cfg: RunConfig = validate(RunConfig, raw, source, skip=set(MODEL_PARAMS))
     if Path(cfg.data.name).is_dir():
         cfg.data.name = str(Path(cfg.data.name).resolve())

@@ -13,7 +13,7 @@ configs of finished runs still load.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import AliasChoices, Field
 
@@ -218,6 +218,17 @@ def describe(cls: type[ModelParamsBase]) -> list[tuple[str, str, str, str]]:
     for name, f in cls.model_fields.items():
         if name == "model":
             continue
-        typ = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
-        rows.append((name, typ, repr(f.default), f.description or ""))
+        rows.append((name, _type_name(f.annotation), repr(f.default), f.description or ""))
     return rows
+
+
+def _type_name(annotation: Any) -> str:
+    """``Literal['a', 'b']`` → ``a / b``; ``int | None`` → ``int or None`` (table-safe)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " / ".join(map(str, args))
+    if origin is list:
+        return f"list[{_type_name(args[0])}]"
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))

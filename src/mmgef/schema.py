@@ -32,10 +32,13 @@ def _format_validation(err: ValidationError, source: str, skip: set[str] = froze
         # A discriminated union puts its tag in the location (params.lightgcn.n_layers): drop it.
         loc = [str(x) for x in e["loc"] if str(x) not in skip]
         key = ".".join(loc) or "<root>"
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown key '{key}'")
+        elif not loc:
+            parts.append(msg)
         else:
-            parts.append(f"'{key}': {e['msg']}")
+            parts.append(f"'{key}': {msg}")
     return f"{source}: " + "; ".join(parts) + ". Fix: correct or remove the key (see `mmgef models NAME` for a model's keys)."
 
 

@@ -17,7 +17,7 @@ from mmgef.experiments.report import write_report
 from mmgef.experiments.runner import Runner
 from mmgef.experiments.spec import load_spec, substitute
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "configs" / "experiments" / "tiny_grid.yaml"
 
 
@@ -115,7 +115,7 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
     assert sorted({c.column for c in cells}) == ["synthetic", "synthetic (random)"]
     mf = [c for c in cells if c.sweep and c.column == "synthetic"]
     assert [c.sweep for c in mf] == [("embedding_dim", 4), ("embedding_dim", 16)]
-    assert [cfg.params["embedding_dim"] for c in mf for cfg in c.seeds] == [4, 4, 16, 16]  # each value kept, not selected
+    assert [cfg.params.embedding_dim for c in mf for cfg in c.seeds] == [4, 4, 16, 16]  # each value kept, not selected
     assert {c.seeds[0].data.split for c in cells} == {"cold", "random"}
     out = write_report(runner, cells, spec.datasets, 1.0)
     df = pd.read_csv(out / "results.csv")

@@ -18,7 +18,7 @@ from mmgef.errors import ConfigError
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.losses import info_nce
 from mmgef.models.mixgcf import mixgcf_negative
-from mmgef.models.registry import build_model
+from tests.helpers import make_model
 from mmgef.runs import prepare
 from mmgef.train.sampling import UniformSampler
 
@@ -72,12 +72,13 @@ def test_mixgcf_candidates_are_never_positives(tiny_dir):
         assert dense[users, pos].all()
 
 
-def test_mixgcf_needs_layers(tiny_dir):
-    cfg = resolve_run_config(model="mf", data=str(tiny_dir), sets=["sampler=mixgcf"])
-    model = prepare(cfg).model
-    batch = Batch(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([[2, 3], [4, 5]]))
-    with pytest.raises(ConfigError, match="has no propagation layers"):
-        model.loss(batch)
+@pytest.mark.parametrize("name", ["mf", "vbpr", "lattice", "mmgef", "mmgcn", "grcn", "freedom", "mcpt"])
+def test_mixgcf_is_refused_when_the_config_is_resolved(tiny_dir, name):
+    """Before any data is read or model built: only layered models (lightgcn, ngcf) can be mixed."""
+    with pytest.raises(ConfigError, match=f"model '{name}' has no propagation layers"):
+        resolve_run_config(model=name, data=str(tiny_dir), sets=["sampler=mixgcf"])
+    for layered in ("lightgcn", "ngcf"):
+        assert resolve_run_config(model=layered, sets=["sampler=mixgcf"]).train.sampler == "mixgcf"
 
 
 def _ctx(tiny_dir, **drop):
@@ -95,7 +96,7 @@ def test_every_branch_runs_on_builtin_data_and_ablations_change_scores(tiny_dir)
     for name, params in {"full": {}, "no_cima": {"use_cima": False}, "no_graphs": {"use_graphs": False},
                          "no_reviews": {"use_reviews": False}, "image_only": {"modalities": ["image"]}}.items():
         torch.manual_seed(0)
-        model = build_model("mcpt", params, ctx)
+        model = make_model("mcpt", params, ctx)
         batch = Batch(torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8]))
         loss = model.loss(batch)
         loss.backward()
@@ -112,7 +113,7 @@ def test_every_branch_runs_on_builtin_data_and_ablations_change_scores(tiny_dir)
 def test_missing_branches_switch_off_with_a_notice(tiny_dir, caplog):
     ctx = _ctx(tiny_dir, reviews=True)
     with caplog.at_level(logging.WARNING):
-        model = build_model("mcpt", {"modalities": ["image"]}, ctx)
+        model = make_model("mcpt", {"modalities": ["image"]}, ctx)
     assert not model.use_reviews and not model.use_cima
     assert "review branch switched off" in caplog.text and "CIMA switched off" in caplog.text
 

@@ -24,8 +24,8 @@ import numpy as np, torch
 from mmgef.config import resolve_run_config
 from mmgef.runs import prepare
 from mmgef.models.base import Batch
-from mmgef.train.sampling import UniformSampler
-from mmgef.train.trainer import epoch_seed, peak_rss_mb
+from mmgef.training.sampling import UniformSampler
+from mmgef.training.trainer import epoch_seed, peak_rss_mb
 
 model, data, epochs, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 cfg = resolve_run_config(model=model, data=data, sets=["progress=false", f"batch_size={batch}"])

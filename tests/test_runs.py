@@ -56,6 +56,7 @@ def test_a_run_refuses_changed_data_and_names_what_changed(tiny_dir, tmp_path):
         runs.load_run(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_run_trained_with_a_relative_data_path_opens_from_anywhere(tiny_dir, tmp_path):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     data = tmp_path / "work" / "data"

@@ -12,9 +12,15 @@ __version__ = "0.2.0"
 __all__ = ["load", "train"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from mmgef import api
+def load(run_dir: Any) -> Any:
+    """Open a finished run for recommendation (``mmgef.api.TrainedModel``)."""
+    from mmgef import api
 
-        return getattr(api, name)
-    raise AttributeError(f"module 'mmgef' has no attribute {name!r}")
+    return api.load(run_dir)
+
+
+def train(config: Any, out: Any = None, resume: bool = False) -> Any:
+    """Train one model (a RunConfig, a dict like ``config.yaml`` or a YAML path); returns the run directory."""
+    from mmgef import api
+
+    return api.train(config, out, resume)

@@ -68,7 +68,7 @@ def _run(config: Path | None, model: str | None, data: str | None, split: str | 
     from mmgef import runs
     from mmgef.config import resolve_run_config
     from mmgef.report import results_table
-    from mmgef.train.pretrained import PRETRAINED
+    from mmgef.training.pretrained import PRETRAINED
 
     extra = ([f"train.init={init.resolve()}"] if init else []) + ([f"train.sampler={sampler}"] if sampler else [])
     try:
@@ -303,7 +303,7 @@ def demo(
     from mmgef.config import resolve_run_config
     from mmgef.io import write_text
     from mmgef.report import results_table
-    from mmgef.train.pretrained import PRETRAINED
+    from mmgef.training.pretrained import PRETRAINED
 
     common = [f"epochs={epochs}", f"lr={lr}", "patience=5", "progress=false"]
     pre = out / "mcpt" / PRETRAINED

@@ -22,9 +22,9 @@ from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender
 from mmgef.models.registry import build_model
-from mmgef.train.pretrained import PRETRAINED, load_pretrained, write_pretrained
-from mmgef.train.sampling import UniformSampler
-from mmgef.train.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
+from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
+from mmgef.training.sampling import UniformSampler
+from mmgef.training.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
 
 log = logging.getLogger(__name__)
 

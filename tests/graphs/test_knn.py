@@ -77,11 +77,12 @@ r = sp.csr_matrix((np.ones(400_000, dtype=np.float32), (rng.integers(0, n_users,
                   shape=(n_users, n_items))
 c = cooccurrence_graph(r, 10)
 assert idx.shape == (n_items, 10) and c.shape == (n_items, n_items) and c.nnz <= 10 * n_items
-from mmgef.train.trainer import peak_rss_mb
+from mmgef.training.trainer import peak_rss_mb
 print(peak_rss_mb())
 """
 
 
+@pytest.mark.slow
 def test_graph_building_at_50k_items_stays_within_memory_bound():
     """Exact chunked kNN + co-occurrence for 50k items in a fresh process: a dense N×N float32
     similarity matrix alone would need 10 GB; the bound is 1.2 GB for the whole process."""

@@ -9,7 +9,7 @@ from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import MODELS
 from mmgef.params import MODEL_PARAMS
-from mmgef.train.sampling import UniformSampler
+from mmgef.training.sampling import UniformSampler
 from tests.helpers import make_model
 
 

@@ -20,7 +20,7 @@ from mmgef.models.losses import info_nce
 from mmgef.models.mixgcf import mixgcf_negative
 from tests.helpers import make_model
 from mmgef.runs import prepare
-from mmgef.train.sampling import UniformSampler
+from mmgef.training.sampling import UniformSampler
 
 cli = CliRunner()
 

@@ -25,7 +25,7 @@ from mmgef.experiments.spec import (
     substitute,
     sweep_points,
 )
-from mmgef.train.pretrained import PRETRAINED
+from mmgef.training.pretrained import PRETRAINED
 
 
 @dataclass

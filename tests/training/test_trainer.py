@@ -65,6 +65,7 @@ def _epochs_in_checkpoint(run: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(RESUMED))
 def test_resume_after_sigkill_reaches_the_same_metrics(tiny_dir, tmp_path, model):
     """Killed mid-run, resumed: the same history, best epoch and metrics as an uninterrupted run.
@@ -110,7 +111,7 @@ class _Killed(Exception):
 
 @pytest.mark.parametrize("when", ["before_checkpoint", "after_checkpoint"])
 def test_kill_between_history_and_checkpoint_loses_no_epoch(tiny_dir, tmp_path, monkeypatch, when):
-    from mmgef.train import trainer as trainer_mod
+    from mmgef.training import trainer as trainer_mod
 
     sets = ["epochs=6", "patience=100", "progress=false", "lr=0.01"]
     ref = runs.train(resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=sets), tmp_path / "ref")

@@ -36,10 +36,11 @@ def matmul_gflops() -> float:
 
 
 def main() -> None:
+    from tests.test_features import build_tiny_clip, make_items
+
     from mmgef.features.encoders import CLIPEncoder, SentenceTextEncoder
     from mmgef.features.extract import ExtractConfig, extract
     from mmgef.features.lastfm_check import compare, lastfm_texts
-    from tests.test_features import build_tiny_clip, make_items
 
     lines = [f"# Feature extraction speed ({torch.get_num_threads()} CPU threads, torch {torch.__version__})", "",
              "| encoder | items | seconds | items / s | note |", "|---|---|---|---|---|"]

@@ -236,9 +236,9 @@ def features(
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
     _setup()
-    from mmgef.schema import validate
     from mmgef.features.encoders import load_encoder
     from mmgef.features.extract import ExtractConfig, extract
+    from mmgef.schema import validate
 
     try:
         cfg = validate(ExtractConfig, {"items": items, "out": out, "id_col": id_col, "encoder": encoder, "model_path": model_path,

@@ -17,7 +17,13 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from mmgef.errors import ConfigError
-from mmgef.params import MODEL_PARAMS, ModelParams, later_defaults, param_keys, params_class
+from mmgef.params import (
+    MODEL_PARAMS,
+    ModelParams,
+    later_defaults,
+    param_keys,
+    params_class,
+)
 from mmgef.schema import Strict, load_yaml, validate
 
 SplitKind = Literal["auto", "given", "random", "temporal", "cold"]

@@ -18,9 +18,9 @@ from mmgef.errors import ConfigError
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.losses import info_nce
 from mmgef.models.mixgcf import mixgcf_negative
-from tests.helpers import make_model
 from mmgef.runs import prepare
 from mmgef.training.sampling import UniformSampler
+from tests.helpers import make_model
 
 cli = CliRunner()
 

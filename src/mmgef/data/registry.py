@@ -8,11 +8,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from mmgef.schema import Strict, load_yaml, validate
 from mmgef.data import formats
 from mmgef.data.dataset import Dataset
 from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.errors import ConfigError, DataError
+from mmgef.schema import Strict, load_yaml, validate
 
 
 class DatasetSpec(Strict):

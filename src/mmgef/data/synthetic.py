@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from mmgef.schema import Strict
 from mmgef.data.dataset import Dataset
+from mmgef.schema import Strict
 
 _TOPIC_WORDS = [
     ["acoustic", "folk", "guitar", "unplugged", "ballad", "campfire"],

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import Field
 
 from mmgef.config import RunConfig, TrainConfig, resolve_run_config
-from mmgef.schema import Strict, load_yaml, validate
 from mmgef.errors import ConfigError
+from mmgef.schema import Strict, load_yaml, validate
 
 
 class RowSpec(Strict):

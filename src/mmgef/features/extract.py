@@ -24,11 +24,11 @@ import pandas as pd
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from mmgef.schema import Strict
 from mmgef.errors import DataError
 from mmgef.features.encoders import Encoder, model_fingerprint
 from mmgef.features.fusion import early_fuse, l2_normalize
 from mmgef.io import atomic_path, write_json, write_npy, write_text
+from mmgef.schema import Strict
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,12 @@ from mmgef.graphs.modules import SparseGraph
 from mmgef.graphs.propagation import Graph
 from mmgef.graphs.sparse import sym_normalize
 from mmgef.models.base import Batch, ModelContext, ego_l2
-from mmgef.models.item_graph import ContentFeatures, ItemGraphRecommender, build_backbone, projections
+from mmgef.models.item_graph import (
+    ContentFeatures,
+    ItemGraphRecommender,
+    build_backbone,
+    projections,
+)
 from mmgef.models.losses import bpr_loss
 from mmgef.params import FreedomParams
 

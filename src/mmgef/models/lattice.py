@@ -18,7 +18,12 @@ from mmgef.features.fusion import select
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
 from mmgef.graphs.modules import FrozenKnnGraph
 from mmgef.models.base import ModelContext
-from mmgef.models.item_graph import ContentFeatures, LearnedGraphRecommender, build_backbone, projections
+from mmgef.models.item_graph import (
+    ContentFeatures,
+    LearnedGraphRecommender,
+    build_backbone,
+    projections,
+)
 from mmgef.params import LatticeParams
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from mmgef import runs
 from mmgef.config import resolve_run_config
+from mmgef.errors import MMGEFError
 
 REQUIRED = {"model", "dataset", "seed", "best_epoch", "epochs", "seconds_per_epoch", "peak_rss_mb", "valid", "test"}
 
@@ -135,3 +136,10 @@ def test_kill_between_history_and_checkpoint_loses_no_epoch(tiny_dir, tmp_path, 
     epochs = [json.loads(x)["epoch"] for x in (run_dir / "history.jsonl").read_text().splitlines()]
     assert epochs == list(range(6))
     assert res["test"] == ref["test"]
+
+
+def test_a_diverging_loss_stops_the_run_without_a_result(tiny_dir, tmp_path):
+    cfg = resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=["epochs=5", "lr=1e30", "progress=false"])
+    with pytest.raises(MMGEFError, match=r"the training loss became (nan|inf).*Fix: lower the learning rate"):
+        runs.train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "results.json").exists() and not (tmp_path / "run" / "model.safetensors").exists()

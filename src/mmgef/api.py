@@ -39,19 +39,14 @@ class TrainedModel:
     def name(self) -> str:
         return self.config.model
 
-    def _user(self, user_id: str) -> int:
+    @staticmethod
+    def _row(index: dict[str, int], raw_id: str, kind: str) -> int:
+        """The index of a raw user or item id, or a one-line error naming it."""
         try:
-            return self._user_index[str(user_id)]
+            return index[str(raw_id)]
         except KeyError:
-            raise MMGEFError(f"user '{user_id}' is not in this run's data ({len(self.user_ids)} users). "
-                             "Fix: use a raw user id from its interaction file.") from None
-
-    def _item(self, item_id: str) -> int:
-        try:
-            return self._item_index[str(item_id)]
-        except KeyError:
-            raise MMGEFError(f"item '{item_id}' is not in this run's data ({len(self.item_ids)} items). "
-                             "Fix: use a raw item id from its interaction file.") from None
+            raise MMGEFError(f"{kind} '{raw_id}' is not in this run's data ({len(index)} {kind}s). "
+                             f"Fix: use a raw {kind} id from its interaction file.") from None
 
     @staticmethod
     def _check_k(k: int) -> None:
@@ -67,7 +62,7 @@ class TrainedModel:
                        batch_size: int = 1024) -> list[Ranked]:
         """``recommend`` for many users, in their order, scored in batches."""
         self._check_k(k)
-        rows = [self._user(u) for u in user_ids]
+        rows = [self._row(self._user_index, u, "user") for u in user_ids]
         out: list[Ranked] = []
         k_eff = min(k, len(self.item_ids))
         for start in range(0, len(rows), batch_size):
@@ -86,7 +81,7 @@ class TrainedModel:
     def similar_items(self, item_id: str, k: int = 20) -> Ranked:
         """The k items whose final vectors are closest in cosine to the item's (itself excluded)."""
         self._check_k(k)
-        i = self._item(item_id)
+        i = self._row(self._item_index, item_id, "item")
         items = torch.nn.functional.normalize(self._items.float(), dim=1)
         sims = (items @ items[i]).cpu()
         sims[i] = -torch.inf

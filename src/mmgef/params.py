@@ -20,6 +20,7 @@ from pydantic import AliasChoices, Field
 from mmgef.schema import Strict, later_field
 
 Modalities = Annotated[list[str] | None, Field(description="content modalities the model uses (None = every loaded one)")]
+IdDim = Annotated[int, Field(gt=0, description="size of the user and item ID embeddings")]
 KnnMethod = Annotated[Literal["auto", "exact", "faiss"],
                       Field(description="kNN search: exact in row chunks, FAISS HNSW, or auto (FAISS above 50k items)")]
 
@@ -41,7 +42,7 @@ class MFParams(ModelParamsBase):
     description: ClassVar[str] = "MF-BPR: user and item ID embeddings, dot product"
     uses_content: ClassVar[bool] = False
     model: Literal["mf"] = "mf"
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
 
 
 class LightGCNParams(ModelParamsBase):
@@ -49,7 +50,7 @@ class LightGCNParams(ModelParamsBase):
     uses_content: ClassVar[bool] = False
     layered: ClassVar[bool] = True
     model: Literal["lightgcn"] = "lightgcn"
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
     n_layers: int = Field(2, ge=0, description="propagation layers over the user–item graph")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
                                       description="share of user–item edges pruned each epoch (∝ √(d_u d_i): "
@@ -61,7 +62,7 @@ class NGCFParams(ModelParamsBase):
     uses_content: ClassVar[bool] = False
     layered: ClassVar[bool] = True
     model: Literal["ngcf"] = "ngcf"
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
     n_layers: int = Field(3, ge=1, description="propagation layers over the user–item graph")
     mess_dropout: float = Field(0.1, ge=0, lt=1, description="dropout on each layer's messages")
 
@@ -83,7 +84,7 @@ class LatticeParams(ModelParamsBase):
     description: ClassVar[str] = "LATTICE: learned per-modality item graphs on MF / NGCF / LightGCN"
     model: Literal["lattice"] = "lattice"
     backbone: Literal["mf", "ngcf", "lightgcn"] = Field("lightgcn", description="the CF model the item graph adds to")
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
     n_layers: int | None = Field(None, ge=0, validation_alias=_alias("n_layers", "backbone_layers"),
                                  description="backbone propagation layers (None = the backbone's default)")
     proj_dim: int = Field(64, gt=0, validation_alias=_alias("proj_dim", "feat_embed_dim"),
@@ -101,7 +102,7 @@ class LatticeParams(ModelParamsBase):
 class MMGEFParams(ModelParamsBase):
     description: ClassVar[str] = "MM-GEF: early-fused content graph + co-occurrence graph by soft attention, on LightGCN"
     model: Literal["mmgef"] = "mmgef"
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
     n_layers: int = Field(2, ge=0, description="LightGCN layers")
     proj_dim: int = Field(64, gt=0, description="size of the projected fused content")
     knn_k: int = Field(10, gt=0, description="neighbours per item in the content graph E^m")
@@ -131,7 +132,7 @@ class MMGCNParams(ModelParamsBase):
 class GRCNParams(ModelParamsBase):
     description: ClassVar[str] = "GRCN: user–item graph refined by content affinity and pruned"
     model: Literal["grcn"] = "grcn"
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
     proj_dim: int = Field(64, gt=0, validation_alias=_alias("proj_dim", "content_dim"),
                           description="size of each modality's projected content")
     n_layers: int = Field(2, ge=0, description="propagation layers over the refined graph")
@@ -145,7 +146,7 @@ class GRCNParams(ModelParamsBase):
 class FreedomParams(ModelParamsBase):
     description: ClassVar[str] = "FREEDOM: frozen item kNN graph + degree-sensitive user–item edge pruning"
     model: Literal["freedom"] = "freedom"
-    embedding_dim: int = Field(64, gt=0, description="size of the user and item ID embeddings")
+    embedding_dim: IdDim = 64
     n_layers: int = Field(2, ge=0, description="user–item graph layers")
     item_layers: int = Field(1, ge=1, description="convolutions over the frozen item–item graph")
     knn_k: int = Field(10, gt=0, description="neighbours per item in each modality's kNN graph")

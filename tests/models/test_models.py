@@ -7,6 +7,7 @@ import torch
 from mmgef.data.split import make_split
 from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.models.base import Batch, ModelContext
+from mmgef.models.mixgcf import Layered
 from mmgef.models.registry import MODELS
 from mmgef.params import MODEL_PARAMS
 from mmgef.training.sampling import UniformSampler
@@ -73,6 +74,12 @@ def test_cached_scores_refresh_after_training(ctx):
 
 def test_every_params_schema_has_a_model_class():
     assert set(MODELS) == set(MODEL_PARAMS)
+
+
+def test_models_declared_layered_implement_what_mixgcf_needs(ctx):
+    """The config admits MixGCF by ``params.layered``; the model class must back that flag."""
+    for name, cls in MODEL_PARAMS.items():
+        assert isinstance(make_model(name, {}, ctx), Layered) == cls.layered, name
 
 
 def _stray_tensors(model: torch.nn.Module) -> list[str]:

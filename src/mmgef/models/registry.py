@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mmgef.errors import ConfigError
 from mmgef.models.base import ModelContext, Recommender
 from mmgef.models.content import ContentBased
 from mmgef.models.freedom import Freedom
@@ -10,7 +9,6 @@ from mmgef.models.grcn import GRCN
 from mmgef.models.lattice import Lattice
 from mmgef.models.lightgcn import LightGCN
 from mmgef.models.mf import MF
-from mmgef.models.mixgcf import Layered
 from mmgef.models.mmgcn import MMGCN
 from mmgef.models.mmgef import MMGEF
 from mmgef.models.ngcf import NGCF
@@ -38,7 +36,4 @@ def build_model(params: ModelParamsBase | str, ctx: ModelContext, reg: float = 0
     """The model ``params`` describe (or the named model with its defaults and ``overrides``)."""
     if isinstance(params, str):
         params = validate(params_class(params), dict(overrides), f"model '{params}'")
-    model = MODELS[params.model](params, ctx, reg)  # type: ignore[attr-defined]
-    if params.layered and not isinstance(model, Layered):  # the config check relies on this flag
-        raise ConfigError(f"model '{params.model}' is declared layered but does not implement Layered")
-    return model
+    return MODELS[params.model](params, ctx, reg)  # type: ignore[attr-defined]

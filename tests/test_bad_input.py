@@ -10,6 +10,7 @@ import pytest
 
 from mmgef import runs
 from mmgef.config import resolve_run_config
+from mmgef.data.dataset import Dataset
 from mmgef.data.formats import read_lattice_json, read_mmrec, read_native
 from mmgef.data.registry import load_dataset
 from mmgef.errors import ConfigError, DataError, MMGEFError
@@ -97,6 +98,19 @@ def test_malformed_json_names_the_line(tmp_path):
     (tmp_path / "val.json").write_text('{"0": [1,\n 2,,]}')
     with pytest.raises(DataError, match=r"val\.json:2: malformed JSON"):
         read_lattice_json(tmp_path)
+
+
+@pytest.mark.parametrize("mapping", ['["a", "b"]', '{"a": "zero"}'])
+def test_id_map_that_is_not_an_object_of_indices(tmp_path, mapping):
+    _json_split(tmp_path, {"0": [1]}, {"0": [2]}, {"0": [3]})
+    (tmp_path / "item2id.json").write_text(mapping)
+    with pytest.raises(DataError, match=r"item2id\.json: expected an object mapping raw item ids to indices"):
+        read_lattice_json(tmp_path)
+
+
+def test_dataset_rows_that_do_not_align_are_one_error():
+    with pytest.raises(MMGEFError, match=r"dataset 'd': item features 't' have 2 rows for 1 items"):
+        Dataset("d", np.array(["u"]), np.array(["i"]), [0], [0], content={"t": np.zeros((2, 3), np.float32)})
 
 
 def test_test_user_unknown_to_training(tmp_path):

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from mmgef.errors import MMGEFError
+
 
 @dataclass
 class Dataset:
@@ -37,14 +39,16 @@ class Dataset:
         self.users = np.asarray(self.users, dtype=np.int64)
         self.items = np.asarray(self.items, dtype=np.int64)
         n = len(self.users)
-        assert len(self.items) == n, "users and items must have the same length"
-        for arr_name in ("timestamps", "labels"):
-            arr = getattr(self, arr_name)
-            assert arr is None or len(arr) == n, f"{arr_name} must align with the interactions"
-        for m, x in self.content.items():
-            assert x.shape[0] == self.n_items, f"content '{m}' has {x.shape[0]} rows for {self.n_items} items"
-        for m, x in self.user_content.items():
-            assert x.shape[0] == self.n_users, f"user content '{m}' has {x.shape[0]} rows for {self.n_users} users"
+        problems = [] if len(self.items) == n else [f"{len(self.items)} item entries for {n} user entries"]
+        problems += [f"{a} has {len(getattr(self, a))} entries for {n} interactions"
+                     for a in ("timestamps", "labels") if getattr(self, a) is not None and len(getattr(self, a)) != n]
+        problems += [f"item features '{m}' have {x.shape[0]} rows for {self.n_items} items"
+                     for m, x in self.content.items() if x.shape[0] != self.n_items]
+        problems += [f"user features '{m}' have {x.shape[0]} rows for {self.n_users} users"
+                     for m, x in self.user_content.items() if x.shape[0] != self.n_users]
+        if problems:
+            raise MMGEFError(f"dataset '{self.name}': {'; '.join(problems)}. "
+                             "Fix: give one row per item (user) in id order and one entry per interaction.")
 
     @property
     def n_users(self) -> int:

@@ -197,7 +197,9 @@ def read_lattice_json(root: Path, features: Mapping[str, str] | None = None, nam
     for fname, attr in (("user2id.json", "user"), ("item2id.json", "item")):
         if (root / fname).is_file():
             mapping = _read_json(root / fname)
-            assert isinstance(mapping, dict)
+            if not isinstance(mapping, dict) or not all(isinstance(v, int) and v >= 0 for v in mapping.values()):
+                raise DataError(root / fname, f"expected an object mapping raw {attr} ids to indices, got "
+                                f"{type(mapping).__name__}", f'write {{"<raw id>": <index>, ...}} with indices from 0')
             size = max(mapping.values()) + 1
             need = n_users if attr == "user" else n_items
             if size < need:

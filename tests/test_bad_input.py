@@ -62,10 +62,16 @@ def test_duplicate_rows_are_collapsed_to_first(tmp_path, caplog):
     assert "2 duplicate" in caplog.text
 
 
-def test_feature_rows_differ_from_items(tmp_path):
+def test_feature_rows_fix_the_item_count(tmp_path):
+    """MMRec item ids index the feature rows: more rows are items without interactions, fewer an error."""
     _inter(tmp_path, GOOD)
     np.save(tmp_path / "img.npy", np.ones((5, 4), dtype=np.float32))
-    with pytest.raises(DataError, match=r"img\.npy: has 5 rows but the dataset has 3 items"):
+    assert read_mmrec(tmp_path, "d.inter", {"image": "img.npy"}).n_items == 5
+    np.save(tmp_path / "txt.npy", np.ones((4, 4), dtype=np.float32))
+    with pytest.raises(DataError, match=r"txt\.npy: has 4 rows but the dataset has 5 items"):
+        read_mmrec(tmp_path, "d.inter", {"image": "img.npy", "text": "txt.npy"})
+    np.save(tmp_path / "img.npy", np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(DataError, match=r"d\.inter: item id 2 is outside the 2 items declared"):
         read_mmrec(tmp_path, "d.inter", {"image": "img.npy"})
 
 
@@ -104,7 +110,7 @@ def test_malformed_json_names_the_line(tmp_path):
 def test_id_map_that_is_not_an_object_of_indices(tmp_path, mapping):
     _json_split(tmp_path, {"0": [1]}, {"0": [2]}, {"0": [3]})
     (tmp_path / "item2id.json").write_text(mapping)
-    with pytest.raises(DataError, match=r"item2id\.json: expected an object mapping raw item ids to indices"):
+    with pytest.raises(DataError, match=r"item2id\.json: expected an object mapping raw item ids to non-negative integer indices"):
         read_lattice_json(tmp_path)
 
 
@@ -115,7 +121,7 @@ def test_dataset_rows_that_do_not_align_are_one_error():
 
 def test_test_user_unknown_to_training(tmp_path):
     _json_split(tmp_path, {"0": [1, 2]}, {"0": [3]}, {"5": [3]})
-    with pytest.raises(DataError, match=r"test\.json: user 5 .* has no training interactions"):
+    with pytest.raises(DataError, match=r"test\.json: user 5 .* none in training"):
         read_lattice_json(tmp_path)
 
 

@@ -35,6 +35,7 @@ class DataConfig(Strict):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     cold_ratio: float = Field(0.2, gt=0.0, lt=1.0)
     modalities: list[str] | None = Field(None, description="content modalities to load; None = the dataset's defaults")
+    encoding: str = Field("utf-8", description="text encoding of the dataset's files (e.g. latin-1)")
     location: str | None = Field(None, description="where the data was read (absolute; written by `mmgef train`)")
     fingerprint: dict[str, str] | None = Field(None, description="hashes of the interactions, id lists and features the "
                                                                  "run was trained on (written by `mmgef train`)")
@@ -48,7 +49,7 @@ class DataConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(1000, ge=0, description="maximum epochs; early stopping usually ends sooner")
+    epochs: int = Field(1000, ge=1, description="maximum epochs; early stopping usually ends sooner")
     batch_size: int = Field(2048, gt=0)
     lr: float = Field(1e-3, gt=0)
     reg: float = Field(1e-4, ge=0, description="L2 weight on the batch's ego embeddings")
@@ -127,8 +128,12 @@ class RunConfig(Strict):
         out["params"] = self.params_dict()
         return out
 
-    def digest(self) -> str:
+    def digest(self, stopping: bool = True) -> str:
         """Stable hash of the resolved config (identifies a run for resume checks and reuse).
+
+        ``stopping=False`` also leaves out when training stops (``epochs``, ``patience``): a
+        checkpoint is compatible with a config that differs only there, so a finished run can be
+        extended with ``--resume --set epochs=N``.
 
         Settings that cannot change the run are left out: the progress bar, the device, where the
         data was found and its fingerprint (checked separately when a run is loaded), MixGCF's
@@ -139,10 +144,12 @@ class RunConfig(Strict):
         ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
         dumped = self.dump()
-        for key in ("progress", "device"):
+        for key in ("progress", "device") if stopping else ("progress", "device", "epochs", "patience"):
             dumped["train"].pop(key)
         for key in ("location", "fingerprint"):
             dumped["data"].pop(key)
+        if self.data.encoding == "utf-8":  # the default leaves the digest of runs made before the setting
+            dumped["data"].pop("encoding")
         if self.train.sampler != "mixgcf":
             dumped["train"].pop("n_candidates")
         if self.train.init is None:

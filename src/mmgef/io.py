@@ -1,7 +1,9 @@
-"""Atomic file writes: a killed process never leaves a half-written artifact behind."""
+"""File I/O at the boundary: atomic writes (a killed process never leaves a half-written artifact),
+text decoding that names the bad line, safetensors reads that name a corrupt file, run-directory locks."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -12,7 +14,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+from mmgef.errors import DataError, MMGEFError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -22,6 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the user's umask like any other
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -50,8 +62,69 @@ def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metada
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+def _corrupt(path: Path, err: Exception, fix: str) -> MMGEFError:
+    return MMGEFError(f"{path}: corrupt or truncated safetensors file ({str(err).splitlines()[0][:120]}). Fix: {fix}")
+
+
+def read_safetensors(path: str | Path, fix: str = "delete it and re-run") -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file; a truncated or garbage file is one error naming it and ``fix``."""
+    path = Path(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _corrupt(path, err, fix) from None
+
+
+def read_safetensors_metadata(path: str | Path, fix: str = "delete it and re-run") -> dict[str, str]:
+    path = Path(path)
+    try:
+        with safe_open(str(path), "pt") as fh:
+            return fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _corrupt(path, err, fix) from None
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """A text file decoded with ``encoding``; undecodable bytes are one error naming the line and the encoding."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except LookupError:
+        raise MMGEFError(f"encoding '{encoding}' is unknown. Fix: use a Python codec name, e.g. utf-8, latin-1, cp1252.") from None
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(path, f"byte {raw[err.start:err.start + 1]!r} at offset {err.start} is not valid {encoding}",
+                        "re-save the file as UTF-8, or pass its encoding with --encoding (e.g. --encoding latin-1)",
+                        line=line) from None
+
+
+@contextmanager
+def locked_dir(path: str | Path, what: str = "run directory") -> Iterator[None]:
+    """Hold an exclusive lock on ``path/.lock`` (fcntl) while the body runs.
+
+    A second process that writes into the same directory fails at once with the holder's pid,
+    instead of interleaving its history and checkpoints with the first. The kernel drops the
+    lock when the holder dies, so a killed run never leaves a stale lock behind.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fh = open(path / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise MMGEFError(f"{path}: this {what} is in use by another mmgef process (pid {holder}). "
+                             "Fix: wait for it to finish, or pass another --out.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def _json_default(obj: Any) -> Any:

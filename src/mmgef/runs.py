@@ -19,7 +19,7 @@ from mmgef.data.dataset import Dataset
 from mmgef.data.registry import load_dataset, spec_location
 from mmgef.data.split import Split, make_split
 from mmgef.errors import ConfigError, MMGEFError
-from mmgef.io import read_safetensors, write_json
+from mmgef.io import locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender
 from mmgef.models.registry import build_model
 from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
@@ -62,7 +62,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     modalities = cfg.data.modalities if cfg.data.modalities is not None else getattr(cfg.params, "modalities", None)
     if not cfg.params.uses_content:
         modalities = []
-    dataset = load_dataset(cfg.data.location or cfg.data.name, modalities)
+    dataset = load_dataset(cfg.data.location or cfg.data.name, modalities, cfg.data.encoding)
     split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
     torch.manual_seed(cfg.seed)
     ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content)
@@ -81,41 +81,64 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{name}-{cfg.model}-seed{cfg.seed}-{cfg.digest()[:8]}"
 
 
-def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
-    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    saved = load_run_config(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
-    if saved is not None:
-        if saved.digest() != cfg.digest():
-            raise ConfigError(f"{run_dir}/config.yaml: this directory holds a run of another config. "
-                              "Fix: pass --out with a new directory, or resume with that run's config.")
-        if not resume and (run_dir / CHECKPOINT).exists():
-            raise ConfigError(f"{run_dir}: already holds a run. Fix: add --resume to continue it or use another --out.")
-    if resume and not (run_dir / CHECKPOINT).exists():
+RUN_FILES = {"config.yaml", "history.jsonl", CHECKPOINT, BEST_MODEL, "results.json", PRETRAINED, ".lock"}
+
+
+def check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, warn: bool = True) -> RunConfig | None:
+    """Refuse a directory this run must not write into; return the config of the run it holds, if any."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file. Fix: pass a directory path for the run.")
+    if not (run_dir / "config.yaml").exists():
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES and not p.name.endswith(".tmp")) \
+            if run_dir.is_dir() else []
+        if foreign:
+            raise ConfigError(f"--out {run_dir}: holds files that are not an mmgef run ({', '.join(foreign[:3])}"
+                              f"{', …' if len(foreign) > 3 else ''}); a run would overwrite its neighbours. "
+                              "Fix: pass a new or empty directory.")
+        if resume and warn:
+            log.warning("--resume: %s holds no run yet; starting from scratch", run_dir)
+        return None
+    saved = load_run_config(run_dir / "config.yaml")
+    if saved.digest(stopping=False) != cfg.digest(stopping=False):
+        raise ConfigError(f"{run_dir}/config.yaml: this directory holds a run of another config. "
+                          "Fix: pass --out with a new directory, or resume with that run's config "
+                          "(only epochs and patience may change on --resume).")
+    if not resume and (run_dir / CHECKPOINT).exists():
+        raise ConfigError(f"{run_dir}: already holds a run. Fix: add --resume to continue it or use another --out.")
+    if resume and warn and not (run_dir / CHECKPOINT).exists():
         log.warning("--resume: %s holds no checkpoint; starting from scratch", run_dir)
+    return saved
+
+
+def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (locked while it runs) and write its results."""
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    check_run_dir(run_dir, cfg, resume, warn=False)  # fail fast, before the data loads
     cfg = cfg.model_copy(deep=True)
     cfg.data.location = spec_location(cfg.data.location or cfg.data.name)
     p = prepare(cfg)
-    if saved is not None:
-        check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
-    cfg.data.fingerprint = p.fingerprint
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_run_config(cfg, run_dir / "config.yaml")
-    n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
-    sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
-    trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device)
-    metrics = trainer.fit(resume=resume)  # leaves the best-validation weights in the model
-    if cfg.params.pretrains:
-        write_pretrained(run_dir / PRETRAINED, p.model, p.dataset)
-    results = {
-        "model": cfg.model,
-        "dataset": p.dataset.name,
-        "synthetic": p.dataset.synthetic,
-        "split": p.split.kind,
-        "seed": cfg.seed,
-        **metrics,
-        "run_dir": str(run_dir),
-    }
-    write_json(run_dir / "results.json", results)
+    with locked_dir(run_dir):
+        saved = check_run_dir(run_dir, cfg, resume)  # again under the lock: another process may have written it
+        if saved is not None:
+            check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
+        cfg.data.fingerprint = p.fingerprint
+        save_run_config(cfg, run_dir / "config.yaml")
+        n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
+        sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
+        trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device)
+        metrics = trainer.fit(resume=resume)  # leaves the best-validation weights in the model
+        if cfg.params.pretrains:
+            write_pretrained(run_dir / PRETRAINED, p.model, p.dataset)
+        results = {
+            "model": cfg.model,
+            "dataset": p.dataset.name,
+            "synthetic": p.dataset.synthetic,
+            "split": p.split.kind,
+            "seed": cfg.seed,
+            **metrics,
+            "run_dir": str(run_dir),
+        }
+        write_json(run_dir / "results.json", results)
     return results
 
 
@@ -128,7 +151,7 @@ def load_run(run_dir: Path) -> Prepared:
     cfg = load_run_config(run_dir / "config.yaml")
     p = prepare(cfg)
     check_fingerprint(cfg.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
-    weights = read_safetensors(run_dir / BEST_MODEL)
+    weights = read_safetensors(run_dir / BEST_MODEL, "retrain the run (`mmgef train` with its config.yaml), or restore the file")
     try:
         p.model.load_state_dict(weights)
     except RuntimeError as err:

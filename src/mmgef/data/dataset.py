@@ -34,6 +34,7 @@ class Dataset:
     user_reviews: list[str] | None = None
     synthetic: bool = False
     source: str = ""
+    split_overlap: int = 0  # rows dropped because their (user, item) pair was already in another part of the given split
 
     def __post_init__(self) -> None:
         self.users = np.asarray(self.users, dtype=np.int64)

@@ -10,16 +10,21 @@ because implicit-feedback metrics treat an interaction as a set member, not a co
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from mmgef.data.dataset import Dataset
 from mmgef.errors import DataError
+from mmgef.io import read_text
+
+UsersWithoutTrain = Literal["error", "drop", "keep"]
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +48,91 @@ def _int_column(df: pd.DataFrame, col: str, path: Path, header_lines: int = 1) -
     return values.to_numpy(dtype=np.int64)
 
 
-def _read_table(path: Path, sep: str, id_cols: tuple[str, str], example: str) -> pd.DataFrame:
+def read_csv(path: Path, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+    """A delimited text file as a table of strings; undecodable, empty or unparsable files are one error."""
+    kind = "tab" if sep == "\t" else "comma"
+    try:
+        return pd.read_csv(io.StringIO(read_text(path, encoding)), sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "is empty (not even a header line)", f"write a {kind}-separated header and rows") from None
+    except pd.errors.ParserError as err:
+        raise DataError(path, f"cannot parse as {kind}-separated text ({str(err).strip()})",
+                        "give every line the header's number of fields") from None
+
+
+def _check_id_spaces(df: pd.DataFrame, cols: tuple[str, ...], path: Path, header_lines: int = 1) -> None:
+    """Refuse ids with leading or trailing spaces: ' 7' and '7' would silently become two users."""
+    for col in cols:
+        values = df[col]
+        bad = values != values.str.strip()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(path, f"{col} {values.iloc[row]!r} has leading or trailing spaces ({int(bad.sum())} rows)",
+                            "remove the spaces around ids (and after the separators)", line=row + 1 + header_lines)
+
+
+def _read_table(path: Path, sep: str, id_cols: tuple[str, str], example: str, encoding: str = "utf-8") -> pd.DataFrame:
     """Read an interaction table as strings; check the id columns and that it has rows."""
     _require_file(path, "interaction file")
-    try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(path, f"cannot parse as {'tab' if sep == chr(9) else 'comma'}-separated text ({err})",
-                        "write one interaction per line") from None
+    df = read_csv(path, sep, encoding)
     missing = [c for c in id_cols if c not in df.columns]
     if missing:
         raise DataError(path, f"header lacks column(s) {missing} (found {list(df.columns)})",
                         f"the first line must name the columns, e.g. '{example}'", line=1)
     if len(df) == 0:
         raise DataError(path, "has a header but no interactions", "add interaction rows")
+    _check_id_spaces(df, id_cols, path)
     return df
+
+
+def index_space(ids: np.ndarray, size: int | None, path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ids → (0-based indices, raw id of each index).
+
+    With a declared ``size`` (rows of a feature matrix, an id map, ``n_items``) the ids *are*
+    indices and must lie below it. Without one, the ids present are numbered in ascending order,
+    so one stray huge id costs one row, never rows up to its value.
+    """
+    if size is not None:
+        if len(ids) and int(ids.max()) >= size:
+            raise DataError(path, f"{what} id {int(ids.max())} is outside the {size} {what}s declared (by the "
+                            "feature rows, id map or n_items)", f"use {what} ids below {size}, or fix the declaration")
+        return ids, np.arange(size).astype(str)
+    raw, index = np.unique(ids, return_inverse=True)
+    return index.astype(np.int64), raw.astype(str)
+
+
+def _feature_rows(root: Path, features: Mapping[str, str]) -> int | None:
+    """Rows of the first feature matrix (read from its header only), which fix the item index space."""
+    for f in features.values():
+        try:
+            return int(np.load(root / f, mmap_mode="r", allow_pickle=False).shape[0])
+        except (OSError, ValueError, IndexError):
+            return None  # load_feature names the problem
+    return None
+
+
+def users_without_train(users: np.ndarray, labels: np.ndarray, policy: UsersWithoutTrain,
+                        locate: Callable[[int], tuple[Path, int | None]]) -> np.ndarray:
+    """Keep-mask over interactions for users whose every interaction is in validation or test.
+
+    Such a user has no trained embedding, so evaluating them measures initialisation noise.
+    ``error`` refuses the data (naming the first such row via ``locate``); ``drop`` removes them
+    (with a warning); ``keep`` evaluates them anyway, as a peer toolbox does with its release of the data.
+    """
+    trained = np.zeros(int(users.max()) + 1, dtype=bool)
+    trained[users[labels == 0]] = True
+    orphan = ~trained[users]
+    if not orphan.any() or policy == "keep":
+        return np.ones(len(users), dtype=bool)
+    n = len(np.unique(users[orphan]))
+    row = int(np.flatnonzero(orphan)[0])
+    path, line = locate(row)
+    if policy == "error":
+        raise DataError(path, f"user {int(users[row])} ({n} users in all) has interactions only in validation/test, none "
+                        "in training", "remove those users, give them training rows, or set users_without_train: drop "
+                        "(or keep) in the dataset config", line=line)
+    log.warning("%s: dropped %d users that have no training interactions (users_without_train: drop)", path, n)
+    return ~orphan
 
 
 def _timestamps(df: pd.DataFrame, path: Path) -> np.ndarray | None:
@@ -70,15 +145,22 @@ def _timestamps(df: pd.DataFrame, path: Path) -> np.ndarray | None:
     return ts
 
 
-def _drop_duplicates(users: np.ndarray, items: np.ndarray, path: Path) -> np.ndarray:
-    """Return a keep-mask that keeps the first occurrence of each (user, item) pair."""
-    key = users * (int(items.max(initial=0)) + 1) + items
+def _drop_duplicates(users: np.ndarray, items: np.ndarray, path: Path, labels: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """A keep-mask that keeps the first occurrence of each (user, item) pair, and the overlap count.
+
+    A pair listed in two parts of a given split (train and valid, say) keeps its first part only;
+    those rows are counted (the overlap), since they are the usual cause of an empty validation split.
+    """
+    _, key = np.unique(np.stack([users, items]), axis=1, return_inverse=True)
+    key = key.ravel()
     _, first = np.unique(key, return_index=True)
     keep = np.zeros(len(key), dtype=bool)
     keep[first] = True
+    overlap = 0 if labels is None else int(((labels != labels[first][key]) & ~keep).sum())
     if (dropped := len(key) - len(first)) > 0:
-        log.warning("%s: %d duplicate (user, item) rows collapsed to their first occurrence", path, dropped)
-    return keep
+        log.warning("%s: %d duplicate (user, item) rows collapsed to their first occurrence%s", path, dropped,
+                    f", {overlap} of them in another split part than their first (train/valid/test overlap)" if overlap else "")
+    return keep, overlap
 
 
 def load_feature(path: Path, n_items: int, order: np.ndarray | None = None) -> np.ndarray:
@@ -95,6 +177,8 @@ def load_feature(path: Path, n_items: int, order: np.ndarray | None = None) -> n
     if x.shape[0] != n_items:
         raise DataError(path, f"has {x.shape[0]} rows but the dataset has {n_items} items",
                         "row i must describe item i; regenerate the features for this item set")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+        raise DataError(path, f"dtype {x.dtype} is not a real number type", "save real-valued features (float32)")
     x = x.astype(np.float32, copy=False)
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
@@ -113,7 +197,10 @@ def read_mmrec(
     features: Mapping[str, str] | None = None,
     n_items: int | None = None,
     name: str | None = None,
+    encoding: str = "utf-8",
+    orphans: UsersWithoutTrain = "error",
 ) -> Dataset:
+    """MMRec atomic files. Item ids index the feature rows (or ``n_items``); user ids are numbered as found."""
     root = Path(root)
     if inter_file is None:
         candidates = sorted(root.glob("*.inter"))
@@ -121,7 +208,7 @@ def read_mmrec(
             raise DataError(root, "no .inter file", "put <name>.inter in the folder or name it in the dataset config")
         inter_file = candidates[0].name
     path = root / inter_file
-    df = _read_table(path, "\t", ("userID", "itemID"), "userID<TAB>itemID<TAB>x_label")
+    df = _read_table(path, "\t", ("userID", "itemID"), "userID<TAB>itemID<TAB>x_label", encoding)
     users = _int_column(df, "userID", path)
     items = _int_column(df, "itemID", path)
     labels = None
@@ -133,43 +220,49 @@ def read_mmrec(
             raise DataError(path, f"x_label {labels[row]} is not 0 (train), 1 (valid) or 2 (test)",
                             "use 0/1/2 in the x_label column", line=row + 2)
     timestamps = _timestamps(df, path)
-    keep = _drop_duplicates(users, items, path)
-    n_items = int(items.max()) + 1 if n_items is None else int(n_items)
-    if items.max() >= n_items:
-        raise DataError(path, f"item id {int(items.max())} is outside the {n_items} declared items", "fix n_items in the dataset config")
-    content = {m: load_feature(root / f, n_items) for m, f in (features or {}).items()}
-    n_users = int(users.max()) + 1
+    keep, overlap = _drop_duplicates(users, items, path, labels)
+    if labels is not None:
+        keep &= users_without_train(users, labels, orphans, lambda row: (path, row + 2))
+    features = features or {}
+    items, item_ids = index_space(items[keep], n_items if n_items is not None else _feature_rows(root, features), path, "item")
+    users, user_ids = index_space(users[keep], None, path, "user")
+    content = {m: load_feature(root / f, len(item_ids)) for m, f in features.items()}
     return Dataset(
         name=name or path.stem,
-        user_ids=np.arange(n_users).astype(str),
-        item_ids=np.arange(n_items).astype(str),
-        users=users[keep],
-        items=items[keep],
+        user_ids=user_ids,
+        item_ids=item_ids,
+        users=users,
+        items=items,
         timestamps=None if timestamps is None else timestamps[keep],
         labels=None if labels is None else labels[keep],
         content=content,
         source=str(root),
+        split_overlap=overlap,
     )
 
 
 # --------------------------------------------------------------------------- LATTICE json
 
 
-def _read_json(path: Path) -> object:
+def _read_json(path: Path, encoding: str = "utf-8") -> object:
     _require_file(path, "json split file")
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path, encoding))
     except json.JSONDecodeError as err:
         raise DataError(path, f"malformed JSON ({err.msg}, column {err.colno})", "repair or regenerate the file", line=err.lineno) from None
 
 
-def _read_user_lists(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    obj = _read_json(path)
+def _is_index(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _read_user_lists(path: Path, encoding: str) -> tuple[np.ndarray, np.ndarray]:
+    obj = _read_json(path, encoding)
     if not isinstance(obj, dict):
         raise DataError(path, "expected an object {\"user\": [items]}", "write one key per user")
     users, items = [], []
     for key, lst in obj.items():
-        if not str(key).isdigit() or not isinstance(lst, list) or not all(isinstance(x, int) and x >= 0 for x in lst):
+        if not (key.isascii() and key.isdigit()) or not isinstance(lst, list) or not all(_is_index(x) for x in lst):
             raise DataError(path, f"entry for user {key!r} is not a non-negative integer id with a list of integer item ids",
                             "write {\"<user index>\": [<item index>, ...]}")
         users.extend([int(key)] * len(lst))
@@ -179,48 +272,54 @@ def _read_user_lists(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
 
 
-def read_lattice_json(root: Path, features: Mapping[str, str] | None = None, name: str | None = None) -> Dataset:
-    """Read LATTICE's json split. Users in val/test must appear in train (they need embeddings)."""
+def _read_id_map(path: Path, what: str, encoding: str) -> np.ndarray:
+    """``{"<raw id>": index}`` → the raw id of every index; the indices must be exactly 0..n-1."""
+    mapping = _read_json(path, encoding)
+    fix = f'write {{"<raw {what} id>": <index>, ...}} with each index 0..n-1 used once'
+    if not isinstance(mapping, dict) or not all(_is_index(v) for v in mapping.values()):
+        raise DataError(path, f"expected an object mapping raw {what} ids to non-negative integer indices, got "
+                        f"{type(mapping).__name__}" + ("" if not isinstance(mapping, dict) else " with other values"), fix)
+    if not mapping:
+        raise DataError(path, "is empty", fix)
+    raw = np.full(max(mapping.values()) + 1, None, dtype=object)
+    for k, v in mapping.items():
+        if raw[v] is not None:
+            raise DataError(path, f"index {v} is given to two raw {what} ids ({raw[v]!r} and {k!r})", fix)
+        raw[v] = str(k)
+    gaps = np.flatnonzero(raw == None)  # noqa: E711 - element-wise comparison
+    if len(gaps):
+        raise DataError(path, f"index {int(gaps[0])} is not used ({len(gaps)} gaps below {len(raw)})", fix)
+    return raw.astype(str)
+
+
+def read_lattice_json(root: Path, features: Mapping[str, str] | None = None, name: str | None = None,
+                      encoding: str = "utf-8", orphans: UsersWithoutTrain = "error") -> Dataset:
+    """Read LATTICE's json split. Users in val/test need training interactions (see ``users_without_train``)."""
     root = Path(root)
-    parts = [_read_user_lists(root / f) for f in ("train.json", "val.json", "test.json")]
-    train_users = set(np.unique(parts[0][0]).tolist())
-    for fname, (u, _) in zip(("val.json", "test.json"), parts[1:]):
-        unknown = sorted(set(np.unique(u).tolist()) - train_users)
-        if unknown:
-            raise DataError(root / fname, f"user {unknown[0]} ({len(unknown)} users in all) has no training interactions",
-                            "remove those users or add their training interactions to train.json")
+    parts = [_read_user_lists(root / f, encoding) for f in ("train.json", "val.json", "test.json")]
     users = np.concatenate([p[0] for p in parts])
     items = np.concatenate([p[1] for p in parts])
     labels = np.concatenate([np.full(len(p[0]), k, dtype=np.int64) for k, p in enumerate(parts)])
-    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
-    user_ids, item_ids = np.arange(n_users).astype(str), np.arange(n_items).astype(str)
-    for fname, attr in (("user2id.json", "user"), ("item2id.json", "item")):
-        if (root / fname).is_file():
-            mapping = _read_json(root / fname)
-            if not isinstance(mapping, dict) or not all(isinstance(v, int) and v >= 0 for v in mapping.values()):
-                raise DataError(root / fname, f"expected an object mapping raw {attr} ids to indices, got "
-                                f"{type(mapping).__name__}", f'write {{"<raw id>": <index>, ...}} with indices from 0')
-            size = max(mapping.values()) + 1
-            need = n_users if attr == "user" else n_items
-            if size < need:
-                raise DataError(root / fname, f"maps {size} {attr}s but the splits use {need}", "regenerate the id map")
-            raw = np.empty(size, dtype=object)
-            for k, v in mapping.items():
-                raw[v] = str(k)
-            if attr == "user":
-                n_users, user_ids = size, raw.astype(str)
-            else:
-                n_items, item_ids = size, raw.astype(str)
-    keep = _drop_duplicates(users, items, root / "train.json")
-    content = {m: load_feature(root / f, n_items) for m, f in (features or {}).items()}
-    return Dataset(name=name or root.name, user_ids=user_ids, item_ids=item_ids, users=users[keep], items=items[keep],
-                   labels=labels[keep], content=content, source=str(root))
+    keep, overlap = _drop_duplicates(users, items, root / "train.json", labels)
+    parts_files = ("train.json", "val.json", "test.json")
+    keep &= users_without_train(users, labels, orphans, lambda row: (root / parts_files[labels[row]], None))
+    features = features or {}
+    maps = {w: _read_id_map(root / f"{w}2id.json", w, encoding) for w in ("user", "item") if (root / f"{w}2id.json").is_file()}
+    item_size = len(maps["item"]) if "item" in maps else _feature_rows(root, features)
+    items, item_ids = index_space(items[keep], item_size, root / "train.json", "item")
+    users, user_ids = index_space(users[keep], len(maps["user"]) if "user" in maps else None, root / "train.json", "user")
+    item_ids = maps.get("item", item_ids)
+    user_ids = maps.get("user", user_ids)
+    content = {m: load_feature(root / f, len(item_ids)) for m, f in features.items()}
+    return Dataset(name=name or root.name, user_ids=user_ids, item_ids=item_ids, users=users, items=items,
+                   labels=labels[keep], content=content, source=str(root), split_overlap=overlap)
 
 
 # --------------------------------------------------------------------------- native layout
 
 
-def read_native(root: Path, features: Mapping[str, str] | None = None, name: str | None = None) -> Dataset:
+def read_native(root: Path, features: Mapping[str, str] | None = None, name: str | None = None,
+                encoding: str = "utf-8", orphans: UsersWithoutTrain = "error") -> Dataset:
     """Read ``interactions.csv`` (user_id, item_id[, timestamp][, split]) and friends.
 
     Item order is ``items.csv`` row order when it exists, else sorted item ids; feature rows follow
@@ -228,18 +327,21 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
     """
     root = Path(root)
     path = root / "interactions.csv"
-    df = _read_table(path, ",", ("user_id", "item_id"), "user_id,item_id,timestamp")
+    df = _read_table(path, ",", ("user_id", "item_id"), "user_id,item_id,timestamp", encoding)
     empty = (df["user_id"] == "") | (df["item_id"] == "")
     if empty.any():
         raise DataError(path, "empty user_id or item_id", "fill in both ids on every line", line=int(np.flatnonzero(empty)[0]) + 2)
     items_csv = root / "items.csv"
-    item_table = pd.read_csv(items_csv, dtype=str, keep_default_na=False) if items_csv.is_file() else None
+    item_table = read_csv(items_csv, ",", encoding) if items_csv.is_file() else None
     if item_table is not None:
         if "item_id" not in item_table.columns:
             raise DataError(items_csv, "header lacks 'item_id'", "name the id column item_id", line=1)
+        _check_id_spaces(item_table, ("item_id",), items_csv)
         item_ids = item_table["item_id"].to_numpy(dtype=str)
-        if len(set(item_ids)) != len(item_ids):
-            raise DataError(items_csv, "item_id values repeat", "give every item one row")
+        dup = item_table["item_id"].duplicated().to_numpy()
+        if dup.any():
+            row = int(np.flatnonzero(dup)[0])
+            raise DataError(items_csv, f"item_id {item_ids[row]!r} repeats", "give every item one row", line=row + 2)
     else:
         item_ids = np.unique(df["item_id"].to_numpy(dtype=str))
     item_index = {r: k for k, r in enumerate(item_ids)}
@@ -260,12 +362,13 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(path, f"split {df['split'].iloc[row]!r} is not train/valid/test", "use train, valid or test", line=row + 2)
         labels = df["split"].map(names).to_numpy(dtype=np.int64)
-    keep = _drop_duplicates(users, items, path)
+    keep, overlap = _drop_duplicates(users, items, path, labels)
+    if labels is not None:
+        keep &= users_without_train(users, labels, orphans, lambda row: (path, row + 2))
     order = None
     order_file = root / "features" / "item_ids.txt"
     if order_file.is_file():
-        feat_ids = order_file.read_text().split("\n")
-        feat_ids = [x for x in feat_ids if x != ""]
+        feat_ids = [x for x in read_text(order_file, encoding).split("\n") if x != ""]
         pos = {r: k for k, r in enumerate(feat_ids)}
         missing_ids = [str(r) for r in item_ids if r not in pos]
         if missing_ids:
@@ -282,18 +385,18 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
             texts = item_table[text_cols].agg(" ".join, axis=1).str.strip().tolist()
     reviews = None
     if (root / "reviews.csv").is_file():
-        rv = pd.read_csv(root / "reviews.csv", dtype=str, keep_default_na=False)
+        rv = read_csv(root / "reviews.csv", ",", encoding)
         if not {"user_id", "text"} <= set(rv.columns):
             raise DataError(root / "reviews.csv", "header must include user_id and text", "rename the columns", line=1)
         joined = rv.groupby("user_id")["text"].agg(" ".join)
         reviews = [joined.get(u, "") for u in user_ids]
     return Dataset(name=name or root.name, user_ids=user_ids, item_ids=item_ids, users=users[keep], items=items[keep],
                    timestamps=None if timestamps is None else timestamps[keep], labels=None if labels is None else labels[keep],
-                   content=content, user_content=read_user_features(root / "user_features", user_ids),
-                   item_texts=texts, user_reviews=reviews, source=str(root))
+                   content=content, user_content=read_user_features(root / "user_features", user_ids, encoding),
+                   item_texts=texts, user_reviews=reviews, source=str(root), split_overlap=overlap)
 
 
-def read_user_features(folder: Path, user_ids: np.ndarray) -> dict[str, np.ndarray]:
+def read_user_features(folder: Path, user_ids: np.ndarray, encoding: str = "utf-8") -> dict[str, np.ndarray]:
     """``user_features/<m>.npy`` rows in the order of ``user_features/user_ids.txt`` (written by
     ``mmgef features --id-col user_id``), reordered to the dataset's users."""
     if not folder.is_dir():
@@ -302,7 +405,7 @@ def read_user_features(folder: Path, user_ids: np.ndarray) -> dict[str, np.ndarr
     if not ids_file.is_file():
         raise DataError(ids_file, "missing: the row order of the user feature files is unknown",
                         "re-run `mmgef features --id-col user_id --out <data>/user_features`")
-    pos = {r: k for k, r in enumerate(x for x in ids_file.read_text().split("\n") if x != "")}
+    pos = {r: k for k, r in enumerate(x for x in read_text(ids_file, encoding).split("\n") if x != "")}
     missing = [str(u) for u in user_ids if str(u) not in pos]
     if missing:
         raise DataError(ids_file, f"user {missing[0]!r} ({len(missing)} in all) has no feature row",

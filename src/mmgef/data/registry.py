@@ -24,6 +24,8 @@ class DatasetSpec(Strict):
     default_modalities: list[str] | None = None
     n_items: int | None = None
     synthetic: SyntheticConfig | None = None
+    users_without_train: formats.UsersWithoutTrain = Field(
+        "error", description="users whose every interaction is in valid/test: error, drop them, or keep (evaluate) them")
     description: str = ""
 
 
@@ -92,8 +94,10 @@ def detect_layout(root: Path) -> DatasetSpec:
     return DatasetSpec(name=root.name, format=fmt, path=str(root), features=features)
 
 
-def load_dataset(name_or_path: str, modalities: list[str] | None = None) -> Dataset:
-    """Load a dataset with the requested content modalities (None = the spec's defaults)."""
+def load_dataset(name_or_path: str, modalities: list[str] | None = None, encoding: str = "utf-8") -> Dataset:
+    """Load a dataset with the requested content modalities (None = the spec's defaults).
+
+    ``encoding`` decodes its text files (CSV, id lists, json); undecodable bytes are an error naming the line."""
     spec = resolve_spec(name_or_path)
     if spec.format == "synthetic":
         ds = generate(spec.synthetic or SyntheticConfig())
@@ -108,15 +112,14 @@ def load_dataset(name_or_path: str, modalities: list[str] | None = None) -> Data
     if spec.format == "synthetic":
         ds.content = {m: ds.content[m] for m in wanted}
         return ds
-    assert spec.path is not None
-    root = Path(spec.path)
+    root = Path(spec.path or "")
     if not root.is_dir():
         raise DataError(root, "dataset directory not found", f"check 'path' in the '{spec.name}' dataset config")
     feats = {m: spec.features[m] for m in wanted}
     if spec.format == "mmrec":
-        ds = formats.read_mmrec(root, spec.interactions, feats, spec.n_items, name=spec.name)
+        ds = formats.read_mmrec(root, spec.interactions, feats, spec.n_items, spec.name, encoding, spec.users_without_train)
     elif spec.format == "lattice_json":
-        ds = formats.read_lattice_json(root, feats, name=spec.name)
+        ds = formats.read_lattice_json(root, feats, spec.name, encoding, spec.users_without_train)
     else:
-        ds = formats.read_native(root, feats, name=spec.name)
+        ds = formats.read_native(root, feats, spec.name, encoding, spec.users_without_train)
     return ds

@@ -52,8 +52,23 @@ def _from_labels(ds: Dataset, labels: np.ndarray, kind: str) -> Split:
     parts = [_csr(ds, labels == k) for k in range(3)]
     for name, m in zip(("train", "valid", "test"), parts):
         if m.nnz == 0:
-            raise DataError(ds.source or ds.name, f"the {name} split is empty", "every split needs interactions; check the labels or ratios")
+            raise DataError(ds.source or ds.name, f"the {name} split is empty ({_why_empty(ds, kind)})",
+                            "every split needs interactions; check the labels or ratios")
     return Split(kind, *parts)
+
+
+def _why_empty(ds: Dataset, kind: str) -> str:
+    """The likely cause of an empty split part, so the hint points at the data rather than the code."""
+    if kind == "given":
+        if ds.split_overlap:
+            return (f"{ds.split_overlap} rows repeat a (user, item) pair already listed in another part, and a pair "
+                    "keeps only its first part")
+        return "the data's own labels put no interaction there"
+    if kind == "cold":
+        return "too few items to hold some out"
+    per_user = np.bincount(ds.users, minlength=ds.n_users)
+    return (f"only {int((per_user >= 3).sum())} of {ds.n_users} users have the 3 or more interactions a user needs "
+            "to give one to validation and one to test")
 
 
 def given_split(ds: Dataset) -> Split:

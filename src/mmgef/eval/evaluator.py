@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mmgef.eval.metrics import compute
+from mmgef.eval.metrics import METRICS, compute
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,6 +59,9 @@ class Evaluator:
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             scores = score_fn(torch.as_tensor(users, dtype=torch.long, device=self.device)).float().clone()
+            if not bool(torch.isfinite(scores).all()):
+                # NaN/inf scores rank arbitrarily yet give finite-looking metrics: report them as NaN.
+                return {f"{m}@{k}": float("nan") for k in self.ks for m in METRICS}
             ex = self.exclude[users]
             rows = torch.as_tensor(np.repeat(np.arange(len(users)), np.diff(ex.indptr)), device=self.device)
             scores[rows, torch.as_tensor(ex.indices, dtype=torch.long, device=self.device)] = -torch.inf

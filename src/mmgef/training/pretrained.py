@@ -14,7 +14,7 @@ import torch
 
 from mmgef.data.dataset import Dataset
 from mmgef.errors import ConfigError
-from mmgef.io import read_safetensors, write_safetensors
+from mmgef.io import read_safetensors, read_safetensors_metadata, write_safetensors
 from mmgef.models.base import Recommender
 
 PRETRAINED = "pretrained.safetensors"
@@ -40,16 +40,11 @@ def write_pretrained(path: Path, model: Recommender, dataset: Dataset) -> None:
 
 def load_pretrained(path: str | Path, model: Recommender, dataset: Dataset) -> None:
     """Copy the pre-trained vectors into the model's ID embeddings, after checking they belong to it."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--init {path}: file not found. Fix: run `mmgef pretrain` and pass its RUN_DIR/{PRETRAINED}.")
-    try:
-        with safe_open(str(path), "pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ConfigError(f"--init {path}: not a safetensors file ({err}). Fix: pass the file `mmgef pretrain` wrote.") from None
+    fix = "pass the file `mmgef pretrain` wrote, or re-run the pre-training"
+    meta = read_safetensors_metadata(path, fix)
     if meta.get("ids") != ids_fingerprint(dataset.user_ids, dataset.item_ids):
         raise ConfigError(f"--init {path}: pre-trained on dataset '{meta.get('dataset')}' ({meta.get('n_users')} users, "
                           f"{meta.get('n_items')} items), not on '{dataset.name}' ({dataset.n_users} users, "
@@ -57,7 +52,7 @@ def load_pretrained(path: str | Path, model: Recommender, dataset: Dataset) -> N
     if not (hasattr(model, "user_emb") and hasattr(model, "item_emb")):
         raise ConfigError(f"--init: model '{type(model).__name__}' has no user/item ID embeddings to initialise. "
                           "Fix: use it with lightgcn, mf or ngcf.")
-    tensors = read_safetensors(path)
+    tensors = read_safetensors(path, fix)
     for key in ("user_emb", "item_emb"):
         target = getattr(model, key).weight
         if tuple(tensors[key].shape) != tuple(target.shape):

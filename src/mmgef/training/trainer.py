@@ -23,7 +23,7 @@ from mmgef.config import RunConfig
 from mmgef.data.split import Split
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.eval.evaluator import Evaluator
-from mmgef.io import read_safetensors, write_safetensors, write_text
+from mmgef.io import read_safetensors, read_safetensors_metadata, write_safetensors, write_text
 from mmgef.models.base import Batch, Recommender
 from mmgef.models.mixgcf import mixgcf_loss
 
@@ -70,6 +70,12 @@ class TrainState:
 
 def make_evaluators(split: Split, ks: list[int], batch_size: int, device: torch.device) -> tuple[Evaluator, Evaluator]:
     """Validation masks training items; test masks training and validation items."""
+    for part in ("valid", "test"):
+        cands = split.candidates(part)
+        if cands is not None and len(cands) <= max(ks):
+            log.warning("%s ranks only %d candidate item(s): recall and hit at K >= %d are 1.0 whatever the model. "
+                        "Raise data.cold_ratio or use a larger dataset for a meaningful cold-start number.",
+                        part, len(cands), len(cands))
     valid = Evaluator(split.valid, [split.train], ks, batch_size, split.candidates("valid"), device)
     test = Evaluator(split.test, [split.train, split.valid], ks, batch_size, split.candidates("test"), device)
     return valid, test
@@ -90,7 +96,7 @@ class Trainer:
         self.loss_fn = (lambda batch: mixgcf_loss(model, batch)) if cfg.train.sampler == "mixgcf" else model.loss  # type: ignore[arg-type]
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr) if params else None
-        self.state = TrainState(digest=cfg.digest())
+        self.state = TrainState(digest=cfg.digest(stopping=False))
         self.best_weights: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ checkpoints
@@ -109,25 +115,41 @@ class Trainer:
         write_safetensors(self.run_dir / CHECKPOINT, tensors, metadata=meta)
 
     def load_checkpoint(self) -> None:
-        from safetensors import safe_open
-
         path = self.run_dir / CHECKPOINT
-        with safe_open(str(path), "pt") as fh:
-            meta = fh.metadata()
-        state = TrainState(**json.loads(meta["state"]))
+        fix = f"delete {path} and re-run without --resume (training starts over)"
+        meta = read_safetensors_metadata(path, fix)
+        try:
+            state = TrainState(**json.loads(meta["state"]))
+            groups = json.loads(meta["param_groups"])
+        except (KeyError, TypeError, json.JSONDecodeError):
+            raise MMGEFError(f"{path}: not a checkpoint written by mmgef (its training state is missing or unreadable). "
+                             f"Fix: {fix}.") from None
         if state.digest != self.state.digest:
             raise ConfigError(f"{path}: checkpoint belongs to another config (digest {state.digest}, this run "
                               f"{self.state.digest}). Fix: resume with the run's own config.yaml or use a new --out.")
-        tensors = read_safetensors(path)
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-        if self.optimizer is not None:
-            opt_state: dict[int, dict[str, torch.Tensor]] = {}
-            for k, v in tensors.items():
-                if k.startswith("optim."):
-                    _, idx, key = k.split(".", 2)
-                    opt_state.setdefault(int(idx), {})[key] = v
-            self.optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
+        tensors = read_safetensors(path, fix)
+        try:
+            self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            self.best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+            if self.optimizer is not None:
+                opt_state: dict[int, dict[str, torch.Tensor]] = {}
+                for k, v in tensors.items():
+                    if k.startswith("optim."):
+                        _, idx, key = k.split(".", 2)
+                        opt_state.setdefault(int(idx), {})[key] = v
+                self.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise MMGEFError(f"{path}: its tensors do not fit this model ({str(err).splitlines()[0][:120]}). Fix: {fix}.") from None
+        tc = self.cfg.train
+        if state.epoch > tc.epochs:
+            raise ConfigError(f"{path}: the run has already trained {state.epoch} epochs, more than epochs={tc.epochs}. "
+                              f"Fix: resume with --set epochs={state.epoch} or more.")
+        # Stopping settings may change on resume (the digest leaves them out): a finished run
+        # continues when the new epochs or patience allow more.
+        state.stopped_early = state.bad_evals >= tc.patience
+        if state.stopped_early:
+            log.warning("%s stopped early after %d evaluations without improvement; raise patience (now %d) to "
+                        "continue it", self.run_dir, state.bad_evals, tc.patience)
         self.state = state
         self._truncate_history(state.epoch)
 
@@ -162,9 +184,7 @@ class Trainer:
             batch = Batch(*(torch.as_tensor(x, device=self.device) for x in (users, pos, neg)))
             loss = self.loss_fn(batch)
             if not torch.isfinite(loss):
-                raise MMGEFError(f"{self.run_dir}: the training loss became {loss.item()} at epoch {epoch}, batch {step}; "
-                                 f"the last good checkpoint (after epoch {self.state.epoch}) is kept and no result is "
-                                 f"written. Fix: lower the learning rate (now {self.cfg.train.lr}) and train again.")
+                raise self._diverged(f"the training loss became {loss.item()} at epoch {epoch}, batch {step}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -191,7 +211,7 @@ class Trainer:
                     self.state.stopped_early = self.state.bad_evals >= tc.patience
                     # History first, checkpoint second: a kill between the two leaves a history line
                     # past the checkpoint, which resume drops and re-runs, never a missing line.
-                    history.write(json.dumps(record) + "\n")
+                    history.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: NaN was refused above
                     history.flush()
                     self.save_checkpoint()
                     if self.state.stopped_early:
@@ -201,9 +221,17 @@ class Trainer:
                 history.close()
         return self._finish()
 
+    def _diverged(self, what: str) -> MMGEFError:
+        kept = (f"the last good checkpoint (after epoch {self.state.epoch}) is kept" if self.state.epoch
+                else "no checkpoint was written")
+        return MMGEFError(f"{self.run_dir}: {what}; {kept} and no result is written. "
+                          f"Fix: lower the learning rate (now {self.cfg.train.lr}) and train again.")
+
     def _validate(self, epoch: int) -> dict[str, Any]:
         self.model.eval()
         valid = self.valid_eval.evaluate(self.model.scores)
+        if not all(np.isfinite(v) for v in valid.values()):
+            raise self._diverged(f"the model's scores hold NaN or inf at epoch {epoch} (validation metrics are undefined)")
         score = valid[self.cfg.train.stop_metric]
         if score > self.state.best_score:
             self.state.best_score, self.state.best_epoch, self.state.best_valid = score, epoch, valid

@@ -1,34 +1,89 @@
-"""The ``mmgef`` command line (Typer). Every input problem ends as a one-line error, exit code 2."""
+"""The ``mmgef`` command line (Typer).
+
+Every input problem ends as a one-line error on stderr and exit code 2; an unexpected exception
+(a bug) as one line and exit code 1. ``mmgef --debug COMMAND`` shows the Python traceback instead.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import click
 import typer
 
 from mmgef.errors import MMGEFError
 from mmgef.params import MODEL_PARAMS
 
 MODEL_HELP = "one of " + ", ".join(MODEL_PARAMS) + " (`mmgef models` describes them)"
+ENCODING_HELP = "text encoding of the data files (e.g. latin-1, cp1252)"
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal recommendation: MM-GEF, LATTICE and baselines.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multimodal recommendation: MM-GEF, LATTICE and baselines.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and check datasets.")
 app.add_typer(data_app, name="data")
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _fail(err: Exception) -> None:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+
+@app.callback()
+def _options(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="show Python tracebacks")) -> None:
+    ctx.obj = {"debug": debug}
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and (ctx.find_root().obj or {}).get("debug"))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def one_line_errors(fn: F) -> F:
+    """Turn what a command raises into one line: input problems exit 2, bugs exit 1 (``--debug``: the traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except MMGEFError as err:
+            if _debug():
+                raise
+            _fail(str(err))
+        except OSError as err:  # disk full, permission denied, a path that is a directory …
+            if _debug():
+                raise
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(f"{where}{err.strerror or err}. Fix: check the path, its permissions and the free disk space.")
+        except Exception as err:  # noqa: BLE001 - a bug: one line, and the way to the traceback
+            if _debug():
+                raise
+            first = (str(err).splitlines() or [""])[0][:200]
+            _fail(f"internal error ({type(err).__name__}: {first}); this is a bug in mmgef. "
+                  "Re-run with `mmgef --debug ...` for the traceback and report it.", code=1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(typer_app: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """``typer_app.command(...)`` whose errors are one line."""
+    return lambda fn: typer_app.command(*args, **kwargs)(one_line_errors(fn))
 
 
 def _setup(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-@app.command()
+@command(app)
 def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config (model, data, train, params)"),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
@@ -40,13 +95,14 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue a killed run in --out"),
     init: Path | None = typer.Option(None, "--init", help="RUN_DIR/pretrained.safetensors from `mmgef pretrain`"),
     sampler: str | None = typer.Option(None, "--sampler", help="uniform or mixgcf (hard negatives for graph models)"),
+    encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train one model and write its run directory (config, history, weights, results)."""
-    _run(config, model, data, split, seed, out, sets, resume, init, sampler, verbose)
+    _run(config, model, data, split, seed, out, sets, resume, init, sampler, encoding, verbose)
 
 
-@app.command()
+@command(app)
 def pretrain(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config (model mcpt)"),
     data: str | None = typer.Option(None, "--data", "-d", help="dataset config name (configs/datasets) or a directory"),
@@ -55,14 +111,16 @@ def pretrain(
     out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<data>-mcpt-seed<N>-<hash>)"),
     sets: list[str] = typer.Option([], "--set", help="override, e.g. --set cima_weight=0.4 --set use_graphs=false"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run in --out"),
+    encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Multimodal contrastive pre-training: writes RUN_DIR/pretrained.safetensors for `train --init`."""
-    _run(config, None if config else "mcpt", data, split, seed, out, sets, resume, None, None, verbose)
+    _run(config, None if config else "mcpt", data, split, seed, out, sets, resume, None, None, encoding, verbose)
 
 
 def _run(config: Path | None, model: str | None, data: str | None, split: str | None, seed: int | None,
-         out: Path | None, sets: list[str], resume: bool, init: Path | None, sampler: str | None, verbose: bool) -> None:
+         out: Path | None, sets: list[str], resume: bool, init: Path | None, sampler: str | None, encoding: str | None,
+         verbose: bool) -> None:
     """`train` and `pretrain`: resolve the config, train, print the results (and the pre-trained file)."""
     _setup(verbose)
     from mmgef import runs
@@ -70,39 +128,37 @@ def _run(config: Path | None, model: str | None, data: str | None, split: str | 
     from mmgef.report import results_table
     from mmgef.training.pretrained import PRETRAINED
 
-    extra = ([f"train.init={init.resolve()}"] if init else []) + ([f"train.sampler={sampler}"] if sampler else [])
-    try:
-        cfg = resolve_run_config(config, model, data, split, seed, [*sets, *extra])
-        results = runs.train(cfg, out, resume=resume)
-    except MMGEFError as err:
-        _fail(err)
+    extra = ([f"train.init={init.resolve()}"] if init else []) + ([f"train.sampler={sampler}"] if sampler else []) \
+        + ([f"data.encoding={encoding}"] if encoding else [])
+    cfg = resolve_run_config(config, model, data, split, seed, [*sets, *extra])
+    if data is None and cfg.data.name == "synthetic":
+        typer.secho("note: no --data given: training on the built-in SYNTHETIC data (pass --data NAME_OR_DIR for yours)",
+                    err=True)
+    results = runs.train(cfg, out, resume=resume)
     typer.echo(results_table([results]))
     typer.echo(f"run directory: {results['run_dir']}")
     if (Path(results["run_dir"]) / PRETRAINED).exists():
         typer.echo(f"pre-trained embeddings: {Path(results['run_dir']) / PRETRAINED} (use with `mmgef train --init`)")
 
 
-@app.command()
+@command(app)
 def models(name: str | None = typer.Argument(None, help="a model name: print its keys")) -> None:
     """List every model, or one model's hyper-parameters with type, default and description."""
     from mmgef.params import describe, params_class
     from mmgef.report import markdown_table
 
-    try:
-        if name is None:
-            typer.echo(markdown_table(["model", "content", "MixGCF", "what it is"],
-                                      [[n, "yes" if c.uses_content else "no", "yes" if c.layered else "no", c.description]
-                                       for n, c in MODEL_PARAMS.items()]))
-            return
-        cls = params_class(name)
-    except MMGEFError as err:
-        _fail(err)
+    if name is None:
+        typer.echo(markdown_table(["model", "content", "MixGCF", "what it is"],
+                                  [[n, "yes" if c.uses_content else "no", "yes" if c.layered else "no", c.description]
+                                   for n, c in MODEL_PARAMS.items()]))
+        return
+    cls = params_class(name)
     typer.echo(f"{name}: {cls.description}\n")
     typer.echo(markdown_table(["key", "type", "default", "description"], describe(cls)))
     typer.echo(f"\nset any of them with `mmgef train --model {name} --set KEY=VALUE`")
 
 
-@app.command()
+@command(app)
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
     as_json: bool = typer.Option(False, "--json", help='print {"valid": {...}, "test": {...}}'),
@@ -112,10 +168,7 @@ def evaluate(
     from mmgef import runs
     from mmgef.report import markdown_table
 
-    try:
-        metrics = runs.evaluate(run_dir)
-    except MMGEFError as err:
-        _fail(err)
+    metrics = runs.evaluate(run_dir)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
@@ -123,7 +176,7 @@ def evaluate(
     typer.echo(markdown_table(["split", *keys], [[part, *(metrics[part][k] for k in keys)] for part in ("valid", "test")]))
 
 
-@app.command()
+@command(app)
 def recommend(
     run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
     user: list[str] = typer.Option([], "--user", "-u", help="raw user id as in the data files (repeatable)"),
@@ -136,19 +189,16 @@ def recommend(
     _setup()
     import mmgef
 
-    try:
-        users = list(user)
-        if users_file is not None:
-            if not users_file.is_file():
-                raise MMGEFError(f"--users-file {users_file}: not found. Fix: pass a text file with one user id per line.")
-            users += [line.strip() for line in users_file.read_text().splitlines() if line.strip()]
-        if not users:
-            raise MMGEFError("no user given. Fix: pass --user ID (repeatable) or --users-file FILE.")
-        if k <= 0:
-            raise MMGEFError(f"--k {k}: must be a positive integer. Fix: e.g. --k 20.")
-        ranked = mmgef.load(run_dir).recommend_many(users, k, exclude_seen=not include_seen)
-    except MMGEFError as err:
-        _fail(err)
+    users = list(user)
+    if users_file is not None:
+        if not users_file.is_file():
+            raise MMGEFError(f"--users-file {users_file}: not found. Fix: pass a text file with one user id per line.")
+        users += [line.strip() for line in users_file.read_text().splitlines() if line.strip()]
+    if not users:
+        raise MMGEFError("no user given. Fix: pass --user ID (repeatable) or --users-file FILE.")
+    if k <= 0:
+        raise MMGEFError(f"--k {k}: must be a positive integer. Fix: e.g. --k 20.")
+    ranked = mmgef.load(run_dir).recommend_many(users, k, exclude_seen=not include_seen)
     if as_json:
         typer.echo(json.dumps({u: [{"item": i, "score": s} for i, s in r] for u, r in zip(users, ranked)}, indent=2))
         return
@@ -157,7 +207,7 @@ def recommend(
             typer.echo(f"{u}\t{rank}\t{item}\t{score:.4f}" if len(users) > 1 else f"{rank}\t{item}\t{score:.4f}")
 
 
-@app.command()
+@command(app)
 def export(
     run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
     out: Path = typer.Option(..., "--out", "-o", help="directory for embeddings.safetensors, user_ids.txt, item_ids.txt"),
@@ -166,59 +216,60 @@ def export(
     _setup()
     import mmgef
 
-    try:
-        path = mmgef.load(run_dir).export(out)
-    except MMGEFError as err:
-        _fail(err)
+    path = mmgef.load(run_dir).export(out)
     typer.echo(f"exported to {path}")
 
 
-@data_app.command("stats")
+@command(data_app, "stats")
 def data_stats(path: str = typer.Argument(..., help="dataset config name or directory"),
-               split: str = typer.Option("auto", "--split"), seed: int = typer.Option(0, "--seed")) -> None:
+               split: str = typer.Option("auto", "--split"), seed: int = typer.Option(0, "--seed"),
+               encoding: str = typer.Option("utf-8", "--encoding", help=ENCODING_HELP)) -> None:
     """Users, items, interactions, density, split sizes and feature shapes."""
     _setup()
     from mmgef.data.registry import load_dataset
     from mmgef.data.split import make_split
 
-    try:
-        ds = load_dataset(path, modalities=None)
-        stats = ds.stats()
-        stats["split"] = {"kind": split, **make_split(ds, split, seed).counts()}
-    except MMGEFError as err:
-        _fail(err)
+    ds = load_dataset(path, modalities=None, encoding=encoding)
+    stats = ds.stats()
+    stats["split"] = {"kind": split, **make_split(ds, split, seed).counts()}
     typer.echo(json.dumps(stats, indent=2))
 
 
-@data_app.command("validate")
-def data_validate(path: str = typer.Argument(..., help="dataset config name or directory")) -> None:
+@command(data_app, "validate")
+def data_validate(path: str = typer.Argument(..., help="dataset config name or directory"),
+                  encoding: str = typer.Option("utf-8", "--encoding", help=ENCODING_HELP)) -> None:
     """Read every file of a dataset with full checks; exit 0 when it is usable."""
     _setup()
     from mmgef.data.registry import load_dataset, resolve_spec
     from mmgef.data.split import make_split
 
-    try:
-        spec = resolve_spec(path)
-        ds = load_dataset(path, modalities=list(spec.features) or None)
-        make_split(ds, "auto", 0)
-    except MMGEFError as err:
-        _fail(err)
+    spec = resolve_spec(path)
+    ds = load_dataset(path, modalities=list(spec.features) or None, encoding=encoding)
+    make_split(ds, "auto", 0)
     typer.echo(f"ok: {ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions, "
                f"features {', '.join(f'{m} {x.shape[1]}-d' for m, x in ds.content.items()) or 'none'}")
 
 
-@data_app.command("synth")
+@command(data_app, "synth")
 def data_synth(out: Path = typer.Argument(..., help="directory to write"), seed: int = typer.Option(0, "--seed"),
                users: int = typer.Option(2000, "--users"), items: int = typer.Option(1500, "--items")) -> None:
     """Write the built-in synthetic dataset in the native layout (CSV + features/*.npy)."""
     from mmgef.data.formats import write_native
     from mmgef.data.synthetic import SyntheticConfig, generate
+    from mmgef.schema import validate
 
-    write_native(generate(SyntheticConfig(n_users=users, n_items=items, seed=seed)), out)
+    cfg = validate(SyntheticConfig, {"n_users": users, "n_items": items, "seed": seed}, "mmgef data synth",
+                   fix="pass --users > 10, --items > 20 (at most 10,000,000 each) and --seed >= 0")
+    if out.exists() and not out.is_dir():
+        raise MMGEFError(f"{out}: is a file. Fix: pass a new directory to write the dataset into.")
+    if out.is_dir() and any(out.iterdir()):
+        raise MMGEFError(f"{out}: is not empty; writing would mix the synthetic files with what is there. "
+                         "Fix: pass a new or empty directory.")
+    write_native(generate(cfg), out)
     typer.echo(f"wrote synthetic data (seed {seed}) to {out}")
 
 
-@app.command()
+@command(app)
 def features(
     items: Path = typer.Option(..., "--items", help="items.csv with item_id, text columns and an image path column"),
     out: Path = typer.Option(..., "--out", help="output folder (e.g. DATA/features)"),
@@ -233,22 +284,22 @@ def features(
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
     ray: str | None = typer.Option(None, "--ray", help="encode on Ray Data actors: 'local' or a cluster address"),
     ray_actors: int = typer.Option(2, "--ray-actors", help="encoder actors in the Ray pool"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the items CSV (e.g. latin-1)"),
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
     _setup()
     from mmgef.features.encoders import load_encoder
-    from mmgef.features.extract import ExtractConfig, extract
+    from mmgef.features.extract import ExtractConfig, check_out_dir, extract
     from mmgef.schema import validate
 
-    try:
-        cfg = validate(ExtractConfig, {"items": items, "out": out, "id_col": id_col, "encoder": encoder, "model_path": model_path,
-                                       "text_cols": [c.strip() for c in text_cols.split(",") if c.strip()],
-                                       "image_col": image_col, "batch_size": batch_size, "device": device,
-                                       "on_missing": on_missing, "dtype": dtype, "ray_address": ray,
-                                       "ray_actors": ray_actors}, "mmgef features")
-        manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device))
-    except MMGEFError as err:
-        _fail(err)
+    cfg = validate(ExtractConfig, {"items": items, "out": out, "id_col": id_col, "encoder": encoder, "model_path": model_path,
+                                   "text_cols": [c.strip() for c in text_cols.split(",") if c.strip()],
+                                   "image_col": image_col, "batch_size": batch_size, "device": device,
+                                   "on_missing": on_missing, "dtype": dtype, "ray_address": ray,
+                                   "ray_actors": ray_actors, "encoding": encoding}, "mmgef features",
+                   fix="correct the option (see `mmgef features --help`)")
+    check_out_dir(cfg.out)  # before the encoder loads (seconds), not after
+    manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device))
     for m, info in manifest["modalities"].items():
         typer.echo(f"{m}: {manifest['rows']} × {info['dim']} ({info.get('encoded', 0)} encoded, {info.get('cache_hits', 0)} from cache)")
     affected = sum(len(v) for v in manifest["affected_items"].values())
@@ -256,7 +307,7 @@ def features(
         typer.echo(f"{affected} item/modality problems handled by --on-missing {on_missing}: see {out}/manifest.json")
 
 
-@app.command()
+@command(app)
 def reproduce(
     spec_file: Path = typer.Argument(..., help="configs/experiments/<name>.yaml"),
     datasets: list[str] | None = typer.Option(None, "--datasets", help="subset of the spec's datasets"),
@@ -274,23 +325,20 @@ def reproduce(
     from mmgef.experiments.runner import Runner
     from mmgef.experiments.spec import load_spec
 
-    try:
-        spec = load_spec(spec_file)
-        ds = datasets or spec.datasets
-        unknown = [d for d in ds if d not in spec.datasets]
-        if unknown:
-            raise MMGEFError(f"--datasets {unknown}: not in {spec_file} ({spec.datasets}). Fix: pick from those.")
-        t0 = time.time()
-        runner = Runner(spec, out or Path("runs/experiments") / spec.name, workers, ray_address, reuse)
-        cells = runner.run(ds, seeds)
-        report = write_report(runner, cells, ds, time.time() - t0)
-    except MMGEFError as err:
-        _fail(err)
+    spec = load_spec(spec_file)
+    ds = datasets or spec.datasets
+    unknown = [d for d in ds if d not in spec.datasets]
+    if unknown:
+        raise MMGEFError(f"--datasets {unknown}: not in {spec_file} ({spec.datasets}). Fix: pick from those.")
+    t0 = time.time()
+    runner = Runner(spec, out or Path("runs/experiments") / spec.name, workers, ray_address, reuse)
+    cells = runner.run(ds, seeds)
+    report = write_report(runner, cells, ds, time.time() - t0)
     typer.echo((report / "summary.md").read_text())
     typer.echo(f"report in {report}")
 
 
-@app.command()
+@command(app)
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="where the demo's runs and table go"),
     epochs: int = typer.Option(60, "--epochs", help="maximum epochs per model (early stopping applies)"),
@@ -313,14 +361,11 @@ def demo(
             if pretrain else [(name, name, []) for name in ("cb", "mf", "vbpr", "lightgcn", "mmgcn", "grcn", "freedom",
                                                              "lattice", "mmgef")])
     results = []
-    try:
-        for model, label, sets in jobs:
-            typer.echo(f"training {label} on the built-in synthetic data …")
-            cfg = resolve_run_config(model=model, data="synthetic", sets=[*common, *sets])
-            run_dir = out / label.replace(">", "")
-            results.append({**runs.train(cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").exists()), "model": label})
-    except MMGEFError as err:
-        _fail(err)
+    for model, label, sets in jobs:
+        typer.echo(f"training {label} on the built-in synthetic data …")
+        cfg = resolve_run_config(model=model, data="synthetic", sets=[*common, *sets])
+        run_dir = out / label.replace(">", "")
+        results.append({**runs.train(cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").exists()), "model": label})
     table = results_table(results)
     write_text(out / "results.md", "# Demo on the built-in SYNTHETIC data (seeded)\n\n" + table + "\n")
     typer.echo("\nTest metrics on the built-in SYNTHETIC data (best-validation epoch):\n" + table)

@@ -18,6 +18,7 @@ from mmgef.config import RunConfig, load_run_config, save_run_config
 from mmgef.data.dataset import Dataset
 from mmgef.data.registry import load_dataset, spec_location
 from mmgef.data.split import Split, make_split
+from mmgef.devices import resolve_device
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender
@@ -37,12 +38,6 @@ class Prepared:
     model: Recommender
     device: torch.device
     fingerprint: dict[str, str]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device '{name}' asked for but no CUDA device is available. Fix: --set device=cpu.")
-    return torch.device(name)
 
 
 def check_fingerprint(saved: dict[str, str] | None, current: dict[str, str], where: str) -> None:

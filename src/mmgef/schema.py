@@ -26,7 +26,11 @@ def later_field(default: Any, **kwargs: Any) -> Any:
     return Field(default, json_schema_extra={"added_later": True}, **kwargs)
 
 
-def _format_validation(err: ValidationError, source: str, skip: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+MODEL_KEYS_FIX = "correct or remove the key (see `mmgef models NAME` for a model's keys)"
+
+
+def _format_validation(err: ValidationError, source: str, skip: set[str] = frozenset(),  # type: ignore[assignment]
+                       fix: str = MODEL_KEYS_FIX) -> str:
     parts = []
     for e in err.errors():
         # A discriminated union puts its tag in the location (params.lightgcn.n_layers): drop it.
@@ -39,15 +43,16 @@ def _format_validation(err: ValidationError, source: str, skip: set[str] = froze
             parts.append(msg)
         else:
             parts.append(f"'{key}': {msg}")
-    return f"{source}: " + "; ".join(parts) + ". Fix: correct or remove the key (see `mmgef models NAME` for a model's keys)."
+    return f"{source}: " + "; ".join(parts) + f". Fix: {fix}."
 
 
-def validate(model_cls: type[BaseModel], data: Any, source: str, skip: set[str] = frozenset()) -> Any:  # type: ignore[assignment]
+def validate(model_cls: type[BaseModel], data: Any, source: str, skip: set[str] = frozenset(),  # type: ignore[assignment]
+             fix: str = MODEL_KEYS_FIX) -> Any:
     """``model_cls.model_validate(data)``, with any problem turned into one ConfigError line naming ``source``."""
     try:
         return model_cls.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation(err, source, skip)) from None
+        raise ConfigError(_format_validation(err, source, skip, fix)) from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

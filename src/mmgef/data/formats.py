@@ -60,7 +60,7 @@ def read_csv(path: Path, sep: str = ",", encoding: str = "utf-8") -> pd.DataFram
                         "give every line the header's number of fields") from None
 
 
-def _check_id_spaces(df: pd.DataFrame, cols: tuple[str, ...], path: Path, header_lines: int = 1) -> None:
+def check_id_spaces(df: pd.DataFrame, cols: tuple[str, ...], path: Path, header_lines: int = 1) -> None:
     """Refuse ids with leading or trailing spaces: ' 7' and '7' would silently become two users."""
     for col in cols:
         values = df[col]
@@ -81,7 +81,7 @@ def _read_table(path: Path, sep: str, id_cols: tuple[str, str], example: str, en
                         f"the first line must name the columns, e.g. '{example}'", line=1)
     if len(df) == 0:
         raise DataError(path, "has a header but no interactions", "add interaction rows")
-    _check_id_spaces(df, id_cols, path)
+    check_id_spaces(df, id_cols, path)
     return df
 
 
@@ -336,7 +336,7 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
     if item_table is not None:
         if "item_id" not in item_table.columns:
             raise DataError(items_csv, "header lacks 'item_id'", "name the id column item_id", line=1)
-        _check_id_spaces(item_table, ("item_id",), items_csv)
+        check_id_spaces(item_table, ("item_id",), items_csv)
         item_ids = item_table["item_id"].to_numpy(dtype=str)
         dup = item_table["item_id"].duplicated().to_numpy()
         if dup.any():

@@ -66,7 +66,8 @@ def resolve_spec(name_or_path: str) -> DatasetSpec:
         return detect_layout(as_path)
     cfg_file = as_path if as_path.suffix in (".yaml", ".yml") else dataset_config_dir() / f"{name_or_path}.yaml"
     if cfg_file.is_file():
-        spec: DatasetSpec = validate(DatasetSpec, load_yaml(cfg_file), str(cfg_file))
+        spec: DatasetSpec = validate(DatasetSpec, load_yaml(cfg_file), str(cfg_file),
+                                     fix="correct or remove the key (configs/datasets/*.yaml are examples)")
         if spec.path is not None and not Path(spec.path).is_absolute():
             spec.path = str((project_root() / spec.path).resolve())
         return spec

@@ -34,8 +34,8 @@ _NOUNS = ["set", "kit", "album", "bag", "lamp", "toy", "mug", "jacket", "poster"
 
 
 class SyntheticConfig(Strict):
-    n_users: int = Field(2000, gt=10)
-    n_items: int = Field(1500, gt=20)
+    n_users: int = Field(2000, gt=10, le=10_000_000)
+    n_items: int = Field(1500, gt=20, le=10_000_000)
     latent_dim: int = Field(16, gt=1)
     mean_interactions: float = Field(20.0, gt=3)
     image_dim: int = Field(128, gt=1)
@@ -43,7 +43,7 @@ class SyntheticConfig(Strict):
     content_noise: float = Field(0.5, ge=0)
     popularity_exponent: float = Field(0.9, ge=0, description="Zipf exponent of the item popularity prior")
     reviews: bool = True
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
 
 def generate(cfg: SyntheticConfig | None = None) -> Dataset:

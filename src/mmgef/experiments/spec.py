@@ -58,7 +58,8 @@ class ExperimentSpec(Strict):
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
-    spec = validate(ExperimentSpec, load_yaml(path), str(path))
+    spec = validate(ExperimentSpec, load_yaml(path), str(path),
+                    fix="correct or remove the key (configs/experiments/*.yaml are examples)")
     for row in spec.rows:
         if len(row.sweep) > 1 or set(row.sweep) & set(row.grid):
             raise ConfigError(f"{path}: row '{row.label}': a sweep takes exactly one parameter that is not also in its grid. "

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from mmgef.devices import resolve_device
 from mmgef.errors import ConfigError
 
 
@@ -34,13 +37,28 @@ class Encoder(Protocol):
 def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # library notices would break the one-line error output
 
 
 def _check_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise ConfigError(f"{path}: {what} model directory not found. Fix: pass --model-path with a local model "
                           "directory (no hub ids: nothing is downloaded at run time).")
+    if not any(path.iterdir()):
+        raise ConfigError(f"{path}: the {what} model directory is empty. Fix: copy the whole saved model "
+                          "(config, weights, tokenizer files) into it, or pass another --model-path.")
     return path
+
+
+@contextmanager
+def _loading(path: Path, kind: str) -> Iterator[None]:
+    """A model directory that is partial or of another kind is one error naming it (the libraries raise many types)."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(f"{path}: not a complete {kind} model directory ({type(err).__name__}: {first}). Fix: save the "
+                          "model with its own save_pretrained / save method into that folder, or pass another --model-path.") from None
 
 
 def model_fingerprint(path: Path) -> str:
@@ -75,7 +93,8 @@ class SentenceTextEncoder:
         from sentence_transformers import SentenceTransformer
 
         self.model_path = _check_dir(Path(model_path) if model_path else default_text_model(), "text")
-        self.model = SentenceTransformer(str(self.model_path), device=device, local_files_only=True)
+        with _loading(self.model_path, "sentence-transformers"):
+            self.model = SentenceTransformer(str(self.model_path), device=device, local_files_only=True)
         self.batch_size = batch_size
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
@@ -107,9 +126,10 @@ class CLIPEncoder:
             raise ConfigError("--encoder clip needs --model-path: a local transformers CLIP directory.")
         self.model_path = _check_dir(Path(model_path), "CLIP")
         self.device = torch.device(device)
-        self.model = CLIPModel.from_pretrained(str(self.model_path), local_files_only=True).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
-        self.processor = CLIPImageProcessor.from_pretrained(str(self.model_path), local_files_only=True)
+        with _loading(self.model_path, "transformers CLIP"):
+            self.model = CLIPModel.from_pretrained(str(self.model_path), local_files_only=True).to(self.device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
+            self.processor = CLIPImageProcessor.from_pretrained(str(self.model_path), local_files_only=True)
         self.max_len = int(self.model.config.text_config.max_position_embeddings)
 
     @torch.no_grad()
@@ -125,6 +145,7 @@ class CLIPEncoder:
 
 
 def load_encoder(kind: str, model_path: Path | None, device: str = "cpu") -> Encoder:
+    resolve_device(device, "--device")
     if kind == "text":
         return SentenceTextEncoder(model_path, device)
     if kind == "clip":

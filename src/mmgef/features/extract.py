@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from mmgef.data.formats import check_id_spaces, read_csv
 from mmgef.errors import DataError
 from mmgef.features.encoders import Encoder, model_fingerprint
 from mmgef.features.fusion import early_fuse, l2_normalize
@@ -48,6 +48,7 @@ class ExtractConfig(Strict):
     normalize: bool = True
     ray_address: str | None = Field(None, description="'local' or a cluster address: encode with Ray Data actors")
     ray_actors: int = Field(2, gt=0)
+    encoding: str = Field("utf-8", description="text encoding of the items CSV")
 
 
 @dataclass
@@ -72,10 +73,13 @@ def read_items(cfg: ExtractConfig, modalities: tuple[str, ...]) -> ItemTable:
     path = cfg.items
     if not path.is_file():
         raise DataError(path, "items file not found", "pass --items with the CSV of your items")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_csv(path, ",", cfg.encoding)
     key = cfg.id_col
     if key not in df.columns:
         raise DataError(path, f"header lacks '{key}' (found {list(df.columns)})", f"name the id column {key} (or pass --id-col)", line=1)
+    if len(df) == 0:
+        raise DataError(path, "has a header but no rows", "add one row per item")
+    check_id_spaces(df, (key,), path)
     dup = df[key].duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
@@ -211,7 +215,15 @@ def _encode_ray(cfg: ExtractConfig, encoder: Encoder, modality: str, todo: tuple
             ray.shutdown()
 
 
+def check_out_dir(out: Path) -> None:
+    """The output must be a folder: refuse a file before any encoding work is done."""
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "is a file, but --out must be a folder for <modality>.npy, item_ids.txt and manifest.json",
+                        "pass a folder path (e.g. DATA/features)")
+
+
 def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
+    check_out_dir(cfg.out)
     table = read_items(cfg, encoder.modalities)
     problems = Problems()
     keys = {m: content_keys(table, m, problems) for m in encoder.modalities}

@@ -288,8 +288,8 @@ def features(
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
     _setup()
-    from mmgef.features.encoders import load_encoder
-    from mmgef.features.extract import ExtractConfig, check_out_dir, extract
+    from mmgef.features.encoders import ENCODER_MODALITIES, load_encoder
+    from mmgef.features.extract import ExtractConfig, extract, plan_items
     from mmgef.schema import validate
 
     cfg = validate(ExtractConfig, {"items": items, "out": out, "id_col": id_col, "encoder": encoder, "model_path": model_path,
@@ -298,8 +298,8 @@ def features(
                                    "on_missing": on_missing, "dtype": dtype, "ray_address": ray,
                                    "ray_actors": ray_actors, "encoding": encoding}, "mmgef features",
                    fix="correct the option (see `mmgef features --help`)")
-    check_out_dir(cfg.out)  # before the encoder loads (seconds), not after
-    manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device))
+    plan = plan_items(cfg, ENCODER_MODALITIES[cfg.encoder])  # bad items fail before the encoder loads (seconds)
+    manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device), plan)
     for m, info in manifest["modalities"].items():
         typer.echo(f"{m}: {manifest['rows']} × {info['dim']} ({info.get('encoded', 0)} encoded, {info.get('cache_hits', 0)} from cache)")
     affected = sum(len(v) for v in manifest["affected_items"].values())

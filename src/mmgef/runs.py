@@ -117,11 +117,13 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> 
         if saved is not None:
             check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
         cfg.data.fingerprint = p.fingerprint
-        save_run_config(cfg, run_dir / "config.yaml")
         n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
         sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
         trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device)
-        metrics = trainer.fit(resume=resume)  # leaves the best-validation weights in the model
+        if resume:
+            trainer.restore()  # a checkpoint that does not fit fails here, before config.yaml changes
+        save_run_config(cfg, run_dir / "config.yaml")
+        metrics = trainer.fit()  # leaves the best-validation weights in the model
         if cfg.params.pretrains:
             write_pretrained(run_dir / PRETRAINED, p.model, p.dataset)
         results = {

@@ -341,7 +341,7 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
         dup = item_table["item_id"].duplicated().to_numpy()
         if dup.any():
             row = int(np.flatnonzero(dup)[0])
-            raise DataError(items_csv, f"item_id {item_ids[row]!r} repeats", "give every item one row", line=row + 2)
+            raise DataError(items_csv, f"item_id {str(item_ids[row])!r} repeats", "give every item one row", line=row + 2)
     else:
         item_ids = np.unique(df["item_id"].to_numpy(dtype=str))
     item_index = {r: k for k, r in enumerate(item_ids)}

@@ -84,9 +84,12 @@ def default_text_model() -> Path:
     return Path(str(get_model_path()))
 
 
+ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {"text": ("text",), "clip": ("image", "text")}
+
+
 class SentenceTextEncoder:
     kind = "text"
-    modalities = ("text",)
+    modalities = ENCODER_MODALITIES["text"]
 
     def __init__(self, model_path: Path | None = None, device: str = "cpu", batch_size: int = 64) -> None:
         _offline()
@@ -116,14 +119,14 @@ def _features(out: object) -> torch.Tensor:
 
 class CLIPEncoder:
     kind = "clip"
-    modalities = ("image", "text")
+    modalities = ENCODER_MODALITIES["clip"]
 
     def __init__(self, model_path: Path, device: str = "cpu") -> None:
         _offline()
         from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
         if model_path is None:
-            raise ConfigError("--encoder clip needs --model-path: a local transformers CLIP directory.")
+            raise ConfigError("--encoder clip needs a local model. Fix: pass --model-path with a transformers CLIP directory.")
         self.model_path = _check_dir(Path(model_path), "CLIP")
         self.device = torch.device(device)
         with _loading(self.model_path, "transformers CLIP"):

@@ -222,11 +222,22 @@ def check_out_dir(out: Path) -> None:
                         "pass a folder path (e.g. DATA/features)")
 
 
-def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
+@dataclass
+class ItemPlan:
+    """The items read and checked, with each one's content key: everything decided before a model loads."""
+
+    table: ItemTable
+    keys: dict[str, list[str | None]]
+    problems: Problems
+
+
+def plan_items(cfg: ExtractConfig, modalities: tuple[str, ...]) -> ItemPlan:
+    """Check the output folder and the items file, hash each item's content, and refuse missing content
+    (``on_missing: error``) — cheap, so bad input fails before the encoder spends seconds loading."""
     check_out_dir(cfg.out)
-    table = read_items(cfg, encoder.modalities)
+    table = read_items(cfg, modalities)
     problems = Problems()
-    keys = {m: content_keys(table, m, problems) for m in encoder.modalities}
+    keys = {m: content_keys(table, m, problems) for m in modalities}
     bad = problems.items()
     if bad and cfg.on_missing == "error":
         _, first = next((m, d) for m, d in problems.by_modality.items() if d)
@@ -234,6 +245,13 @@ def extract(cfg: ExtractConfig, encoder: Encoder) -> dict:
         line = table.ids.index(item) + 2  # header is line 1
         raise DataError(cfg.items, f"item {item!r}: {reason} ({len(bad)} items affected)",
                         "fix the file, or pass --on-missing zero|skip to continue", line=line)
+    return ItemPlan(table, keys, problems)
+
+
+def extract(cfg: ExtractConfig, encoder: Encoder, plan: ItemPlan | None = None) -> dict:
+    plan = plan or plan_items(cfg, encoder.modalities)
+    table, keys, problems = plan.table, plan.keys, plan.problems
+    bad = problems.items()
     fingerprint = model_fingerprint(encoder.model_path)
     keep = [i for i, item in enumerate(table.ids) if not (cfg.on_missing == "skip" and item in bad)]
     matrices: dict[str, np.ndarray] = {}

@@ -119,8 +119,11 @@ class Trainer:
         fix = f"delete {path} and re-run without --resume (training starts over)"
         meta = read_safetensors_metadata(path, fix)
         try:
-            state = TrainState(**json.loads(meta["state"]))
+            raw_state = json.loads(meta["state"])
+            state = TrainState(**raw_state)
             groups = json.loads(meta["param_groups"])
+            if not raw_state.get("digest"):
+                raise KeyError("digest")
         except (KeyError, TypeError, json.JSONDecodeError):
             raise MMGEFError(f"{path}: not a checkpoint written by mmgef (its training state is missing or unreadable). "
                              f"Fix: {fix}.") from None
@@ -191,10 +194,13 @@ class Trainer:
             total += loss.item()
         return total / max(1, n_batches)
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        if resume and (self.run_dir / CHECKPOINT).exists():
+    def restore(self) -> None:
+        """Continue from the run directory's checkpoint, if it has one (before ``fit``)."""
+        if (self.run_dir / CHECKPOINT).exists():
             self.load_checkpoint()
             log.info("resumed %s after epoch %d", self.run_dir, self.state.epoch)
+
+    def fit(self) -> dict[str, Any]:
         tc = self.cfg.train
         if self.optimizer is not None and not self.state.stopped_early:
             history = open(self.run_dir / HISTORY, "a")

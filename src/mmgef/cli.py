@@ -7,14 +7,15 @@ Every input problem ends as a one-line error on stderr and exit code 2; an unexp
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
 import typer
 
 from mmgef.errors import MMGEFError
@@ -36,9 +37,6 @@ def _options(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", he
     ctx.obj = {"debug": debug}
 
 
-def _debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and (ctx.find_root().obj or {}).get("debug"))
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -47,30 +45,39 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def one_line_errors(fn: F) -> F:
-    """Turn what a command raises into one line: input problems exit 2, bugs exit 1 (``--debug``: the traceback)."""
+    """Turn what a command raises into one line: input problems exit 2, bugs exit 1 (``--debug``: the traceback).
+
+    The wrapper takes the Typer context as an extra keyword (``_ctx``) to read ``--debug`` from it.
+    """
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, _ctx: typer.Context, **kwargs: Any) -> Any:
+        debug = bool((_ctx.find_root().obj or {}).get("debug"))
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort):
             raise
         except MMGEFError as err:
-            if _debug():
+            if debug:
                 raise
             _fail(str(err))
         except OSError as err:  # disk full, permission denied, a path that is a directory …
-            if _debug():
+            if debug:
                 raise
             where = f"{err.filename}: " if err.filename else ""
             _fail(f"{where}{err.strerror or err}. Fix: check the path, its permissions and the free disk space.")
         except Exception as err:  # noqa: BLE001 - a bug: one line, and the way to the traceback
-            if _debug():
+            if debug:
                 raise
             first = (str(err).splitlines() or [""])[0][:200]
             _fail(f"internal error ({type(err).__name__}: {first}); this is a bug in mmgef. "
                   "Re-run with `mmgef --debug ...` for the traceback and report it.", code=1)
 
+    sig = inspect.signature(fn, eval_str=True)
+    ctx_param = inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), ctx_param])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**typing.get_type_hints(fn), "_ctx": typer.Context}
+    del wrapper.__wrapped__  # Typer reads the signature above, not the wrapped function's
     return wrapper  # type: ignore[return-value]
 
 

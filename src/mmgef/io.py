@@ -33,9 +33,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the user's umask like any other
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 (and some writers recreate the file): the result follows the user's umask like any file
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -99,6 +100,28 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
                         line=line) from None
 
 
+def _busy(path: Path, fh: Any, what: str) -> MMGEFError | None:
+    """Try the exclusive lock on an open lock file; the error to raise when another process holds it."""
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        return MMGEFError(f"{path}: this {what} is in use by another mmgef process (pid {holder}). "
+                          "Fix: wait for it to finish, or pass another --out.")
+    return None
+
+
+def check_unlocked(path: str | Path, what: str = "run directory") -> None:
+    """Fail at once when another process holds ``path``'s lock (without creating anything)."""
+    path = Path(path)
+    if not (path / ".lock").is_file():
+        return
+    with open(path / ".lock", "a+") as fh:
+        if err := _busy(path, fh, what):
+            raise err
+
+
 @contextmanager
 def locked_dir(path: str | Path, what: str = "run directory") -> Iterator[None]:
     """Hold an exclusive lock on ``path/.lock`` (fcntl) while the body runs.
@@ -109,22 +132,14 @@ def locked_dir(path: str | Path, what: str = "run directory") -> Iterator[None]:
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / ".lock", "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise MMGEFError(f"{path}: this {what} is in use by another mmgef process (pid {holder}). "
-                             "Fix: wait for it to finish, or pass another --out.") from None
+    with open(path / ".lock", "a+") as fh:
+        if err := _busy(path, fh, what):
+            raise err
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
         yield
-    finally:
-        fh.close()
 
 
 def _json_default(obj: Any) -> Any:

@@ -20,7 +20,7 @@ from mmgef.data.registry import load_dataset, spec_location
 from mmgef.data.split import Split, make_split
 from mmgef.devices import resolve_device
 from mmgef.errors import ConfigError, MMGEFError
-from mmgef.io import locked_dir, read_safetensors, write_json
+from mmgef.io import check_unlocked, locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender
 from mmgef.models.registry import build_model
 from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
@@ -108,7 +108,8 @@ def check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, warn: bool = True
 def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (locked while it runs) and write its results."""
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    check_run_dir(run_dir, cfg, resume, warn=False)  # fail fast, before the data loads
+    check_unlocked(run_dir)  # fail fast, before the data loads
+    check_run_dir(run_dir, cfg, resume, warn=False)
     cfg = cfg.model_copy(deep=True)
     cfg.data.location = spec_location(cfg.data.location or cfg.data.name)
     p = prepare(cfg)

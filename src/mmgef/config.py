@@ -238,6 +238,12 @@ def resolve_run_config(
     """
     raw: dict[str, Any] = load_yaml(config_file) if config_file else {}
     source = str(config_file) if config_file else "command line"
+    for section in ("data", "train", "params"):
+        if raw.get(section) is None:
+            raw.pop(section, None)
+        elif not isinstance(raw[section], dict):
+            raise ConfigError(f"{source}: '{section}' must be a mapping of keys to values, got {type(raw[section]).__name__}. "
+                              f"Fix: write `{section}:` followed by indented `key: value` lines.")
     if model:
         raw["model"] = model
     if "model" not in raw:

@@ -8,8 +8,12 @@ from pathlib import Path
 class MMGEFError(ValueError):
     """A user-facing problem with input data, configuration or a run directory.
 
-    The message always says where (file, line or key) and what to do about it.
+    The message always says where (file, line or key) and what to do about it. It is kept to one
+    line (a library's multi-line text inside it is folded), so the CLI prints exactly one line.
     """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class DataError(MMGEFError):

@@ -20,7 +20,7 @@ from mmgef.cli import app
 from mmgef.config import resolve_run_config
 from mmgef.data.registry import load_dataset
 from mmgef.data.split import make_split
-from mmgef.errors import ConfigError
+from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import write_text
 from mmgef.training.trainer import make_evaluators
 
@@ -145,3 +145,61 @@ def test_tiktok_release_keeps_its_users_without_training_rows_by_config():
 
     assert resolve_spec("tiktok").users_without_train == "keep"
     assert np.all([resolve_spec(n).users_without_train == "error" for n in ("lastfm2k", "amazon-baby")])
+
+
+def _interactions(n_users: int = 20, n_items: int = 15) -> list[tuple[int, int, int]]:
+    rng = np.random.default_rng(0)
+    return [(u, int(i), lab) for u in range(n_users)
+            for i, lab in zip(rng.choice(n_items, 6, replace=False), (0, 0, 0, 0, 1, 2))]
+
+
+def _mmrec(root: Path) -> None:
+    (root / "d.inter").write_text("userID\titemID\tx_label\n" + "".join(f"{u}\t{i}\t{lab}\n" for u, i, lab in _interactions()))
+    np.save(root / "image_feat.npy", np.random.default_rng(1).normal(size=(15, 4)).astype(np.float32))
+
+
+def _mmrec_change(root: Path) -> None:
+    x = np.load(root / "image_feat.npy")
+    np.save(root / "image_feat.npy", x[::-1].copy())
+
+
+def _json(root: Path) -> None:
+    parts: list[dict[str, list[int]]] = [{}, {}, {}]
+    for u, i, lab in _interactions():
+        parts[lab].setdefault(str(u), []).append(i)
+    for name, part in zip(("train.json", "val.json", "test.json"), parts):
+        (root / name).write_text(json.dumps(part))
+    (root / "item2id.json").write_text(json.dumps({f"asin{k}": k for k in range(15)}))
+
+
+def _json_change(root: Path) -> None:
+    (root / "item2id.json").write_text(json.dumps({f"asin{(k + 1) % 15}": k for k in range(15)}))
+
+
+def _native(root: Path) -> None:
+    names = {"train": 0, "valid": 1, "test": 2}
+    inv = {v: k for k, v in names.items()}
+    (root / "interactions.csv").write_text("user_id,item_id,split\n" + "".join(f"u{u},i{i},{inv[lab]}\n" for u, i, lab in _interactions()))
+    (root / "items.csv").write_text("item_id,title\n" + "".join(f"i{k},thing {k}\n" for k in range(15)))
+
+
+def _native_change(root: Path) -> None:
+    lines = (root / "items.csv").read_text().splitlines(keepends=True)
+    (root / "items.csv").write_text(lines[0] + "".join(reversed(lines[1:])))
+
+
+@pytest.mark.parametrize(("write", "change", "model", "differs"), [
+    (_mmrec, _mmrec_change, "vbpr", "item features 'image'"),
+    (_json, _json_change, "mf", "item ids"),
+    (_native, _native_change, "mf", "item ids"),
+], ids=["mmrec", "lattice-json", "native"])
+def test_every_reader_pins_the_run_to_its_data(tmp_path, write, change, model, differs):
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data)
+    run = tmp_path / "run"
+    runs.train(_cfg(data, model, "epochs=1"), run)
+    assert runs.evaluate(run)["test"] is not None  # unchanged data loads
+    change(data)
+    with pytest.raises(MMGEFError, match=rf"the data changed since this run was trained \(.*{differs}.*\)"):
+        runs.evaluate(run)

@@ -51,8 +51,8 @@ def _truncate(name: str, argv: object) -> object:
 
 
 def _foreign_tensors(t: Path, e: Env) -> list[str]:
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     run = _with_run(t, e)
     save_file({"x": torch.zeros(2)}, str(run / "checkpoint.safetensors"), metadata={"state": "{}", "param_groups": "[]"})

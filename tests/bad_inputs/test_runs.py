@@ -105,7 +105,7 @@ CASES = [
     Case("out-holds-other-files", lambda t, e: (write(t / "run" / "thesis.tex", "x"), train_args(e.data, t / "run"))[1],
          r"--out .*run: holds files that are not an mmgef run \(thesis\.tex\)"),
     Case("diverging-loss", _train("lr=1e30", model="lightgcn"),
-         r"(training loss became (nan|inf)|scores hold NaN or inf).*no result is written\. Fix: lower the learning rate",
+         r"(training loss became (nan|inf)|scores hold NaN or inf).*(no result is written|no checkpoint or result was written)\. Fix: lower the learning rate",
          may_write=RUN_WRITES),
     Case("run-dir-in-use", _locked, r"held: this run directory is in use by another mmgef process \(pid \d+\)"),
     Case("run-of-another-config", lambda t, e: (_with_run(t, e), train_args(e.data, t / "run", "lr=0.01"))[1],

@@ -228,9 +228,9 @@ class Trainer:
         return self._finish()
 
     def _diverged(self, what: str) -> MMGEFError:
-        kept = (f"the last good checkpoint (after epoch {self.state.epoch}) is kept" if self.state.epoch
-                else "no checkpoint was written")
-        return MMGEFError(f"{self.run_dir}: {what}; {kept} and no result is written. "
+        kept = (f"the last good checkpoint (after epoch {self.state.epoch}) is kept and no result is written"
+                if self.state.epoch else "no checkpoint or result was written")
+        return MMGEFError(f"{self.run_dir}: {what}; {kept}. "
                           f"Fix: lower the learning rate (now {self.cfg.train.lr}) and train again.")
 
     def _validate(self, epoch: int) -> dict[str, Any]:

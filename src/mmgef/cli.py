@@ -37,8 +37,6 @@ def _options(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", he
     ctx.obj = {"debug": debug}
 
 
-
-
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)

@@ -58,6 +58,8 @@ class TrainConfig(Strict):
     stop_metric: str = "recall@20"
     topk: list[int] = Field(default_factory=lambda: [10, 20, 40, 50])
     eval_batch_size: int = Field(1024, gt=0)
+    eval_mask: Literal["train+valid", "train"] = Field(
+        "train+valid", description="items masked when ranking for test: train+valid (ours), or train only (MMRec's protocol)")
     device: str = "cpu"
     sampler: Literal["uniform", "mixgcf"] = Field("uniform", description="mixgcf: hard negatives mixed from candidates")
     n_candidates: int = Field(64, gt=0, description="MixGCF candidate negatives per pair (M; 64 in the paper)")
@@ -148,8 +150,10 @@ class RunConfig(Strict):
             dumped["train"].pop(key)
         for key in ("location", "fingerprint"):
             dumped["data"].pop(key)
-        if self.data.encoding == "utf-8":  # the default leaves the digest of runs made before the setting
+        if self.data.encoding == "utf-8":  # the defaults leave the digest of runs made before these settings
             dumped["data"].pop("encoding")
+        if self.train.eval_mask == "train+valid":
+            dumped["train"].pop("eval_mask")
         if self.train.sampler != "mixgcf":
             dumped["train"].pop("n_candidates")
         if self.train.init is None:

@@ -162,5 +162,5 @@ def load_run(run_dir: Path) -> Prepared:
 
 def evaluate(run_dir: Path) -> dict[str, dict[str, float]]:
     p = load_run(run_dir)
-    valid, test = make_evaluators(p.split, p.cfg.train.eval_ks, p.cfg.train.eval_batch_size, p.device)
+    valid, test = make_evaluators(p.split, p.cfg.train.eval_ks, p.cfg.train.eval_batch_size, p.device, p.cfg.train.eval_mask)
     return {"valid": valid.evaluate(p.model.scores), "test": test.evaluate(p.model.scores)}

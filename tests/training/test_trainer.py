@@ -143,3 +143,15 @@ def test_a_diverging_loss_stops_the_run_without_a_result(tiny_dir, tmp_path):
     with pytest.raises(MMGEFError, match=r"(the training loss became (nan|inf)|scores hold NaN or inf).*Fix: lower the learning rate"):
         runs.train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "results.json").exists() and not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_eval_mask_train_masks_only_training_items_at_test_time(tiny_dir, tmp_path):
+    """MMRec's protocol: validation items stay rankable at test time, so only test metrics change."""
+    sets = ["epochs=3", "progress=false", "lr=0.01"]
+    ours = runs.train(resolve_run_config(model="mf", data=str(tiny_dir), sets=sets), tmp_path / "ours")
+    cfg = resolve_run_config(model="mf", data=str(tiny_dir), sets=[*sets, "eval_mask=train"])
+    peer = runs.train(cfg, tmp_path / "peer")
+    assert peer["valid"] == ours["valid"]
+    assert peer["test"]["recall@50"] < ours["test"]["recall@50"]  # validation items now take slots
+    assert runs.evaluate(tmp_path / "peer")["test"] == pytest.approx(peer["test"], abs=1e-6)
+    assert resolve_run_config(model="mf", data=str(tiny_dir), sets=sets).digest() != cfg.digest()

@@ -68,8 +68,10 @@ class TrainState:
     digest: str = ""
 
 
-def make_evaluators(split: Split, ks: list[int], batch_size: int, device: torch.device) -> tuple[Evaluator, Evaluator]:
-    """Validation masks training items; test masks training and validation items."""
+def make_evaluators(split: Split, ks: list[int], batch_size: int, device: torch.device | str,
+                    test_mask: str = "train+valid") -> tuple[Evaluator, Evaluator]:
+    """Validation masks training items; test masks training and validation items (``test_mask="train"``:
+    training items only, as MMRec does, so numbers can be set beside that toolbox's)."""
     for part in ("valid", "test"):
         cands = split.candidates(part)
         if cands is not None and len(cands) <= max(ks):
@@ -77,7 +79,8 @@ def make_evaluators(split: Split, ks: list[int], batch_size: int, device: torch.
                         "Raise data.cold_ratio or use a larger dataset for a meaningful cold-start number.",
                         part, len(cands), len(cands))
     valid = Evaluator(split.valid, [split.train], ks, batch_size, split.candidates("valid"), device)
-    test = Evaluator(split.test, [split.train, split.valid], ks, batch_size, split.candidates("test"), device)
+    masked = [split.train, split.valid] if test_mask == "train+valid" else [split.train]
+    test = Evaluator(split.test, masked, ks, batch_size, split.candidates("test"), device)
     return valid, test
 
 
@@ -90,7 +93,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.sampler = sampler
         self.device = device
-        self.valid_eval, self.test_eval = make_evaluators(split, cfg.train.eval_ks, cfg.train.eval_batch_size, self.device)
+        self.valid_eval, self.test_eval = make_evaluators(split, cfg.train.eval_ks, cfg.train.eval_batch_size, self.device,
+                                                          cfg.train.eval_mask)
         # MixGCF is a training objective over a layered model's per-layer embeddings; whether the
         # model has them was checked when the config was resolved.
         self.loss_fn = (lambda batch: mixgcf_loss(model, batch)) if cfg.train.sampler == "mixgcf" else model.loss  # type: ignore[arg-type]

@@ -138,6 +138,11 @@ def test_sparse_huge_ids_are_numbered_not_allocated(tmp_path):
     (tmp_path / "d.inter").write_text("userID\titemID\n" + rows)
     ds = load_dataset(str(tmp_path))
     assert ds.n_users == 41 and ds.user_ids[-1] == "300000000" and ds.n_items == 3
+    # with a given split too (the users-without-training check must not index by id either: 10**15 rows would not fit)
+    labelled = "".join(f"{u}\t{i}\t{lab}\n" for u in (0, 1, 10**15) for i, lab in ((0, 0), (1, 1), (2, 2)))
+    (tmp_path / "d.inter").write_text("userID\titemID\tx_label\n" + labelled)
+    ds = load_dataset(str(tmp_path))
+    assert ds.n_users == 3 and ds.user_ids[-1] == str(10**15)
 
 
 def test_tiktok_release_keeps_its_users_without_training_rows_by_config():

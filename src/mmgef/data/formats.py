@@ -119,9 +119,7 @@ def users_without_train(users: np.ndarray, labels: np.ndarray, policy: UsersWith
     ``error`` refuses the data (naming the first such row via ``locate``); ``drop`` removes them
     (with a warning); ``keep`` evaluates them anyway, as a peer toolbox does with its release of the data.
     """
-    trained = np.zeros(int(users.max()) + 1, dtype=bool)
-    trained[users[labels == 0]] = True
-    orphan = ~trained[users]
+    orphan = ~np.isin(users, users[labels == 0])  # raw ids may be sparse and huge: never index an array by them
     if not orphan.any() or policy == "keep":
         return np.ones(len(users), dtype=bool)
     n = len(np.unique(users[orphan]))

@@ -123,12 +123,11 @@ class Trainer:
         fix = f"delete {path} and re-run without --resume (training starts over)"
         meta = read_safetensors_metadata(path, fix)
         try:
-            raw_state = json.loads(meta["state"])
-            state = TrainState(**raw_state)
+            state = TrainState(**json.loads(meta["state"]))
             groups = json.loads(meta["param_groups"])
-            if not raw_state.get("digest"):
-                raise KeyError("digest")
         except (KeyError, TypeError, json.JSONDecodeError):
+            state = None
+        if state is None or not state.digest:  # every checkpoint mmgef writes carries its config digest
             raise MMGEFError(f"{path}: not a checkpoint written by mmgef (its training state is missing or unreadable). "
                              f"Fix: {fix}.") from None
         if state.digest != self.state.digest:
@@ -176,8 +175,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
 
-    def _train_epoch(self, epoch: int) -> float:
-        assert self.optimizer is not None
+    def _train_epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> float:
         seed = epoch_seed(self.cfg.seed, epoch)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -192,9 +190,9 @@ class Trainer:
             loss = self.loss_fn(batch)
             if not torch.isfinite(loss):
                 raise self._diverged(f"the training loss became {loss.item()} at epoch {epoch}, batch {step}")
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += loss.item()
         return total / max(1, n_batches)
 
@@ -211,7 +209,7 @@ class Trainer:
             try:
                 for epoch in range(self.state.epoch, tc.epochs):
                     t0 = time.perf_counter()
-                    loss = self._train_epoch(epoch)
+                    loss = self._train_epoch(epoch, self.optimizer)
                     train_s = time.perf_counter() - t0
                     self.state.train_seconds += train_s
                     record: dict[str, Any] = {"epoch": epoch, "loss": loss, "train_seconds": round(train_s, 4)}

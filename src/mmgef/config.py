@@ -34,6 +34,9 @@ class DataConfig(Strict):
     split: SplitKind = Field("auto", description="auto = the given split when the data has one, else random")
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     cold_ratio: float = Field(0.2, gt=0.0, lt=1.0)
+    cold_eval: Literal["all", "cold_only"] = Field(
+        "all", description="cold split: rank every item (MM-GEF §4.5, 'the test set contains all items'), or only the "
+                           "part's cold items (warm items never compete with them; an easier, older protocol of ours)")
     modalities: list[str] | None = Field(None, description="content modalities to load; None = the dataset's defaults")
     encoding: str = Field("utf-8", description="text encoding of the dataset's files (e.g. latin-1)")
     location: str | None = Field(None, description="where the data was read (absolute; written by `mmgef train`)")
@@ -152,6 +155,8 @@ class RunConfig(Strict):
             dumped["data"].pop(key)
         if self.data.encoding == "utf-8":  # the defaults leave the digest of runs made before these settings
             dumped["data"].pop("encoding")
+        if self.data.split != "cold":  # only the cold split reads it (every cold run's digest names its protocol)
+            dumped["data"].pop("cold_eval")
         if self.train.eval_mask == "train+valid":
             dumped["train"].pop("eval_mask")
         if self.train.sampler != "mixgcf":

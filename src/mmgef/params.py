@@ -112,8 +112,17 @@ class MMGEFParams(ModelParamsBase):
     rebuild_every: int = Field(1, ge=1, description="epochs between rebuilds of the learned graph")
     modalities: Modalities = None
     use_cf_graph: bool = Field(True, description="merge E^c into E^u (false: the w/o CF ablation)")
-    use_attention: bool = Field(True, description="learned attention weights (false: fixed ½ each)")
-    attention: Literal["global", "item"] = Field("global", description="one weight pair, or a pair per item")
+    use_attention: bool = Field(True, description="learned attention weights (false: equal fixed weights)")
+    attention: Literal["global", "item"] = Field("global", description="one weight per graph, or one per graph and item")
+    modality_graphs: bool = Field(True, description="the attention also weighs each modality's own kNN graph, so "
+                                  "w/o CF still has weights to learn (false: only E^m and E^c)")
+    fusion: Literal["auto", "shared", "per_modality"] = Field(
+        "auto", description="shared: average the vectors, one projection (only for one joint encoder's space, e.g. "
+                            "CLIP image + text); per_modality: a projection each, then average; auto: shared when "
+                            "the features' manifest names one joint encoder for all of them")
+    cf_graph: Literal["topk", "all_pairs"] = Field(
+        "topk", description="E^c: top cf_k co-occurring items per row, symmetrically normalised; all_pairs: every "
+                            "co-occurring pair, C_ij / C_max, un-normalised (Eq. 3–4 as written)")
     knn_method: KnnMethod = "auto"
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),

@@ -58,9 +58,10 @@ def prepare(cfg: RunConfig) -> Prepared:
     if not cfg.params.uses_content:
         modalities = []
     dataset = load_dataset(cfg.data.location or cfg.data.name, modalities, cfg.data.encoding)
-    split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio)
+    split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio, cfg.data.cold_eval)
     torch.manual_seed(cfg.seed)
-    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content)
+    ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content,
+                       dataset.joint_modalities)
     model = build_model(cfg.params, ctx, cfg.train.reg).to(device)
     if cfg.train.init:
         load_pretrained(cfg.train.init, model, dataset)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from mmgef.data.dataset import Dataset
 from mmgef.data.split import make_split
@@ -65,7 +66,24 @@ def test_cold_split_removes_cold_items_from_training(ds):
     assert set(s.valid.tocoo().col.tolist()) <= set(s.cold_valid_items.tolist())
     # all interactions of cold test items are in test
     assert s.test.nnz == int(np.isin(ds.items, s.cold_test_items).sum())
+    assert s.candidates("test") is None  # MM-GEF §4.5: "the test set contains all items"
+
+
+def test_cold_all_item_protocol_ranks_warm_items_too(ds):
+    """A model that scores every warm item above every cold one gets zero cold recall when all items compete,
+    and full credit under cold_only, where warm items are never ranked."""
+    from mmgef.training.trainer import make_evaluators
+
+    results = {}
+    for protocol in ("all", "cold_only"):
+        s = make_split(ds, "cold", 0, cold_ratio=0.2, cold_eval=protocol)
+        warm_first = torch.zeros(ds.n_items)
+        warm_first[torch.as_tensor(np.setdiff1d(np.arange(ds.n_items), s.cold_items))] = 1.0
+        _, test = make_evaluators(s, [20], 64, "cpu")
+        results[protocol] = test.evaluate(lambda users: warm_first.expand(len(users), -1))["recall@20"]
     assert s.candidates("test") is s.cold_test_items
+    assert results["all"] == 0.0
+    assert results["cold_only"] > 0.5
 
 
 def test_given_split_needs_labels(ds):

@@ -44,27 +44,58 @@ def test_rebuild_batch_trains_the_projection_and_later_batches_do_not(ctx, name)
 
 
 def test_mmgef_ablation_switches_change_the_computation(ctx):
-    full, s_full = _item_vectors("mmgef", {}, ctx)
-    no_cf, s_no_cf = _item_vectors("mmgef", {"use_cf_graph": False}, ctx)
-    no_att, s_no_att = _item_vectors("mmgef", {"use_attention": False}, ctx)
-    _, s_neither = _item_vectors("mmgef", {"use_cf_graph": False, "use_attention": False}, ctx)
-    assert full.cf_graph is not None and no_cf.cf_graph is None
-    assert not torch.allclose(s_full, s_no_cf)
-    assert torch.allclose(no_att.attention_weights(), torch.tensor([0.5, 0.5]))
-    # with trained attention logits the full model weighs the graphs differently; no_att never does
-    with torch.no_grad():
-        full.att_global.copy_(torch.tensor([2.0, -1.0]))
-        no_att.att_global.copy_(torch.tensor([2.0, -1.0]))
-    full.train(); no_att.train(); full.eval(); no_att.eval()
-    assert not torch.allclose(full.scores(torch.arange(10)), s_full)
-    assert torch.allclose(no_att.scores(torch.arange(10)), s_no_att)
-    assert torch.allclose(s_no_cf, s_neither)  # one graph: attention has nothing to weigh
+    variants = {"full": {}, "w/o CF": {"use_cf_graph": False}, "w/o Att": {"use_attention": False},
+                "w/o CF+Att": {"use_cf_graph": False, "use_attention": False}}
+    models = {name: _item_vectors("mmgef", params, ctx)[0] for name, params in variants.items()}
+    assert models["full"].cf_graph is not None and models["w/o CF"].cf_graph is None
+    # E^m, the image graph, the text graph (+ E^c): fixed equal weights without attention
+    assert torch.allclose(models["w/o Att"].attention_weights(), torch.full((4,), 0.25))
+    assert torch.allclose(models["w/o CF+Att"].attention_weights(), torch.full((3,), 1 / 3))
+    with torch.no_grad():  # attention logits as training would leave them; ignored by the w/o Att rows
+        for model in models.values():
+            model.att_global.copy_(torch.linspace(2.0, -1.0, model.att_global.numel()))
+    scores = {}
+    for name, model in models.items():
+        model.train()
+        model.eval()
+        scores[name] = model.scores(torch.arange(10))
+    names = list(scores)
+    for i, a in enumerate(names):  # the paper's four ablation rows are four different models
+        for b in names[i + 1:]:
+            assert not torch.allclose(scores[a], scores[b], atol=1e-6), (a, b)
+
+
+def test_mmgef_without_modality_graphs_has_nothing_to_weigh_without_cf(ctx):
+    _, no_cf = _item_vectors("mmgef", {"use_cf_graph": False, "modality_graphs": False}, ctx)
+    _, neither = _item_vectors("mmgef", {"use_cf_graph": False, "use_attention": False, "modality_graphs": False}, ctx)
+    assert torch.allclose(no_cf, neither)  # one graph: the old {E^m, E^c} attention made these one model
+
+
+def test_mmgef_fusion_is_per_modality_unless_a_joint_encoder_made_the_features(ctx):
+    from dataclasses import replace
+
+    even = replace(ctx, content={"image": ctx.content["image"][:, :64], "text": ctx.content["text"]})
+    assert not _item_vectors("mmgef", {}, even)[0].shared_space  # one width is not one space: no manifest says so
+    joint = replace(even, joint_modalities=frozenset({"image", "text"}))
+    assert _item_vectors("mmgef", {}, joint)[0].shared_space
+    assert _item_vectors("mmgef", {"fusion": "shared"}, even)[0].shared_space
+    assert not _item_vectors("mmgef", {"fusion": "per_modality"}, joint)[0].shared_space
+    with pytest.raises(ConfigError, match="fusion=per_modality"):
+        make_model("mmgef", {"fusion": "shared"}, ctx)  # 128-d image, 64-d text
+
+
+def test_mmgef_cf_graph_all_pairs_is_eq_3_4(ctx):
+    model = make_model("mmgef", {"cf_graph": "all_pairs"}, ctx)
+    r = torch.as_tensor((ctx.train > 0).toarray(), dtype=torch.float32)
+    c = r.T @ r
+    c.fill_diagonal_(0)
+    assert torch.allclose(model.cf_graph.adj.to_dense(), c / c.max())
 
 
 def test_mmgef_item_attention_differs_per_item(ctx):
     model, _ = _item_vectors("mmgef", {"attention": "item"}, ctx)
     w = model.attention_weights()
-    assert w.shape == (ctx.n_items, 2) and torch.allclose(w.sum(1), torch.ones(ctx.n_items))
+    assert w.shape == (ctx.n_items, 4) and torch.allclose(w.sum(1), torch.ones(ctx.n_items))
     assert w[:, 0].std() > 0
 
 

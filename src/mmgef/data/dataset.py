@@ -34,6 +34,7 @@ class Dataset:
     user_reviews: list[str] | None = None
     synthetic: bool = False
     source: str = ""
+    joint_modalities: frozenset[str] = frozenset()  # modalities embedded by one joint encoder (CLIP image + text)
     split_overlap: int = 0  # rows dropped because their (user, item) pair was already in another part of the given split
 
     def __post_init__(self) -> None:

@@ -186,6 +186,27 @@ def load_feature(path: Path, n_items: int, order: np.ndarray | None = None) -> n
     return np.ascontiguousarray(x)
 
 
+JOINT_ENCODERS = ("clip",)  # encoders that embed several modalities into one space (``manifest.json`` "encoder")
+
+
+def joint_encoder_modalities(root: Path, features: Mapping[str, str]) -> frozenset[str]:
+    """The loaded modalities whose files a joint encoder wrote, by the ``manifest.json`` beside them (``mmgef
+    features``). Early fusion averages only such vectors coordinate by coordinate; others live in unrelated spaces."""
+    joint = set()
+    for modality, name in features.items():
+        path = root / name
+        manifest = path.parent / "manifest.json"
+        if not manifest.is_file():
+            continue
+        try:
+            meta = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DataError(manifest, f"not readable JSON ({err})", "re-run mmgef features or delete the manifest") from None
+        if isinstance(meta, dict) and meta.get("encoder") in JOINT_ENCODERS and path.stem in meta.get("modalities", {}):
+            joint.add(modality)
+    return frozenset(joint)
+
+
 # --------------------------------------------------------------------------- MMRec atomic
 
 

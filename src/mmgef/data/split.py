@@ -7,7 +7,8 @@
 - temporal: as random, but each user's latest interactions go to test and the ones before to validation.
 - cold: LATTICE's cold-start protocol. A seeded 20% of items lose every training interaction;
   half of them (with all their interactions) form the validation items, half the test items.
-  Warm interactions stay in training. Evaluation then ranks only that split's cold items.
+  Warm interactions stay in training. Evaluation ranks every item (``cold_eval="all"``, MM-GEF §4.5),
+  or only that part's cold items (``cold_eval="cold_only"``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Split:
     test: sp.csr_matrix
     cold_valid_items: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     cold_test_items: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    cold_eval: str = "all"  # cold split: "all" items compete, or "cold_only" the part's cold items
 
     @property
     def cold_items(self) -> np.ndarray:
@@ -36,7 +38,7 @@ class Split:
 
     def candidates(self, part: str) -> np.ndarray | None:
         """Items eligible for ranking in ``part`` (None = all items)."""
-        if self.kind != "cold":
+        if self.kind != "cold" or self.cold_eval == "all":
             return None
         return self.cold_valid_items if part == "valid" else self.cold_test_items
 
@@ -106,7 +108,7 @@ def temporal_split(ds: Dataset, ratios: tuple[float, float, float] = (0.8, 0.1, 
     return _from_labels(ds, _per_user_labels(ds, ds.timestamps, ratios), "temporal")
 
 
-def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2) -> Split:
+def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2, cold_eval: str = "all") -> Split:
     rng = np.random.default_rng(seed)
     seen = np.unique(ds.items)
     n_cold = round(cold_ratio * len(seen))
@@ -118,11 +120,12 @@ def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2) -> Split:
     labels[np.isin(ds.items, cold_valid)] = 1
     labels[np.isin(ds.items, cold_test)] = 2
     split = _from_labels(ds, labels, "cold")
-    split.cold_valid_items, split.cold_test_items = cold_valid, cold_test
+    split.cold_valid_items, split.cold_test_items, split.cold_eval = cold_valid, cold_test, cold_eval
     return split
 
 
-def make_split(ds: Dataset, kind: str, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), cold_ratio: float = 0.2) -> Split:
+def make_split(ds: Dataset, kind: str, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), cold_ratio: float = 0.2,
+               cold_eval: str = "all") -> Split:
     if kind == "auto":
         kind = "given" if ds.has_given_split else "random"
     if kind == "given":
@@ -132,5 +135,5 @@ def make_split(ds: Dataset, kind: str, seed: int, ratios: tuple[float, float, fl
     if kind == "temporal":
         return temporal_split(ds, ratios)
     if kind == "cold":
-        return cold_start_split(ds, seed, cold_ratio)
+        return cold_start_split(ds, seed, cold_ratio, cold_eval)
     raise ConfigError(f"unknown split '{kind}'. Fix: use given, random, temporal or cold.")

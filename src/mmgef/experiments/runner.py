@@ -123,7 +123,7 @@ class Runner:
                         cell = Cell(row, dataset, split, label, column, sweep)
                         fixed = dict([sweep]) if sweep else {}
                         cell.grid = [({**point, **fixed}, run_config(self.spec, row, dataset, split, 0, {**point, **fixed}))
-                                     for point in grid_points(row)]
+                                     for point in grid_points(self.spec, row)]
                         cells.append(cell)
         for c in cells:
             if c.row.init_from:

@@ -24,7 +24,11 @@ class RowSpec(Strict):
     label: str
     model: str
     set: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="the row's own parameters searched on validation "
+                                       "(crossed with the spec's ``search``)")
+    search: bool = Field(True, description="false: the spec's common search does not apply (a model without training, "
+                         "such as CB)")
+    published_as: str | None = Field(None, description="this row's label in published.csv (default: the label without †)")
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description="one parameter: a line per value, plotted as a curve")
     baseline: bool = Field(False, description="a baseline for the paired test against the best one")
     init_from: str | None = Field(None, description="label of a pre-training row: each seed starts from that row's "
@@ -50,11 +54,16 @@ class ExperimentSpec(Strict):
     report_k: list[int] = Field(default_factory=list, description="extra cut-offs with a Recall/NDCG table of their own "
                                 "in summary.md (each must be in common.topk)")
     common: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, list[Any]] = Field(default_factory=dict, description="the budget every row gets on validation "
+                                         "(e.g. lr × reg), crossed with the row's own grid; a key the row sets or grids "
+                                         "itself is left to the row")
     modalities: dict[str, list[str]] = Field(default_factory=dict)
     rows: list[RowSpec]
     claims: list[ClaimSpec] = Field(default_factory=list)
     published: str | None = Field(None, description="CSV of the papers' own numbers (relative to this file), shown "
                                   "beside ours and labelled as measured on other data")
+    published_tables: list[str] = Field(default_factory=list, description="which of its tables this spec re-tests, as "
+                                        "'<paper> <table>' (e.g. 'MM-GEF Table 1'); empty = every row of the CSV")
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -104,11 +113,19 @@ def placeholders(spec: ExperimentSpec, dataset: str) -> dict[str, str]:
     return {chr(ord("A") + i): m for i, m in enumerate(spec.modalities.get(dataset, []))}
 
 
-def grid_points(row: RowSpec) -> list[dict[str, Any]]:
-    if not row.grid:
+def row_grid(spec: ExperimentSpec, row: RowSpec) -> dict[str, list[Any]]:
+    """The values searched for a row: the spec's common search (unless the row opts out or fixes the key), then
+    the row's own grid."""
+    common = {k: v for k, v in spec.search.items() if k not in {**row.set, **row.grid, **row.sweep}} if row.search else {}
+    return {**common, **row.grid}
+
+
+def grid_points(spec: ExperimentSpec, row: RowSpec) -> list[dict[str, Any]]:
+    grid = row_grid(spec, row)
+    if not grid:
         return [{}]
-    keys = list(row.grid)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(row.grid[k] for k in keys))]
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
 def _set_items(overrides: dict[str, Any]) -> list[str]:

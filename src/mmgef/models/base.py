@@ -40,6 +40,7 @@ class ModelContext:
     train: sp.csr_matrix
     content: dict[str, np.ndarray] = field(default_factory=dict)
     user_content: dict[str, np.ndarray] = field(default_factory=dict)
+    joint_modalities: frozenset[str] = frozenset()  # item modalities that share one encoder's space (from its manifest)
 
 
 def id_embedding(n: int, dim: int) -> nn.Embedding:

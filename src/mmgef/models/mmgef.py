@@ -1,17 +1,22 @@
 """MM-GEF (Multi-Modal recommendation with Graph Early-Fusion).
 
-1. Early fusion: the item's modality vectors, L2-normalised, are averaged into one vector, then
-   projected by a trainable linear layer. When the modalities live in spaces of different sizes
-   (audio 128-d, text 384-d) each gets its own trainable projection to the common size and the
-   projections are averaged — the same model when one projection is shared, which is the paper's
-   CLIP case where image and text already share a space.
+1. Early fusion. ``fusion=shared`` (the paper's CLIP case, where image and text vectors share one
+   space): the item's L2-normalised modality vectors are averaged, then projected by one trainable
+   linear layer. ``per_modality``: each modality gets its own projection to the common size and the
+   projections are averaged — averaging coordinates of unrelated spaces (TikTok's image and audio
+   vectors) would mix meaningless pairs. ``auto`` (default) picks shared only when the features'
+   manifest names one joint encoder for every modality (``mmgef features`` with CLIP).
 2. E^m: cosine kNN graph (k=10) of the projected fused vectors, rebuilt every epoch with gradients
    into the projection, mixed as in LATTICE with the kNN graph of the raw fused features
-   (λ·initial + (1−λ)·learned; λ = 0 gives the learned graph alone).
-3. E^c: item co-occurrence C_ij / max C, top-k per row, symmetrically normalised.
-4. Soft attention merges {E^m, E^c} into E^u: ``global`` = softmax of two learned scalars;
-   ``item`` = per-item softmax of a linear map of the item's ID embedding (row i of E^u is
-   a_i,m E^m_i + a_i,c E^c_i). ``use_attention=false`` fixes both weights to ½.
+   (λ·initial + (1−λ)·learned; λ = 0 gives the learned graph alone, the paper's E^m).
+3. E^c: item co-occurrence C_ij / max C; ``cf_graph=topk`` keeps the top-k per row, symmetrically
+   normalised; ``all_pairs`` keeps every co-occurring pair un-normalised (Eq. 3–4 as written).
+4. Soft attention merges the graphs into E^u: E^m, each modality's own frozen kNN graph (with two or
+   more modalities and ``modality_graphs``) and E^c. ``global`` = softmax of one learned scalar per
+   graph; ``item`` = per-item softmax of a linear map of the item's ID embedding.
+   ``use_attention=false`` fixes equal weights. With the per-modality graphs among the inputs the
+   attention has something to weigh without E^c, so "w/o CF" and "w/o CF+Att" are different models
+   (with {E^m, E^c} alone they were one).
 5. ``item_layers`` convolutions over E^u from the item ID embeddings give h; h/‖h‖ is added to
    LightGCN's item vectors; score = user · item; BPR.
 
@@ -22,10 +27,12 @@ paper; options with their own rows in the cold-start table).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmgef.errors import ConfigError
 from mmgef.features.fusion import early_fuse, l2_normalize, select
 from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
@@ -65,7 +72,7 @@ class MMGEF(LearnedGraphRecommender):
         self.p = params
         content = {m: l2_normalize(x) for m, x in select(ctx.content, params.modalities, "mmgef").items()}
         self.names = list(content)
-        self.shared_space = len({x.shape[1] for x in content.values()}) == 1
+        self.shared_space = shared_fusion(params.fusion, content, ctx.joint_modalities)
         if self.shared_space:  # average first, then one projection (the paper's CLIP case)
             self.feats = ContentFeatures({"fused": early_fuse(content)})
             self.proj = projection(self.feats["fused"].shape[1], params.proj_dim)
@@ -78,10 +85,15 @@ class MMGEF(LearnedGraphRecommender):
         with torch.no_grad():
             self.initial = FrozenKnnGraph.of(normalize_knn([knn_graph(raw_for_graph, params.knn_k, params.knn_method)])[0],
                                              persistent=False)
+            modal = [] if not params.modality_graphs or len(self.names) < 2 else [
+                FrozenKnnGraph.of(normalize_knn([knn_graph(torch.as_tensor(content[m]), params.knn_k, params.knn_method)])[0],
+                                  persistent=False) for m in self.names]
+        self.modal_graphs = nn.ModuleList(modal)
         self.cf_graph: SparseGraph | None = None
         if params.use_cf_graph:
-            self.cf_graph = SparseGraph(sym_normalize(cooccurrence_graph(ctx.train, params.cf_k)), symmetric=False)
-        n_graphs = 2 if params.use_cf_graph else 1
+            co = cooccurrence_graph(ctx.train, params.cf_k if params.cf_graph == "topk" else None)
+            self.cf_graph = SparseGraph(sym_normalize(co) if params.cf_graph == "topk" else co, symmetric=False)
+        n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
         self.init_graph()
@@ -105,7 +117,22 @@ class MMGEF(LearnedGraphRecommender):
         return F.softmax(self.att_global, dim=0)
 
     def item_graph(self) -> Graph:
-        content = self.content_graph()
-        if self.cf_graph is None:
-            return content
-        return AttentionGraph([content, self.cf_graph], self.attention_weights())
+        graphs: list[Graph] = [self.content_graph(), *self.modal_graphs]
+        if self.cf_graph is not None:
+            graphs.append(self.cf_graph)
+        if len(graphs) == 1:
+            return graphs[0]
+        return AttentionGraph(graphs, self.attention_weights())
+
+
+def shared_fusion(fusion: str, content: dict[str, np.ndarray], joint: frozenset[str]) -> bool:
+    """Whether early fusion averages the raw vectors (one shared space) or projects each modality first."""
+    if fusion == "per_modality" or len(content) == 1:
+        return len(content) == 1
+    widths = {x.shape[1] for x in content.values()}
+    if fusion == "shared":
+        if len(widths) != 1:
+            raise ConfigError(f"fusion=shared averages vectors of one width; got {sorted(widths)} for {list(content)}. "
+                              "Fix: use fusion=per_modality (or auto) for features from different encoders.")
+        return True
+    return set(content) <= joint and len(widths) == 1

@@ -326,7 +326,7 @@ def reproduce(
     _setup()
     import time
 
-    from mmgef.experiments.report import write_report
+    from mmgef.experiments.report import provenance, write_report
     from mmgef.experiments.runner import Runner
     from mmgef.experiments.spec import load_spec
 
@@ -338,7 +338,7 @@ def reproduce(
     t0 = time.time()
     runner = Runner(spec, out or Path("runs/experiments") / spec.name, workers, ray_address, reuse)
     cells = runner.run(ds, seeds)
-    report = write_report(runner, cells, ds, time.time() - t0)
+    report = write_report(runner, cells, ds, time.time() - t0, provenance())
     typer.echo((report / "summary.md").read_text())
     typer.echo(f"report in {report}")
 

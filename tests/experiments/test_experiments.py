@@ -105,16 +105,20 @@ common: {epochs: 2, patience: 5, lr: 0.01}
 rows:
   - {label: MF, model: mf, baseline: true, sweep: {embedding_dim: [4, 16]}}
   - {label: LightGCN†, model: lightgcn}  # † (not in the original table) is ignored when matching published rows
+  - {label: LGCN small, model: lightgcn, set: {embedding_dim: 8}, published_as: LightGCN, grid: {n_layers: [1, 2]}}
 claims:
   - {text: "LightGCN > the strongest MF", better: LightGCN†, worse: [MF embedding_dim=4, MF embedding_dim=16]}
   - {text: "LightGCN > MF dim 4", better: LightGCN†, worse: MF embedding_dim=4}
 published: published.csv
+published_tables: [P T2]
+search: {reg: [0.0, 0.001]}
 """
 
 
 def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
     (tmp_path / "published.csv").write_text("paper,table,dataset,label,metric,value,source\n"
-                                            "P,T2,amazon-baby,LightGCN,recall@20,0.0698,the paper\n")
+                                            "P,T2,amazon-baby,LightGCN,recall@20,0.0698,the paper\n"
+                                            "P,T3,amazon-baby,LightGCN,recall@20,0.0555,another table\n")
     (tmp_path / "spec.yaml").write_text(SWEEP_SPEC)
     spec = load_spec(tmp_path / "spec.yaml")
     runner = Runner(spec, tmp_path / "exp", workers=2)
@@ -126,7 +130,11 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
     assert {c.seeds[0].data.split for c in cells} == {"cold", "random"}
     out = write_report(runner, cells, spec.datasets, 1.0)
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 2 * 3 * 2  # splits x lines x seeds
+    # the common reg search crosses the row's own grid: 2 points per line, 4 for the gridded row
+    assert [len(c.grid) for c in cells if c.column == "synthetic"] == [2, 2, 2, 4]
+    seed_rows = df[df.stage == "seed"]
+    assert len(seed_rows) == 2 * 4 * 2  # splits x lines x seeds
+    assert len(df) - len(seed_rows) == 2 * (1 + 1 + 1 + 3)  # grid points besides the chosen one
     assert set(df[df.sweep_param == "embedding_dim"]["sweep_value"]) == {4, 16}
     summary = (out / "summary.md").read_text()
     assert "synthetic (random) recall@20" in summary and "MF embedding_dim=16" in summary
@@ -135,9 +143,13 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
     assert all(line.count("|") == at40[0].count("|") for line in at40)
     lgcn_cold = df[(df.column == "synthetic") & (df.label == "LightGCN†")]["test_ndcg@40"]
     assert f"{lgcn_cold.mean():.4f} ± {lgcn_cold.std():.4f}" in next(line for line in at40 if line.startswith("| LightGCN"))
-    assert "published: amazon-baby recall@20" in summary and "NOT on the datasets above" in summary
+    assert "published (P T2: amazon-baby) recall@20" in summary and "OTHER DATA" in summary
     published = summary.split("## Published numbers beside ours")[1]
+    assert "P T3" not in published  # only the tables the spec names
     assert next(line for line in published.splitlines() if line.startswith("| LightGCN† | ")).endswith(" | 0.0698 |")
+    assert next(line for line in published.splitlines() if line.startswith("| LGCN small (published: LightGCN) |"))
+    cost = summary.split("## Hyper-parameter search and its cost")[1].split("## Published")[0]
+    assert "| LGCN small | synthetic | 4 |" in cost and '"reg"' in cost
     claims = (out / "claims.md").read_text()
     assert "not run" not in claims.splitlines()[-1]
     cold = df[(df.column == "synthetic") & df.chosen]

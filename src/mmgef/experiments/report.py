@@ -19,6 +19,23 @@ METRICS = ("recall@20", "precision@20", "ndcg@20")
 HEADLINE = ("recall@20", "ndcg@20")  # claims, published numbers and sensitivity curves
 
 
+def provenance() -> str:
+    """'Made by commit … with: mmgef …' — the code version (marked when the tree had uncommitted changes) and command."""
+    import subprocess
+    import sys
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    command = " ".join(["mmgef", *sys.argv[1:]])
+    return f"Made by commit `{commit}`{dirty} with: `{command}`"
+
+
 def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:
     rows = []
     for c in cells:
@@ -147,28 +164,51 @@ def bar_charts(df: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
     return paths
 
 
-def published_side_by_side(df: pd.DataFrame, published_csv: str, columns: list[str]) -> str:
-    """Our test Recall@20 next to the papers' numbers for the rows both have (matched by row label; a trailing
-    † — a row not in the original table — is ignored, the rival's own paper may still report it)."""
+def published_side_by_side(df: pd.DataFrame, cells: list[Cell], published_csv: str, tables: list[str],
+                           columns: list[str]) -> str:
+    """Our test Recall@20 / NDCG@20 next to the papers' numbers for the rows both have: a row matches the CSV's
+    label named by its ``published_as``, else its own label without a trailing † (a row not in the original
+    table — the rival's own paper may still report it). ``tables`` ('<paper> <table>') limits the CSV."""
     pub = pd.read_csv(published_csv)
     pub = pub[pub["metric"].isin(HEADLINE)]
+    if tables:
+        pub = pub[(pub["paper"] + " " + pub["table"]).isin(tables)]
     seeds = _table_runs(df)
-    labels = [lab for lab in dict.fromkeys(seeds["label"]) if lab.rstrip("†") in set(pub["label"])]
+    theirs_label = {c.label: c.row.published_as or c.label.rstrip("†") for c in cells if c.column == columns[0]}
+    labels = [lab for lab in dict.fromkeys(seeds["label"]) if theirs_label.get(lab) in set(pub["label"])]
     if not labels:
         return ""
-    theirs = pub.pivot_table(index="label", columns=["dataset", "metric"], values="value", aggfunc="first")
+    theirs = pub.assign(column=pub["paper"] + " " + pub["table"] + ": " + pub["dataset"]).pivot_table(
+        index="label", columns=["column", "metric"], values="value", aggfunc="first")
     pub_cols = list(theirs.columns)
     head = ([f"ours: {c} {m}" for c in columns for m in HEADLINE]
-            + [f"published: {d} {m}" for d, m in pub_cols])
+            + [f"published ({d}) {m}" for d, m in pub_cols])
     lines = ["| model | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]
     for lab in labels:
         ours = [seeds[(seeds.column == c) & (seeds.label == lab)][f"test_{m}"].mean() for c in columns for m in HEADLINE]
-        pubs = [theirs.loc[lab.rstrip("†"), col] for col in pub_cols]
-        lines.append("| " + lab + " | " + " | ".join("–" if pd.isna(v) else f"{v:.4f}" for v in ours + pubs) + " |")
-    sources = "; ".join(sorted(set(pub["source"])))
-    return ("\n\n## Published numbers beside ours\n\nThe published columns were measured by the papers' authors on Amazon data "
-            "with their own features and splits, NOT on the datasets above: compare the order of the models, not the values. "
-            f"Sources: {sources}.\n\n" + "\n".join(lines))
+        pubs = [theirs.loc[theirs_label[lab], col] for col in pub_cols]
+        name = lab if theirs_label[lab] == lab.rstrip("†") else f"{lab} (published: {theirs_label[lab]})"
+        lines.append("| " + name + " | " + " | ".join("–" if pd.isna(v) else f"{v:.4f}" for v in ours + pubs) + " |")
+    sources = "; ".join(sorted(set(pub["paper"] + " " + pub["table"])))
+    return ("\n\n## Published numbers beside ours\n\nThe published columns are the papers' own numbers (" + sources + "; "
+            "transcribed with their source in configs/published/published.csv), measured on OTHER DATA — Amazon or "
+            "MovieLens with CLIP or the papers' own features and splits — not on the datasets above: compare the "
+            "order of the models, not the values.\n\n" + "\n".join(lines))
+
+
+def search_cost(df: pd.DataFrame, cells: list[Cell]) -> str:
+    """What tuning cost per row: grid points tried on validation and the training seconds they took."""
+    lines = ["| model | dataset | grid points | grid training s | seed runs training s | chosen |", "|---|---|---|---|---|---|"]
+    for c in cells:
+        runs = df[(df.label == c.label) & (df.column == c.column)]
+        grid_s = runs[runs.stage == "grid"]["train_seconds"].sum() + runs[(runs.seed == 0) & runs.chosen]["train_seconds"].sum()
+        seed_s = runs[runs.chosen & (runs.seed != 0)]["train_seconds"].sum()
+        lines.append(f"| {c.label} | {c.column} | {len(c.grid)} | {grid_s:.0f} | {seed_s:.0f} | "
+                     f"{json.dumps(c.chosen) if c.chosen else '(no search)'} |")
+    total = df["train_seconds"].sum()
+    return (f"\n\n## Hyper-parameter search and its cost\n\nEvery grid point is trained once (seed 0) and chosen on "
+            f"validation {HEADLINE[0]}; the chosen point is then trained with every seed (its seed-0 run is reused). "
+            f"Training seconds exclude evaluation; total over all runs: {total:.0f} s.\n\n" + "\n".join(lines))
 
 
 def _slug(column: str) -> str:
@@ -237,15 +277,15 @@ def sensitivity_curves(df: pd.DataFrame, cells: list[Cell], out_dir: Path) -> li
     return paths
 
 
-def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_seconds: float) -> Path:
+def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_seconds: float,
+                 provenance: str = "") -> Path:
+    """``provenance``: the commit and command that made the report (printed under its title)."""
     out = runner.exp_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     df = results_frame(runner, cells)
     df.to_csv(out / "results.csv", index=False)
     spec = runner.spec
-    chosen = "\n".join(f"- {c.label} on {c.column}: {json.dumps(c.chosen) if c.chosen else '(no grid)'}"
-                       for c in cells if c.row.grid)
-    header = (f"# {spec.name}\n\n{spec.description}\n\n"
+    header = (f"# {spec.name}\n\n" + (f"{provenance}\n\n" if provenance else "") + f"{spec.description}\n\n"
               f"Test metrics at the best-validation epoch, mean ± std (sample) over {len(cells[0].seeds)} seeds; bold = best mean. "
               "Grids are searched with seed 0 on validation Recall@20 only. p = paired t-test over seeds of test Recall@20 "
               "against the best baseline (the baseline best on validation).\n"
@@ -260,10 +300,10 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
     body = summary_tables(df, cells, columns)
     for k in spec.report_k:
         body += f"\n\nRecall and NDCG @{k}:\n\n" + summary_tables(df, cells, columns, (f"recall@{k}", f"ndcg@{k}"), p_column=False)
-    if chosen:
-        body += "\n\nSettings chosen on validation:\n" + chosen
+    if any(len(c.grid) > 1 for c in cells):
+        body += search_cost(df, cells)
     if spec.published:
-        body += published_side_by_side(df, spec.published, columns)
+        body += published_side_by_side(df, cells, spec.published, spec.published_tables, columns)
     write_text(out / "summary.md", header + body + "\n")
     if spec.claims:
         write_text(out / "claims.md", f"# Claims tested by {spec.name}\n\nTest Recall@20 and NDCG@20, mean over seeds.\n\n"

@@ -172,10 +172,15 @@ class PretrainParams(ModelParamsBase):
     model: Literal["mcpt"] = "mcpt"
     embedding_dim: int = Field(64, gt=0, description="size of every user and item vector")
     n_layers: int = Field(2, ge=0, description="LightGCN layers over each co-interaction graph")
-    cf_k: int = Field(10, gt=0, validation_alias=_alias("cf_k", "graph_k"),
-                      description="neighbours kept per user / item in the co-interaction graphs")
+    cf_k: int | None = Field(None, gt=0, validation_alias=_alias("cf_k", "graph_k"),
+                             description="neighbours kept per user / item in the co-interaction graphs (None: every "
+                                         "pair that shares a partner, as the paper builds G_u and G_i)")
     cima_weight: float = Field(0.5, ge=0, le=1, description="λ in λ·CIMA + (1 − λ)·BCE")
-    temperature: float = Field(0.1, gt=0, description="temperature of the CIMA InfoNCE")
+    temperature: float = Field(0.1, gt=0, description="τ of CIMA's scaled cosine")
+    cima_loss: Literal["bce", "info_nce"] = Field("bce", description="bce: binary cross-entropy over the N×N "
+                                                  "text–image pairs (Eq. 11); info_nce: softmax over each row and column")
+    attention: Literal["relu", "tanh"] = Field("relu", description="inter-modal attention: softmax(ReLU(aᵀe′)) (Eq. 8, 14) "
+                                               "or softmax(qᵀ tanh(W e′))")
     modalities: list[str] | None = Field(None, description="item modalities (None = all loaded); CIMA aligns the first two")
     review_modality: str = Field("review", description="user content used as the review-text branch")
     use_cima: bool = Field(True, description="contrastive text–image alignment term")

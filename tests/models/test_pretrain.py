@@ -16,7 +16,7 @@ from mmgef.data.formats import read_native
 from mmgef.data.split import make_split
 from mmgef.errors import ConfigError
 from mmgef.models.base import Batch, ModelContext
-from mmgef.models.losses import info_nce
+from mmgef.models.losses import info_nce, pairwise_bce
 from mmgef.models.mixgcf import mixgcf_negative
 from mmgef.runs import prepare
 from mmgef.training.sampling import UniformSampler
@@ -39,6 +39,33 @@ def test_info_nce_matches_a_hand_computed_value_and_falls_when_modalities_agree(
     x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
     y = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
     assert info_nce(x, x, 0.1) < 0.5 * info_nce(x, y, 0.1)
+
+
+def test_cima_is_eq_11_binary_cross_entropy_over_the_2x2_pairs():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    c = 1 / math.sqrt(2)  # s(p, q) = cos / τ: [[c, 0], [c, 1]] / 0.1; C = I
+
+    def sigmoid(x: float) -> float:
+        return 1 / (1 + math.exp(-x))
+
+    terms = [-math.log(sigmoid(c / 0.1)), -math.log(1 - sigmoid(0.0)),  # (0,0) matches, (0,1) does not
+             -math.log(1 - sigmoid(c / 0.1)), -math.log(sigmoid(1 / 0.1))]  # (1,0) does not, (1,1) matches
+    assert pairwise_bce(a, b, 0.1).item() == pytest.approx(sum(terms) / 4, rel=1e-5)
+
+
+def test_inter_modal_attention_is_eq_8_on_a_hand_case():
+    from mmgef.models.pretrain import ModalityAttention
+
+    att = ModalityAttention(2)  # relu form is the default
+    with torch.no_grad():
+        att.query.copy_(torch.tensor([1.0, -1.0]))
+    e1, e2 = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 3.0]])  # aᵀe′: 2 and −3 → ReLU: 2 and 0
+    w = att.weights([e1, e2])
+    expected = torch.tensor([[math.exp(2) / (math.exp(2) + 1), 1 / (math.exp(2) + 1)]])
+    assert torch.allclose(w, expected)
+    assert torch.allclose(att([e1, e2]), expected[0, 0] * e1 + expected[0, 1] * e2)
+    assert ModalityAttention(2, "tanh").proj is not None and att.proj is None
 
 
 def test_mixgcf_picks_the_highest_scoring_mixed_candidate_per_layer():

@@ -23,6 +23,14 @@ def bce_loss(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.
     return (F.softplus(-pos_logit) + F.softplus(neg_logit)).mean()
 
 
+def pairwise_bce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Binary cross-entropy over all N×N (a_p, b_q) pairs on the scaled cosine cos/τ: the N matching pairs
+    (the diagonal) labelled 1, the N² − N others 0; mean over the N² pairs. The pre-training paper's CIMA
+    (Eq. 11), with the sigmoid that makes its log-likelihood a probability."""
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
+    return F.binary_cross_entropy_with_logits(logits, torch.eye(len(a), device=a.device, dtype=logits.dtype))
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric InfoNCE: row i of ``a`` should match row i of ``b`` against the batch's other rows.
 

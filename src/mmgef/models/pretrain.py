@@ -4,8 +4,12 @@
   co-interaction graph, from user ID embeddings), merged by attention.
 - Item side: one projected vector per content modality (text, image, …) and a graph vector
   (LightGCN over the item–item co-interaction graph), merged by inter-modal attention.
-- Loss: λ·CIMA + (1 − λ)·BCE. CIMA aligns an item's first two modalities (InfoNCE over the batch's
-  distinct positive items, temperature 0.1); BCE scores users against positive and sampled items.
+- Loss: λ·CIMA + (1 − λ)·BCE. CIMA aligns an item's first two modalities over the batch's distinct
+  positive items: binary cross-entropy over all N×N (text, image) pairs on cos/τ, τ = 0.1 (Eq. 11;
+  ``cima_loss=info_nce`` is the softmax form CLIP uses). BCE scores users against positive and
+  sampled items.
+- Inter-modal attention is Eq. 8 / 14: a_m = softmax_m(ReLU(aᵀ e′_m)) over the projected modality
+  vectors (``attention=tanh``: softmax_m(qᵀ tanh(W e′_m)), the additive form many recommenders use).
 
 The merged vectors are both a recommender (dot product) and the initialisation that
 ``mmgef train --init`` gives LightGCN. A branch whose data the dataset lacks (no user reviews, a
@@ -28,30 +32,37 @@ from mmgef.graphs.modules import SparseGraph
 from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import sym_normalize
 from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
-from mmgef.models.losses import bce_loss, info_nce
+from mmgef.models.losses import bce_loss, info_nce, pairwise_bce
 from mmgef.params import PretrainParams
 
 log = logging.getLogger(__name__)
 
 
 class ModalityAttention(nn.Module):
-    """Soft attention over modality vectors: a_m = softmax_m(qᵀ tanh(W h_m)); output Σ a_m h_m."""
+    """Soft attention over modality vectors, output Σ_m a_m h_m. ``relu`` (the paper's Eq. 8 / 14):
+    a_m = softmax_m(ReLU(aᵀ h_m)); ``tanh``: a_m = softmax_m(qᵀ tanh(W h_m))."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, form: str = "relu") -> None:
         super().__init__()
-        self.proj = nn.Linear(dim, dim)
+        self.form = form
+        self.proj = nn.Linear(dim, dim) if form == "tanh" else None
         self.query = nn.Parameter(torch.randn(dim) / dim**0.5)
+
+    def weights(self, vectors: list[torch.Tensor]) -> torch.Tensor:
+        """[n, M] attention of each row over the M modality vectors."""
+        h = torch.stack(vectors, dim=1)  # [n, M, d]
+        scores = torch.tanh(self.proj(h)) @ self.query if self.proj is not None else torch.relu(h @ self.query)
+        return torch.softmax(scores, dim=1)
 
     def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
         if len(vectors) == 1:
             return vectors[0]
-        h = torch.stack(vectors, dim=1)  # [n, M, d]
-        weights = torch.softmax(torch.tanh(self.proj(h)) @ self.query, dim=1)  # [n, M]
-        return (weights.unsqueeze(-1) * h).sum(1)
+        return (self.weights(vectors).unsqueeze(-1) * torch.stack(vectors, dim=1)).sum(1)
 
 
-def co_interaction_graph(train: sp.csr_matrix, k: int) -> SparseGraph:
-    """Symmetric-normalised top-k co-interaction graph (rows of ``train`` are the nodes' partners)."""
+def co_interaction_graph(train: sp.csr_matrix, k: int | None) -> SparseGraph:
+    """Symmetric-normalised co-interaction graph (rows of ``train`` are the nodes' partners): every pair with a
+    common partner (the paper's G_u, G_i; ``k`` None), or the top-k partners of each node."""
     c = cooccurrence_graph(train, topk=k)
     return SparseGraph(sym_normalize((c + c.T) / 2), symmetric=True)
 
@@ -86,8 +97,8 @@ class ContrastivePretrain(Recommender):
         if self.n_layers:
             self.item_graph = co_interaction_graph(ctx.train, params.cf_k)
             self.user_graph = co_interaction_graph(ctx.train.T.tocsr(), params.cf_k)
-        self.user_att = ModalityAttention(d)
-        self.item_att = ModalityAttention(d)
+        self.user_att = ModalityAttention(d, params.attention)
+        self.item_att = ModalityAttention(d, params.attention)
 
     def modality_vectors(self, m: str, items: torch.Tensor | None = None) -> torch.Tensor:
         x = getattr(self, f"feat_{m}")
@@ -106,7 +117,8 @@ class ContrastivePretrain(Recommender):
         """Contrastive inter-modal alignment of the first two modalities over distinct items."""
         items = torch.unique(items)
         a, b = self.names[:2]
-        return info_nce(self.modality_vectors(a, items), self.modality_vectors(b, items), self.p.temperature)
+        align = pairwise_bce if self.p.cima_loss == "bce" else info_nce
+        return align(self.modality_vectors(a, items), self.modality_vectors(b, items), self.p.temperature)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         u, i = self.embeddings()

@@ -120,7 +120,7 @@ def test_diverged_history_is_strict_json(tiny_dir, tmp_path):
 
 def test_a_cold_split_with_fewer_candidates_than_k_warns(tiny_dir, caplog):
     ds = load_dataset(str(tiny_dir))
-    split = make_split(ds, "cold", 0, cold_ratio=0.3)
+    split = make_split(ds, "cold", 0, cold_ratio=0.3, cold_eval="cold_only")  # all-item ranking never has too few
     split.cold_test_items = split.cold_test_items[:1]
     with caplog.at_level(logging.WARNING):
         make_evaluators(split, [20], 256, "cpu")

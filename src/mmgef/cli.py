@@ -335,10 +335,10 @@ def reproduce(
     unknown = [d for d in ds if d not in spec.datasets]
     if unknown:
         raise MMGEFError(f"--datasets {unknown}: not in {spec_file} ({spec.datasets}). Fix: pick from those.")
-    t0 = time.time()
+    t0, made_by = time.time(), provenance()  # the code the runs start from, not whatever is checked out at the end
     runner = Runner(spec, out or Path("runs/experiments") / spec.name, workers, ray_address, reuse)
     cells = runner.run(ds, seeds)
-    report = write_report(runner, cells, ds, time.time() - t0, provenance())
+    report = write_report(runner, cells, ds, time.time() - t0, made_by)
     typer.echo((report / "summary.md").read_text())
     typer.echo(f"report in {report}")
 

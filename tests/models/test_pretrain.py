@@ -61,7 +61,7 @@ def test_inter_modal_attention_is_eq_8_on_a_hand_case():
     with torch.no_grad():
         att.query.copy_(torch.tensor([1.0, -1.0]))
     e1, e2 = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 3.0]])  # aᵀe′: 2 and −3 → ReLU: 2 and 0
-    w = att.weights([e1, e2])
+    w = att.weights(torch.stack([e1, e2], dim=1))
     expected = torch.tensor([[math.exp(2) / (math.exp(2) + 1), 1 / (math.exp(2) + 1)]])
     assert torch.allclose(w, expected)
     assert torch.allclose(att([e1, e2]), expected[0, 0] * e1 + expected[0, 1] * e2)

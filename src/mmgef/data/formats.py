@@ -193,16 +193,20 @@ def joint_encoder_modalities(root: Path, features: Mapping[str, str]) -> frozens
     """The loaded modalities whose files a joint encoder wrote, by the ``manifest.json`` beside them (``mmgef
     features``). Early fusion averages only such vectors coordinate by coordinate; others live in unrelated spaces."""
     joint = set()
+    manifests: dict[Path, dict] = {}  # modalities written together share one manifest: read it once
     for modality, name in features.items():
         path = root / name
         manifest = path.parent / "manifest.json"
         if not manifest.is_file():
             continue
-        try:
-            meta = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise DataError(manifest, f"not readable JSON ({err})", "re-run mmgef features or delete the manifest") from None
-        if isinstance(meta, dict) and meta.get("encoder") in JOINT_ENCODERS and path.stem in meta.get("modalities", {}):
+        if manifest not in manifests:
+            try:
+                meta = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise DataError(manifest, f"not readable JSON ({err})", "re-run mmgef features or delete the manifest") from None
+            manifests[manifest] = meta if isinstance(meta, dict) else {}
+        meta = manifests[manifest]
+        if meta.get("encoder") in JOINT_ENCODERS and path.stem in meta.get("modalities", {}):
             joint.add(modality)
     return frozenset(joint)
 

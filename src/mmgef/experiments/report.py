@@ -278,14 +278,14 @@ def sensitivity_curves(df: pd.DataFrame, cells: list[Cell], out_dir: Path) -> li
 
 
 def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_seconds: float,
-                 provenance: str = "") -> Path:
-    """``provenance``: the commit and command that made the report (printed under its title)."""
+                 made_by: str = "") -> Path:
+    """``made_by``: the commit and command that made the report (``provenance()``, printed under its title)."""
     out = runner.exp_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     df = results_frame(runner, cells)
     df.to_csv(out / "results.csv", index=False)
     spec = runner.spec
-    header = (f"# {spec.name}\n\n" + (f"{provenance}\n\n" if provenance else "") + f"{spec.description}\n\n"
+    header = (f"# {spec.name}\n\n" + (f"{made_by}\n\n" if made_by else "") + f"{spec.description}\n\n"
               f"Test metrics at the best-validation epoch, mean ± std (sample) over {len(cells[0].seeds)} seeds; bold = best mean. "
               "Grids are searched with seed 0 on validation Recall@20 only. p = paired t-test over seeds of test Recall@20 "
               "against the best baseline (the baseline best on validation).\n"

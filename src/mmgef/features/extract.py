@@ -24,7 +24,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from mmgef.data.formats import check_id_spaces, read_csv
-from mmgef.errors import DataError
+from mmgef.errors import ConfigError, DataError
 from mmgef.features.encoders import Encoder, model_fingerprint
 from mmgef.features.fusion import early_fuse, l2_normalize
 from mmgef.io import atomic_path, write_json, write_npy, write_text
@@ -103,20 +103,31 @@ def _sha(data: bytes) -> str:
 
 def content_keys(table: ItemTable, modality: str, problems: Problems) -> list[str | None]:
     """sha256 of each item's content; None (and a problem) where it is missing or unreadable."""
+    if modality == "text" and table.texts is not None:
+        return _text_keys(table.ids, table.texts, problems)
+    if modality == "image" and table.images is not None:
+        return _image_keys(table.ids, table.images, problems)
+    raise ConfigError(f"modality '{modality}' was not read from the items file (read: "
+                      f"{[m for m, v in (('text', table.texts), ('image', table.images)) if v is not None]}). "
+                      "Fix: read the items with the encoder's modalities (plan_items does).")
+
+
+def _text_keys(ids: list[str], texts: list[str], problems: Problems) -> list[str | None]:
     keys: list[str | None] = []
-    if modality == "text":
-        assert table.texts is not None
-        for item, text in zip(table.ids, table.texts):
-            if not text:
-                problems.add("text", item, "empty text")
-                keys.append(None)
-            else:
-                keys.append(_sha(text.encode()))
-        return keys
+    for item, text in zip(ids, texts):
+        if not text:
+            problems.add("text", item, "empty text")
+            keys.append(None)
+        else:
+            keys.append(_sha(text.encode()))
+    return keys
+
+
+def _image_keys(ids: list[str], images: list[Path], problems: Problems) -> list[str | None]:
     from PIL import Image, UnidentifiedImageError
 
-    assert table.images is not None
-    for item, p in zip(table.ids, table.images):
+    keys: list[str | None] = []
+    for item, p in zip(ids, images):
         if not p.name or not p.is_file():
             problems.add("image", item, f"missing image file {p}")
             keys.append(None)

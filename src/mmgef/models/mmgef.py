@@ -127,8 +127,10 @@ class MMGEF(LearnedGraphRecommender):
 
 def shared_fusion(fusion: str, content: dict[str, np.ndarray], joint: frozenset[str]) -> bool:
     """Whether early fusion averages the raw vectors (one shared space) or projects each modality first."""
-    if fusion == "per_modality" or len(content) == 1:
-        return len(content) == 1
+    if len(content) == 1:
+        return True
+    if fusion == "per_modality":
+        return False
     widths = {x.shape[1] for x in content.values()}
     if fusion == "shared":
         if len(widths) != 1:

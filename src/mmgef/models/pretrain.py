@@ -48,16 +48,16 @@ class ModalityAttention(nn.Module):
         self.proj = nn.Linear(dim, dim) if form == "tanh" else None
         self.query = nn.Parameter(torch.randn(dim) / dim**0.5)
 
-    def weights(self, vectors: list[torch.Tensor]) -> torch.Tensor:
-        """[n, M] attention of each row over the M modality vectors."""
-        h = torch.stack(vectors, dim=1)  # [n, M, d]
+    def weights(self, h: torch.Tensor) -> torch.Tensor:
+        """[n, M] attention of each row over its M stacked modality vectors ``h`` [n, M, d]."""
         scores = torch.tanh(self.proj(h)) @ self.query if self.proj is not None else torch.relu(h @ self.query)
         return torch.softmax(scores, dim=1)
 
     def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
         if len(vectors) == 1:
             return vectors[0]
-        return (self.weights(vectors).unsqueeze(-1) * torch.stack(vectors, dim=1)).sum(1)
+        h = torch.stack(vectors, dim=1)
+        return (self.weights(h).unsqueeze(-1) * h).sum(1)
 
 
 def co_interaction_graph(train: sp.csr_matrix, k: int | None) -> SparseGraph:

@@ -290,6 +290,8 @@ def features(
     ray: str | None = typer.Option(None, "--ray", help="encode on Ray Data actors: 'local' or a cluster address"),
     ray_actors: int = typer.Option(2, "--ray-actors", help="encoder actors in the Ray pool"),
     encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the items CSV (e.g. latin-1)"),
+    repeated_ids: str | None = typer.Option(None, "--repeated-ids", help="rows sharing an id: error or mean (default: "
+                                                                         "mean for user_id, one row per review)"),
 ) -> None:
     """Encode item texts and images into DIR/<modality>.npy (cached by content hash, resumable)."""
     _setup()
@@ -301,7 +303,8 @@ def features(
                                    "text_cols": [c.strip() for c in text_cols.split(",") if c.strip()],
                                    "image_col": image_col, "batch_size": batch_size, "device": device,
                                    "on_missing": on_missing, "dtype": dtype, "ray_address": ray,
-                                   "ray_actors": ray_actors, "encoding": encoding}, "mmgef features",
+                                   "ray_actors": ray_actors, "encoding": encoding, "repeated_ids": repeated_ids},
+                   "mmgef features",
                    fix="correct the option (see `mmgef features --help`)")
     plan = plan_items(cfg, ENCODER_MODALITIES[cfg.encoder])  # bad items fail before the encoder loads (seconds)
     manifest = extract(cfg, load_encoder(cfg.encoder, cfg.model_path, cfg.device), plan)

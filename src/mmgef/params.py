@@ -97,6 +97,9 @@ class LatticeParams(ModelParamsBase):
         "lattice", description="feats: convolve the projected content instead of IDs; cf_feats: add it with no graph")
     modalities: Modalities = None
     knn_method: KnnMethod = "auto"
+    use_cf_graph: bool = later_field(False, description="add MM-GEF's co-occurrence graph E^c to the item graph with "
+                                                        "equal weight (MM-GEF Table 2's 'LATTICE + CF'; not in LATTICE)")
+    cf_k: int = later_field(10, gt=0, description="neighbours kept per item in E^c (with use_cf_graph)")
 
 
 class MMGEFParams(ModelParamsBase):

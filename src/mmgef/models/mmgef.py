@@ -34,11 +34,9 @@ from torch import nn
 
 from mmgef.errors import ConfigError
 from mmgef.features.fusion import early_fuse, l2_normalize, select
-from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
-from mmgef.graphs.modules import FrozenKnnGraph, SparseGraph
+from mmgef.graphs.modules import FrozenKnnGraph, WeightedSumGraph, collaborative_item_graph
 from mmgef.graphs.propagation import Graph
-from mmgef.graphs.sparse import sym_normalize
 from mmgef.models.base import ModelContext
 from mmgef.models.item_graph import (
     ContentFeatures,
@@ -48,21 +46,6 @@ from mmgef.models.item_graph import (
     projections,
 )
 from mmgef.params import MMGEFParams
-
-
-class AttentionGraph:
-    """E^u h = Σ_g a_g ⊙ (E^g h); ``weights`` is [G] (global) or [N, G] (per item). Built per forward
-    from the model's graphs and attention parameters; it holds no state of its own."""
-
-    def __init__(self, graphs: list[Graph], weights: torch.Tensor) -> None:
-        self.graphs, self.weights = graphs, weights
-
-    def mm(self, x: torch.Tensor) -> torch.Tensor:
-        out = 0
-        for g, graph in enumerate(self.graphs):
-            w = self.weights[g] if self.weights.dim() == 1 else self.weights[:, g : g + 1]
-            out = out + w * graph.mm(x)
-        return out  # type: ignore[return-value]
 
 
 class MMGEF(LearnedGraphRecommender):
@@ -89,10 +72,7 @@ class MMGEF(LearnedGraphRecommender):
                 FrozenKnnGraph.of(normalize_knn([knn_graph(torch.as_tensor(content[m]), params.knn_k, params.knn_method)])[0],
                                   persistent=False) for m in self.names]
         self.modal_graphs = nn.ModuleList(modal)
-        self.cf_graph: SparseGraph | None = None
-        if params.use_cf_graph:
-            co = cooccurrence_graph(ctx.train, params.cf_k if params.cf_graph == "topk" else None)
-            self.cf_graph = SparseGraph(sym_normalize(co) if params.cf_graph == "topk" else co, symmetric=False)
+        self.cf_graph = collaborative_item_graph(ctx.train, params.cf_graph, params.cf_k) if params.use_cf_graph else None
         n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
@@ -122,7 +102,7 @@ class MMGEF(LearnedGraphRecommender):
             graphs.append(self.cf_graph)
         if len(graphs) == 1:
             return graphs[0]
-        return AttentionGraph(graphs, self.attention_weights())
+        return WeightedSumGraph(graphs, self.attention_weights())
 
 
 def shared_fusion(fusion: str, content: dict[str, np.ndarray], joint: frozenset[str]) -> bool:

@@ -80,6 +80,17 @@ class CBParams(ModelParamsBase):
     modalities: Modalities = None
 
 
+class ContentInitParams(ModelParamsBase):
+    description: ClassVar[str] = ("content initialisation (the pre-training paper's CLIP baseline): item vectors from "
+                                  "fused content, exported for --init (no training)")
+    model: Literal["cinit"] = "cinit"
+    pretrains: ClassVar[bool] = True
+    embedding_dim: IdDim = 64
+    users: Literal["random", "profile"] = Field("random", description="random: Xavier user vectors (the paper "
+                                                "initialises items only); profile: mean of the user's items")
+    modalities: Modalities = None
+
+
 class LatticeParams(ModelParamsBase):
     description: ClassVar[str] = "LATTICE: learned per-modality item graphs on MF / NGCF / LightGCN"
     model: Literal["lattice"] = "lattice"
@@ -192,15 +203,15 @@ class PretrainParams(ModelParamsBase):
 
 
 ModelParams = Annotated[
-    MFParams | LightGCNParams | NGCFParams | VBPRParams | CBParams | LatticeParams | MMGEFParams | MMGCNParams
-    | GRCNParams | FreedomParams | PretrainParams,
+    MFParams | LightGCNParams | NGCFParams | VBPRParams | CBParams | ContentInitParams | LatticeParams | MMGEFParams
+    | MMGCNParams | GRCNParams | FreedomParams | PretrainParams,
     Field(discriminator="model"),
 ]
 
 MODEL_PARAMS: dict[str, type[ModelParamsBase]] = {
     cls.model_fields["model"].default: cls
-    for cls in (MFParams, LightGCNParams, NGCFParams, VBPRParams, CBParams, LatticeParams, MMGEFParams,
-                MMGCNParams, GRCNParams, FreedomParams, PretrainParams)
+    for cls in (MFParams, LightGCNParams, NGCFParams, VBPRParams, CBParams, ContentInitParams, LatticeParams,
+                MMGEFParams, MMGCNParams, GRCNParams, FreedomParams, PretrainParams)
 }
 
 

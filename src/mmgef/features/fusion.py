@@ -43,3 +43,18 @@ def early_fuse(content: dict[str, np.ndarray]) -> np.ndarray:
         raise ConfigError(f"early fusion averages vectors of one width; got {sorted(widths)} for {list(content)}. "
                           "Fix: fuse modalities from one encoder (e.g. CLIP image + text).")
     return np.mean(np.stack([l2_normalize(x) for x in content.values()]), axis=0).astype(np.float32)
+
+
+def shared_fusion(fusion: str, content: dict[str, np.ndarray], joint: frozenset[str]) -> bool:
+    """Whether early fusion averages the raw vectors (one shared space) or projects each modality first."""
+    if len(content) == 1:
+        return True
+    if fusion == "per_modality":
+        return False
+    widths = {x.shape[1] for x in content.values()}
+    if fusion == "shared":
+        if len(widths) != 1:
+            raise ConfigError(f"fusion=shared averages vectors of one width; got {sorted(widths)} for {list(content)}. "
+                              "Fix: use fusion=per_modality (or auto) for features from different encoders.")
+        return True
+    return set(content) <= joint and len(widths) == 1

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmgef.errors import ConfigError
-from mmgef.features.fusion import early_fuse, l2_normalize, select
+from mmgef.features.fusion import early_fuse, l2_normalize, select, shared_fusion
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
 from mmgef.graphs.modules import FrozenKnnGraph, WeightedSumGraph, collaborative_item_graph
 from mmgef.graphs.propagation import Graph
@@ -104,17 +104,3 @@ class MMGEF(LearnedGraphRecommender):
             return graphs[0]
         return WeightedSumGraph(graphs, self.attention_weights())
 
-
-def shared_fusion(fusion: str, content: dict[str, np.ndarray], joint: frozenset[str]) -> bool:
-    """Whether early fusion averages the raw vectors (one shared space) or projects each modality first."""
-    if len(content) == 1:
-        return True
-    if fusion == "per_modality":
-        return False
-    widths = {x.shape[1] for x in content.values()}
-    if fusion == "shared":
-        if len(widths) != 1:
-            raise ConfigError(f"fusion=shared averages vectors of one width; got {sorted(widths)} for {list(content)}. "
-                              "Fix: use fusion=per_modality (or auto) for features from different encoders.")
-        return True
-    return set(content) <= joint and len(widths) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mmgef.models.base import ModelContext, Recommender
-from mmgef.models.content import ContentBased
+from mmgef.models.content import ContentBased, ContentInit
 from mmgef.models.freedom import Freedom
 from mmgef.models.grcn import GRCN
 from mmgef.models.lattice import Lattice
@@ -23,6 +23,7 @@ MODELS: dict[str, type[Recommender]] = {
     "ngcf": NGCF,
     "vbpr": VBPR,
     "cb": ContentBased,
+    "cinit": ContentInit,
     "lattice": Lattice,
     "mmgef": MMGEF,
     "mmgcn": MMGCN,

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,features,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,features,ray,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)

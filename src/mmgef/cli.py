@@ -316,6 +316,27 @@ def features(
 
 
 @command(app)
+def serve(
+    run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes (each loads the run; they share the store)"),
+    db: Path | None = typer.Option(None, "--db", help="SQLite file for added items and interactions (default RUN_DIR/service.sqlite)"),
+    faiss_above: int = typer.Option(50_000, "--faiss-above", help="catalogue size above which top-k uses a FAISS index"),
+) -> None:
+    """Serve recommendations over HTTP: JSON endpoints, OpenAPI docs at /docs, a web page at /."""
+    _setup()
+    import os
+
+    import uvicorn
+
+    if not (run_dir / "config.yaml").is_file():
+        raise MMGEFError(f"{run_dir}: not a finished run (no config.yaml). Fix: pass a directory `mmgef train` wrote.")
+    os.environ.update(MMGEF_RUN_DIR=str(run_dir), MMGEF_DB=str(db or ""), MMGEF_FAISS_ABOVE=str(faiss_above))
+    uvicorn.run("mmgef.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="warning")
+
+
+@command(app)
 def reproduce(
     spec_file: Path = typer.Argument(..., help="configs/experiments/<name>.yaml"),
     datasets: list[str] | None = typer.Option(None, "--datasets", help="subset of the spec's datasets"),

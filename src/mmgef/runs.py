@@ -38,6 +38,7 @@ class Prepared:
     model: Recommender
     device: torch.device
     fingerprint: dict[str, str]
+    ctx: ModelContext | None = None  # kept only on request: the service extends the catalogue from it
 
 
 def check_fingerprint(saved: dict[str, str] | None, current: dict[str, str], where: str) -> None:
@@ -50,7 +51,7 @@ def check_fingerprint(saved: dict[str, str] | None, current: dict[str, str], whe
                          "Fix: restore the data the run was trained on, or retrain on the new data.")
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def prepare(cfg: RunConfig, keep_context: bool = False) -> Prepared:
     device = resolve_device(cfg.train.device)
     # A model that names its modalities gets them loaded even when they are not the dataset's
     # defaults; a model that uses no content loads none (wide features cost memory).
@@ -69,7 +70,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     # copy the model made is not kept twice. The fingerprint is taken first.
     fingerprint = dataset.fingerprint()
     dataset.content, dataset.user_content = {}, {}
-    return Prepared(cfg, dataset, split, model, device, fingerprint)
+    return Prepared(cfg, dataset, split, model, device, fingerprint, ctx if keep_context else None)
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -141,14 +142,15 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> 
     return results
 
 
-def load_run(run_dir: Path) -> Prepared:
-    """Rebuild a finished run's data, split and model with its best weights."""
+def load_run(run_dir: Path, keep_context: bool = False) -> Prepared:
+    """Rebuild a finished run's data, split and model with its best weights (``keep_context``: and
+    the model's inputs, which adding items to the catalogue needs)."""
     run_dir = Path(run_dir)
     for f in ("config.yaml", BEST_MODEL):
         if not (run_dir / f).is_file():
             raise MMGEFError(f"{run_dir / f}: not found. Fix: point to a finished run directory (one `mmgef train` wrote).")
     cfg = load_run_config(run_dir / "config.yaml")
-    p = prepare(cfg)
+    p = prepare(cfg, keep_context)
     check_fingerprint(cfg.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
     weights = read_safetensors(run_dir / BEST_MODEL, "retrain the run (`mmgef train` with its config.yaml), or restore the file")
     try:

@@ -27,12 +27,10 @@ paper; options with their own rows in the cold-start table).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmgef.errors import ConfigError
 from mmgef.features.fusion import early_fuse, l2_normalize, select, shared_fusion
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
 from mmgef.graphs.modules import FrozenKnnGraph, WeightedSumGraph, collaborative_item_graph

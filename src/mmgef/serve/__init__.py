@@ -1,0 +1,1 @@
+"""The recommendation service (``mmgef serve``): catalogue, durable store, FastAPI app."""

@@ -1,0 +1,179 @@
+"""``mmgef serve``: a FastAPI app over one finished run (loaded once, in the lifespan).
+
+Endpoints (JSON, raw ids as strings): ``/health``, ``/users/{id}/recommendations``,
+``/items/{id}/similar``, ``POST /items`` (a new item placed from its content, see ``catalog``),
+``POST /interactions`` (stored durably for the next training), ``/metrics`` (Prometheus text) and
+``/`` (a web page). The app holds its own metrics registry, so two apps in one process never share
+counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from mmgef.serve.catalog import BadFeatures, Catalog, Conflict, UnknownId
+from mmgef.serve.store import Store
+
+PAGE = Path(__file__).with_name("page.html")
+K = Query(20, ge=1, le=1000, description="how many items")
+
+
+class NewItem(BaseModel):
+    item: str = Field(min_length=1, description="the new item's raw id")
+    features: dict[str, list[float]] = Field(description="one vector per modality the run uses, e.g. {'text': [...]}")
+    title: str | None = None
+
+
+class NewInteraction(BaseModel):
+    user: str = Field(min_length=1)
+    item: str = Field(min_length=1)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mmgef_requests", "HTTP requests", ["route", "status"], registry=self.registry)
+        self.latency = Histogram("mmgef_request_seconds", "request latency", ["route"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.items_added = Counter("mmgef_items_added", "items added through POST /items", registry=self.registry)
+        self.interactions = Counter("mmgef_interactions", "interactions stored", registry=self.registry)
+
+
+def ranked(pairs: list[tuple[str, float]], titles: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"item": i, "score": s, **({"title": titles[i]} if i in titles else {})} for i, s in pairs]
+
+
+def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, catalog: Catalog | None = None,
+               faiss_above: int = 50_000) -> FastAPI:
+    """The service for ``run_dir`` (or an already built ``catalog``); added items and interactions live in
+    ``db`` (default ``RUN_DIR/service.sqlite``) and added items are placed again on every start."""
+    if catalog is None and run_dir is None:
+        raise ValueError("create_app needs run_dir or catalog")
+    metrics = Metrics()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cat = catalog or Catalog.load(run_dir, faiss_above)  # type: ignore[arg-type]
+        store = Store(db or Path(run_dir or cat.p.cfg.data.name) / "service.sqlite")
+        state.update(catalog=cat, store=store, applied=0)
+        sync()
+        yield
+        state.clear()
+
+    def sync() -> None:
+        """Place the items other workers (or earlier runs of the service) added; a COUNT when there are none."""
+        store, c = state["store"], state["catalog"]
+        if store.item_count() > state["applied"]:
+            with c.lock:
+                fresh = [(i, c.check_features(f), t) for i, f, t in store.items(after=state["applied"]) if i not in c.item_index]
+                c.add_items(fresh)
+                state["applied"] += len(fresh)
+
+    app = FastAPI(title="mmgef", description="multimodal recommendations from a trained mmgef run", lifespan=lifespan)
+
+    def cat() -> Catalog:
+        sync()
+        return state["catalog"]  # type: ignore[no-any-return]
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[..., Any]) -> Response:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - t0)
+        return response  # type: ignore[no-any-return]
+
+    @app.exception_handler(UnknownId)
+    async def not_found(_: Request, err: UnknownId) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, err: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=409)
+
+    @app.exception_handler(BadFeatures)
+    async def bad_features(_: Request, err: BadFeatures) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        c = cat()
+        return {"status": "ok", "model": c.name, "items": len(c.item_ids), "users": len(c.user_ids),
+                "added_items": len(c.added), "accepts_new_items": c.inductive, "modalities": c.content_widths}
+
+    @app.get("/users")
+    def users(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+        """User ids containing ``q`` (for the page's picker)."""
+        return {"users": [u for u in cat().user_ids if q in u][:limit]}
+
+    @app.get("/users/{user_id}/recommendations")
+    def recommendations(user_id: str, k: int = K, exclude_seen: bool = True, explain: bool = False) -> dict[str, Any]:
+        c = cat()
+        out: dict[str, Any] = {"user": user_id, "items": ranked(c.recommend(user_id, k, exclude_seen), c.titles)}
+        if explain:  # the history items closest to each recommendation (why it is there)
+            history = c.seen_items(user_id)
+            out["history"] = [{"item": i, **({"title": c.titles[i]} if i in c.titles else {})} for i in history]
+            for rec in out["items"]:
+                rec["because"] = ranked(c.closest_in(rec["item"], history, 3), c.titles)
+        return out
+
+    @app.get("/items/{item_id}/similar")
+    def similar(item_id: str, k: int = K) -> dict[str, Any]:
+        c = cat()
+        out: dict[str, Any] = {"item": item_id, "items": ranked(c.similar(item_id, k), c.titles)}
+        graph = c.graph_neighbours(item_id, k)
+        if graph is not None:
+            out["graph_neighbours"] = ranked(graph, c.titles)
+        return out
+
+    @app.post("/items", status_code=201)
+    def add_item(body: NewItem) -> dict[str, Any]:
+        c = cat()
+        if not c.inductive:
+            raise Conflict(f"model '{c.name}' has no content path: it cannot place an item without interactions")
+        if body.item in c.item_index:
+            raise Conflict(f"item '{body.item}' already exists")
+        features = c.check_features(body.features)
+        with c.lock:
+            c.add_items([(body.item, features, body.title)])
+            state["store"].add_items([(body.item, body.features, body.title)])
+            state["applied"] += 1
+        metrics.items_added.inc()
+        return {"item": body.item, "items": len(c.item_ids), "similar": ranked(c.similar(body.item, 5), c.titles)}
+
+    @app.post("/interactions", status_code=202)
+    def add_interaction(body: NewInteraction) -> dict[str, Any]:
+        cat().item_row(body.item)  # the item must exist (404); a new user is welcome: stored for the next training
+        row = state["store"].add_interaction(body.user, body.item)
+        metrics.interactions.inc()
+        return {"stored": row}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``uvicorn --factory`` worker processes: the run and store paths come in the environment."""
+    import os
+
+    return create_app(os.environ["MMGEF_RUN_DIR"], os.environ.get("MMGEF_DB") or None,
+                      faiss_above=int(os.environ.get("MMGEF_FAISS_ABOVE", "50000")))

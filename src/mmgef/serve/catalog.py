@@ -1,0 +1,240 @@
+"""The served catalogue: a finished run's user and item vectors, items added at run time, top-k.
+
+Scores are user · item, as in training. Items added through the service get their vectors
+*inductively*: the run's model is rebuilt over the extended catalogue (the same constructor, so
+the same kNN graphs, co-occurrence graph and attention), its trained weights loaded, and each new
+item given a zero ID embedding and no interactions — so its vector comes from its content through
+the item graph alone, exactly as the model treats an item that has no training interactions. The
+learned item graph is rebuilt from the trained projections. A model with no content path (MF,
+LightGCN, NGCF) cannot place an item it has never seen: adding one is refused.
+
+Top-k is an exact product below ``faiss_above`` items and a FAISS inner-product index above it
+(rebuilt when items are added).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmgef.errors import ConfigError, MMGEFError
+from mmgef.models.base import ModelContext, Recommender
+from mmgef.models.registry import build_model
+from mmgef.runs import Prepared, load_run
+
+Ranked = list[tuple[str, float]]
+
+
+class UnknownId(MMGEFError):
+    """A user or item id the catalogue does not hold (HTTP 404)."""
+
+
+class Conflict(MMGEFError):
+    """A request that cannot be carried out in this state (HTTP 409)."""
+
+
+class BadFeatures(MMGEFError):
+    """A feature vector of the wrong width, or with NaN / inf (HTTP 422)."""
+
+
+class Catalog:
+    def __init__(self, p: Prepared, faiss_above: int = 50_000, hold_out: list[str] | None = None) -> None:
+        if p.ctx is None:
+            raise ConfigError("Catalog needs the run's model context: load it with load_run(run_dir, keep_context=True).")
+        self.p, self.ctx = p, p.ctx
+        self.faiss_above = faiss_above
+        self.lock = threading.RLock()  # adds rebuild the model; readers see the old or the new state, never half
+        self.user_ids = [str(u) for u in p.dataset.user_ids]
+        self.user_index = {u: k for k, u in enumerate(self.user_ids)}
+        self.titles = dict(zip(map(str, p.dataset.item_ids), p.dataset.item_texts or []))
+        self.base_items = [str(i) for i in p.dataset.item_ids]
+        self.seen = p.dataset.matrix().tocsr()  # train, valid and test: what `mmgef recommend` excludes
+        self.model = p.model
+        self.added: list[str] = []
+        if hold_out:
+            self._hold_out(hold_out)
+        self._refresh()
+
+    @classmethod
+    def load(cls, run_dir: str | Path, faiss_above: int = 50_000) -> Catalog:
+        return cls(load_run(Path(run_dir), keep_context=True), faiss_above)
+
+    # --- state -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.p.cfg.model
+
+    @property
+    def content_widths(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.ctx.content.items()}
+
+    @property
+    def inductive(self) -> bool:
+        return bool(self.p.cfg.params.uses_content and self.ctx.content)
+
+    def _refresh(self) -> None:
+        users, items = self.model.cached_embeddings()
+        self.users = users.detach().float().cpu()
+        self.items = items.detach().float().cpu()
+        self.unit = torch.nn.functional.normalize(self.items, dim=1)  # for cosine neighbours
+        self.item_ids = self.base_items + self.added
+        self.item_index = {i: k for k, i in enumerate(self.item_ids)}
+        self.index = None
+        if len(self.item_ids) > self.faiss_above:
+            import faiss
+
+            self.index = faiss.IndexFlatIP(self.items.shape[1])
+            self.index.add(np.ascontiguousarray(self.items.numpy()))
+
+    def _hold_out(self, ids: list[str]) -> None:
+        """Start without ``ids`` (items with no training interactions), to add them back through the service:
+        how a test checks that cold start through the service equals cold start offline."""
+        pos = {i: k for k, i in enumerate(self.base_items)}
+        drop = sorted(pos[i] for i in ids)
+        if self.ctx.train[:, drop].nnz:
+            raise ConfigError("hold_out: only items without training interactions can be held out")
+        keep = np.setdiff1d(np.arange(len(self.base_items)), drop)
+        self.ctx = replace(self.ctx, n_items=len(keep), train=self.ctx.train[:, keep].tocsr(),
+                           content={m: x[keep] for m, x in self.ctx.content.items()})
+        self.seen = self.seen[:, keep].tocsr()
+        self.base_items = [self.base_items[k] for k in keep]
+        self.model = self._rebuild(self.ctx, self.p.model.state_dict(), lambda v: v[torch.as_tensor(keep)])
+
+    def _rebuild(self, ctx: ModelContext, state: dict[str, torch.Tensor],
+                 resize: Callable[[torch.Tensor], torch.Tensor]) -> Recommender:
+        """The run's model over ``ctx`` with the trained ``state``; ``resize`` maps each item-sized tensor (one
+        whose first dimension differs between the old and the new model) to the new item rows."""
+        torch.manual_seed(self.p.cfg.seed)
+        model = build_model(self.p.cfg.params, ctx, self.p.cfg.train.reg).to(self.p.device)
+        frozen = getattr(model, "frozen", None)
+        target = model.state_dict()
+        state = {k: (resize(v) if v.shape != target[k].shape else v) for k, v in state.items()
+                 if not (frozen is not None and k.startswith("frozen."))}
+        model.load_state_dict(state, strict=frozen is None)
+        if frozen is not None:  # the learned graph, rebuilt from the trained projections over these items
+            with torch.no_grad():
+                frozen.store(*model.build_content_graph().rows())
+        model.eval()
+        return model
+
+    # --- queries -----------------------------------------------------------------------------
+    def user_row(self, user: str) -> int:
+        if user not in self.user_index:
+            raise UnknownId(f"user '{user}' is not in this run's data ({len(self.user_ids)} users)")
+        return self.user_index[user]
+
+    def item_row(self, item: str) -> int:
+        if item not in self.item_index:
+            raise UnknownId(f"item '{item}' is not in the catalogue ({len(self.item_ids)} items)")
+        return self.item_index[item]
+
+    def seen_items(self, user: str) -> list[str]:
+        r = self.user_row(user)
+        return [self.base_items[j] for j in self.seen.indices[self.seen.indptr[r] : self.seen.indptr[r + 1]]]
+
+    def recommend(self, user: str, k: int, exclude_seen: bool = True) -> Ranked:
+        with self.lock:  # an add swaps vectors and ids together
+            r = self.user_row(user)
+            seen = self.seen.indices[self.seen.indptr[r] : self.seen.indptr[r + 1]] if exclude_seen else np.empty(0, int)
+            return self._top(self.users[r], k, seen)
+
+    def similar(self, item: str, k: int) -> Ranked:
+        """Nearest items by cosine of the final item vectors (the item itself excluded)."""
+        with self.lock:  # an add swaps vectors and ids together
+            i = self.item_row(item)
+            sims = self.unit @ self.unit[i]
+            sims[i] = -torch.inf
+            top = torch.topk(sims, min(k, len(self.item_ids) - 1))
+            return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+
+    def closest_in(self, item: str, candidates: list[str], k: int) -> Ranked:
+        """The ``k`` of ``candidates`` (e.g. a user's history) closest in cosine to ``item``."""
+        with self.lock:  # an add swaps vectors and ids together
+            if not candidates:
+                return []
+            rows = [self.item_row(c) for c in candidates]
+            sims = self.unit[rows] @ self.unit[self.item_row(item)]
+            top = torch.topk(sims, min(k, len(rows)))
+            return [(candidates[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+
+    def graph_neighbours(self, item: str, k: int) -> Ranked | None:
+        """The item's strongest neighbours in the model's stored item graph (None for a model without one)."""
+        with self.lock:  # an add swaps vectors and ids together
+            frozen = getattr(self.model, "frozen", None)
+            if frozen is None:
+                return None
+            i = self.item_row(item)
+            idx, weight = frozen.idx[i].cpu(), frozen.weight[i].cpu()
+            best: dict[int, float] = {}
+            for j, w in zip(idx.tolist(), weight.tolist()):
+                if j != i and w > 0:
+                    best[j] = best.get(j, 0.0) + w  # the same neighbour in the initial and the learned piece
+            ranked = sorted(best.items(), key=lambda jw: -jw[1])[:k]
+            return [(self.item_ids[j], w) for j, w in ranked]
+
+    def _top(self, user_vec: torch.Tensor, k: int, exclude: np.ndarray) -> Ranked:
+        n = len(self.item_ids)
+        k_eff = min(k, n - len(exclude))
+        if k_eff <= 0:
+            return []
+        if self.index is not None:
+            scores, idx = self.index.search(user_vec.numpy()[None], min(n, k_eff + len(exclude)))
+            banned = set(exclude.tolist())
+            pairs = [(int(j), float(s)) for s, j in zip(scores[0], idx[0]) if j >= 0 and j not in banned]
+            return [(self.item_ids[j], s) for j, s in pairs[:k_eff]]
+        scores = self.items @ user_vec
+        scores[torch.as_tensor(exclude, dtype=torch.long)] = -torch.inf
+        top = torch.topk(scores, k_eff)
+        return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+
+    # --- changes -----------------------------------------------------------------------------
+    def check_features(self, features: dict[str, list[float]]) -> dict[str, np.ndarray]:
+        widths = self.content_widths
+        missing = sorted(set(widths) - set(features))
+        if missing:
+            raise BadFeatures(f"features lack modality {missing}; this run uses {widths} (modality: width)")
+        extra = sorted(set(features) - set(widths))
+        if extra:
+            raise BadFeatures(f"features has modality {extra} the run does not use; it uses {sorted(widths)}")
+        out = {}
+        for m, width in widths.items():
+            x = np.asarray(features[m], dtype=np.float32)
+            if x.shape != (width,):
+                raise BadFeatures(f"modality '{m}': {x.size} values, the run's '{m}' vectors have {width}")
+            if not np.isfinite(x).all():
+                raise BadFeatures(f"modality '{m}': contains NaN or inf")
+            out[m] = x
+        return out
+
+    def add_items(self, items: list[tuple[str, dict[str, np.ndarray], str | None]]) -> None:
+        """Add new items (id, checked features, title) in one model rebuild."""
+        if not items:
+            return
+        if not self.inductive:
+            raise Conflict(f"model '{self.name}' has no content path: it cannot place an item without interactions "
+                           "(use a content model: mmgef, lattice, freedom, vbpr, …)")
+        taken = set(self.item_index)
+        for item, _, _ in items:
+            if item in taken:
+                raise Conflict(f"item '{item}' already exists")
+            taken.add(item)
+        n_new = len(items)
+        with self.lock:  # re-entrant: the service holds it across the add and the store write
+            ctx = replace(self.ctx, n_items=self.ctx.n_items + n_new,
+                          train=sp.hstack([self.ctx.train, sp.csr_matrix((self.ctx.n_users, n_new))]).tocsr(),
+                          content={m: np.vstack([x, np.stack([f[m] for _, f, _ in items])]).astype(np.float32)
+                                   for m, x in self.ctx.content.items()})
+            # new items get zero rows in every item-sized weight: no ID embedding, content alone places them
+            self.model = self._rebuild(ctx, self.model.state_dict(), lambda v: torch.cat([v, v.new_zeros((n_new, *v.shape[1:]))]))
+            self.ctx = ctx
+            self.seen = sp.hstack([self.seen, sp.csr_matrix((self.seen.shape[0], n_new))]).tocsr()
+            self.added.extend(item for item, _, _ in items)
+            self.titles.update({item: title for item, _, title in items if title})
+            self._refresh()
+

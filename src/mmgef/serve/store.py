@@ -1,0 +1,70 @@
+"""What the service must not lose: items added at run time and interactions posted to it.
+
+SQLite in WAL mode with ``synchronous=FULL``: a row is on disk before the request is answered,
+and a crash (or a kill) loses nothing that was acknowledged. One connection per call, so uvicorn's
+worker threads and processes can share the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    item TEXT PRIMARY KEY, title TEXT, features TEXT NOT NULL, added REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS interactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, item TEXT NOT NULL, ts REAL NOT NULL);
+"""
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA synchronous=FULL")
+            with db:  # one transaction: committed on success, rolled back on error
+                yield db
+        finally:
+            db.close()
+
+    def add_items(self, items: list[tuple[str, dict[str, list[float]], str | None]]) -> None:
+        now = time.time()
+        with self._connect() as db:
+            db.executemany("INSERT INTO items (item, title, features, added) VALUES (?, ?, ?, ?)",
+                           [(item, title, json.dumps(features), now) for item, features, title in items])
+
+    def items(self, after: int = 0) -> list[tuple[str, dict[str, list[float]], str | None]]:
+        """Added items in the order they were added, skipping the first ``after``."""
+        with self._connect() as db:
+            rows = db.execute("SELECT item, features, title FROM items ORDER BY rowid LIMIT -1 OFFSET ?", (after,)).fetchall()
+        return [(item, json.loads(features), title) for item, features, title in rows]
+
+    def item_count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def add_interaction(self, user: str, item: str) -> int:
+        with self._connect() as db:
+            cur = db.execute("INSERT INTO interactions (user, item, ts) VALUES (?, ?, ?)", (user, item, time.time()))
+        return int(cur.lastrowid or 0)
+
+    def interactions(self) -> pd.DataFrame:
+        """Every stored interaction as ``user_id, item_id, timestamp`` (the native interactions.csv columns)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT user, item, ts FROM interactions ORDER BY id").fetchall()
+        return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])

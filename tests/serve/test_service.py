@@ -1,0 +1,145 @@
+"""The HTTP service: every endpoint and error, inductive items, durability, metrics, the page."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+import mmgef
+from mmgef.serve.app import create_app
+from mmgef.serve.catalog import Catalog
+from mmgef.serve.store import Store
+
+TRAIN = {"epochs": 3, "progress": False, "lr": 0.01}
+
+
+@pytest.fixture(scope="module")
+def mmgef_run(tiny_dir, tmp_path_factory):
+    return mmgef.train({"model": "mmgef", "data": {"name": str(tiny_dir)}, "train": TRAIN},
+                       tmp_path_factory.mktemp("serve") / "mmgef")
+
+
+@pytest.fixture()
+def client(mmgef_run, tmp_path):
+    with TestClient(create_app(mmgef_run, db=tmp_path / "s.sqlite")) as c:
+        yield c
+
+
+def _content(run_dir, item: str) -> dict[str, list[float]]:
+    cat = Catalog.load(run_dir)
+    row = cat.base_items.index(item)
+    return {m: x[row].tolist() for m, x in cat.ctx.content.items()}
+
+
+def test_health_and_recommendations_match_the_python_api(client, mmgef_run):
+    h = client.get("/health").json()
+    offline = mmgef.load(mmgef_run)
+    assert h["status"] == "ok" and h["model"] == "mmgef" and h["accepts_new_items"]
+    assert h["items"] == len(offline.item_ids) and h["users"] == len(offline.user_ids)
+    for user in offline.user_ids[:5]:
+        got = client.get(f"/users/{user}/recommendations", params={"k": 20}).json()
+        want = offline.recommend(user, 20)
+        assert got["user"] == user and [x["item"] for x in got["items"]] == [i for i, _ in want]
+        assert np.allclose([x["score"] for x in got["items"]], [s for _, s in want], atol=1e-5)
+    seen = client.get(f"/users/{offline.user_ids[0]}/recommendations", params={"k": 1000, "exclude_seen": False}).json()
+    assert len(seen["items"]) == len(offline.item_ids)
+
+
+def test_similar_items_and_graph_neighbours(client, mmgef_run):
+    item = mmgef.load(mmgef_run).item_ids[3]
+    r = client.get(f"/items/{item}/similar", params={"k": 5}).json()
+    assert r["item"] == item and len(r["items"]) == 5 and item not in [x["item"] for x in r["items"]]
+    scores = [x["score"] for x in r["items"]]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 + 1e-6 for s in scores)
+    assert 0 < len(r["graph_neighbours"]) <= 5
+
+
+def test_errors(client, mmgef_run):
+    user, item = mmgef.load(mmgef_run).user_ids[0], mmgef.load(mmgef_run).item_ids[0]
+    r = client.get("/users/nobody/recommendations")
+    assert r.status_code == 404 and "user 'nobody'" in r.json()["detail"]
+    assert client.get("/items/nothing/similar").status_code == 404
+    assert client.get(f"/users/{user}/recommendations", params={"k": 0}).status_code == 422
+    assert client.get(f"/users/{user}/recommendations", params={"k": 1001}).status_code == 422
+    widths = client.get("/health").json()["modalities"]
+    good = {m: [0.1] * w for m, w in widths.items()}
+    m0 = next(iter(widths))
+    bad = client.post("/items", json={"item": "n1", "features": {**good, m0: [0.1] * (widths[m0] - 1)}})
+    assert bad.status_code == 422 and f"modality '{m0}'" in bad.json()["detail"]
+    nan = client.post("/items", content=('{"item": "n2", "features": {' + ", ".join(
+        f'"{m}": [{"NaN" if m == m0 else "0.1"}' + ", 0.1" * (w - 1) + "]" for m, w in widths.items()) + "}}"),
+        headers={"content-type": "application/json"})
+    assert nan.status_code == 422
+    assert client.post("/items", json={"item": item, "features": good}).status_code == 409
+    assert client.post("/interactions", json={"user": user, "item": "nothing"}).status_code == 404
+
+
+def test_a_new_item_is_placed_from_its_content_and_recommended_at_once(client, mmgef_run, tmp_path):
+    offline = mmgef.load(mmgef_run)
+    twin_of = offline.item_ids[7]
+    r = client.post("/items", json={"item": "new-1", "title": "A new one", "features": _content(mmgef_run, twin_of)})
+    assert r.status_code == 201 and r.json()["items"] == len(offline.item_ids) + 1
+    similar = [x["item"] for x in client.get(f"/items/{twin_of}/similar", params={"k": 3}).json()["items"]]
+    assert "new-1" in similar  # the same content lands next to its twin
+    user = offline.user_ids[0]
+    everything = client.get(f"/users/{user}/recommendations", params={"k": 1000}).json()["items"]
+    new = next(x for x in everything if x["item"] == "new-1")
+    assert new["title"] == "A new one" and math.isfinite(new["score"])
+    assert client.get("/health").json()["added_items"] == 1
+    # it survives a restart: a new app on the same store places it again
+    with TestClient(create_app(mmgef_run, db=tmp_path / "s.sqlite")) as again:
+        assert again.get("/items/new-1/similar").status_code == 200
+
+
+def test_interactions_are_stored_durably(client, mmgef_run, tmp_path):
+    offline = mmgef.load(mmgef_run)
+    for user in ("brand-new-user", offline.user_ids[1]):
+        r = client.post("/interactions", json={"user": user, "item": offline.item_ids[2]})
+        assert r.status_code == 202
+    df = Store(tmp_path / "s.sqlite").interactions()
+    assert df[["user_id", "item_id"]].values.tolist() == [["brand-new-user", offline.item_ids[2]],
+                                                           [offline.user_ids[1], offline.item_ids[2]]]
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "s.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_metrics_count_requests_and_added_items(client, mmgef_run):
+    user = mmgef.load(mmgef_run).user_ids[0]
+    for _ in range(3):
+        client.get(f"/users/{user}/recommendations")
+    text = client.get("/metrics").text
+    assert 'mmgef_requests_total{route="/users/{user_id}/recommendations",status="200"} 3.0' in text
+    assert "mmgef_request_seconds_bucket" in text and "mmgef_items_added_total 0.0" in text
+
+
+def test_the_page_and_the_explanations(client, mmgef_run):
+    page = client.get("/")
+    assert page.status_code == 200 and "Recommendations" in page.text and "/items" in page.text
+    user = mmgef.load(mmgef_run).user_ids[0]
+    r = client.get(f"/users/{user}/recommendations", params={"k": 5, "explain": True}).json()
+    history = {x["item"] for x in r["history"]}
+    assert history and all({b["item"] for b in x["because"]} <= history for x in r["items"])
+    assert client.get("/users", params={"q": user}).json()["users"][0] == user
+    assert client.get("/docs").status_code == 200
+
+
+def test_a_model_without_content_refuses_new_items(tiny_dir, tmp_path):
+    run = mmgef.train({"model": "lightgcn", "data": {"name": str(tiny_dir)}, "train": TRAIN}, tmp_path / "lgcn")
+    with TestClient(create_app(run, db=tmp_path / "l.sqlite")) as c:
+        r = c.post("/items", json={"item": "x", "features": {"text": [0.1]}})
+        assert r.status_code == 409 and "no content path" in r.json()["detail"]
+        assert not c.get("/health").json()["accepts_new_items"]
+
+
+def test_faiss_index_gives_the_exact_top_k(mmgef_run):
+    exact, indexed = Catalog.load(mmgef_run), Catalog.load(mmgef_run, faiss_above=10)
+    assert indexed.index is not None and exact.index is None
+    for user in exact.user_ids[:5]:
+        a, b = exact.recommend(user, 10), indexed.recommend(user, 10)
+        assert [i for i, _ in a] == [i for i, _ in b] and np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5)

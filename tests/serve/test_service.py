@@ -126,6 +126,8 @@ def test_the_page_and_the_explanations(client, mmgef_run):
     history = {x["item"] for x in r["history"]}
     assert history and all({b["item"] for b in x["because"]} <= history for x in r["items"])
     assert client.get("/users", params={"q": user}).json()["users"][0] == user
+    item = mmgef.load(mmgef_run).item_ids[4]
+    assert item in [x["item"] for x in client.get("/items", params={"q": item}).json()["items"]]
     assert client.get("/docs").status_code == 200
 
 

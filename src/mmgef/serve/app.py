@@ -118,6 +118,14 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         """User ids containing ``q`` (for the page's picker)."""
         return {"users": [u for u in cat().user_ids if q in u][:limit]}
 
+    @app.get("/items")
+    def items(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+        """Item ids (and titles) containing ``q`` in either."""
+        c = cat()
+        q = q.lower()
+        hits = [i for i in c.item_ids if q in i.lower() or q in c.titles.get(i, "").lower()][:limit]
+        return {"items": [{"item": i, **({"title": c.titles[i]} if i in c.titles else {})} for i in hits]}
+
     @app.get("/users/{user_id}/recommendations")
     def recommendations(user_id: str, k: int = K, exclude_seen: bool = True, explain: bool = False) -> dict[str, Any]:
         c = cat()

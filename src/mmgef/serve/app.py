@@ -25,6 +25,7 @@ from mmgef.serve.store import Store
 
 PAGE = Path(__file__).with_name("page.html")
 K = Query(20, ge=1, le=1000, description="how many items")
+SYNC_EVERY_S = 1.0
 
 
 class NewItem(BaseModel):
@@ -71,8 +72,13 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         state.clear()
 
     def sync() -> None:
-        """Place the items other workers (or earlier runs of the service) added; a COUNT when there are none."""
+        """Place the items other workers (or earlier runs of the service) added. The store is asked at most
+        every ``SYNC_EVERY_S`` seconds, so another worker's item shows up here within that time."""
         store, c = state["store"], state["catalog"]
+        now = time.monotonic()
+        if now - state.get("synced_at", -SYNC_EVERY_S) < SYNC_EVERY_S:
+            return
+        state["synced_at"] = now
         if store.item_count() > state["applied"]:
             with c.lock:
                 fresh = [(i, c.check_features(f), t) for i, f, t in store.items(after=state["applied"]) if i not in c.item_index]

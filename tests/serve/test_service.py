@@ -145,3 +145,18 @@ def test_faiss_index_gives_the_exact_top_k(mmgef_run):
     for user in exact.user_ids[:5]:
         a, b = exact.recommend(user, 10), indexed.recommend(user, 10)
         assert [i for i, _ in a] == [i for i, _ in b] and np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
+
+
+def test_workers_sharing_a_store_pick_up_each_others_items(mmgef_run, tmp_path, monkeypatch):
+    """Two apps on one store (as uvicorn workers): each places the items the other added, in any order."""
+    import mmgef.serve.app as app_module
+
+    monkeypatch.setattr(app_module, "SYNC_EVERY_S", 0.0)
+    offline = mmgef.load(mmgef_run)
+    db = tmp_path / "shared.sqlite"
+    with TestClient(create_app(mmgef_run, db=db)) as a, TestClient(create_app(mmgef_run, db=db)) as b:
+        assert b.post("/items", json={"item": "from-b", "features": _content(mmgef_run, offline.item_ids[1])}).status_code == 201
+        assert a.post("/items", json={"item": "from-a", "features": _content(mmgef_run, offline.item_ids[2])}).status_code == 201
+        for c in (a, b):
+            assert c.get("/items/from-a/similar").status_code == 200 and c.get("/items/from-b/similar").status_code == 200
+            assert c.get("/health").json()["added_items"] == 2

@@ -9,6 +9,7 @@ counters.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -80,10 +81,10 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
             return
         state["synced_at"] = now
         if store.item_count() > state["applied"]:
-            with c.lock:
-                fresh = [(i, c.check_features(f), t) for i, f, t in store.items(after=state["applied"]) if i not in c.item_index]
-                c.add_items(fresh)
-                state["applied"] += len(fresh)
+            with c.lock:  # every stored item this catalogue lacks (workers add in interleaved order)
+                stored = store.items()
+                c.add_items([(i, c.check_features(f), t) for i, f, t in stored if i not in c.item_index])
+                state["applied"] = len(stored)
 
     app = FastAPI(title="mmgef", description="multimodal recommendations from a trained mmgef run", lifespan=lifespan)
 
@@ -161,8 +162,11 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
             raise Conflict(f"item '{body.item}' already exists")
         features = c.check_features(body.features)
         with c.lock:
+            try:  # on disk first: another worker may have taken the id since this one last synced
+                state["store"].add_items([(body.item, body.features, body.title)])
+            except sqlite3.IntegrityError:
+                raise Conflict(f"item '{body.item}' already exists") from None
             c.add_items([(body.item, features, body.title)])
-            state["store"].add_items([(body.item, body.features, body.title)])
             state["applied"] += 1
         metrics.items_added.inc()
         return {"item": body.item, "items": len(c.item_ids), "similar": ranked(c.similar(body.item, 5), c.titles)}

@@ -4,8 +4,10 @@ Scores are user · item, as in training. Items added through the service get the
 *inductively*: the run's model is rebuilt over the extended catalogue (the same constructor, so
 the same kNN graphs, co-occurrence graph and attention), its trained weights loaded, and each new
 item given a zero ID embedding and no interactions — so its vector comes from its content through
-the item graph alone, exactly as the model treats an item that has no training interactions. The
-learned item graph is rebuilt from the trained projections. A model with no content path (MF,
+the item graph alone. The learned item graph is rebuilt from the trained projections. (Offline, an
+item without training interactions differs in two ways: it keeps its initial ID embedding, and the
+stored graph was built from the projections at the start of the best epoch; measured by
+benchmarks/serve_cold_start.py.) A model with no content path (MF,
 LightGCN, NGCF) cannot place an item it has never seen: adding one is refused.
 
 Top-k is an exact product below ``faiss_above`` items and a FAISS inner-product index above it
@@ -94,7 +96,7 @@ class Catalog:
 
     def _hold_out(self, ids: list[str]) -> None:
         """Start without ``ids`` (items with no training interactions), to add them back through the service:
-        how a test checks that cold start through the service equals cold start offline."""
+        how benchmarks/serve_cold_start.py compares cold start through the service with cold start offline."""
         pos = {i: k for k, i in enumerate(self.base_items)}
         drop = sorted(pos[i] for i in ids)
         if self.ctx.train[:, drop].nnz:

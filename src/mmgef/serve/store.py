@@ -48,10 +48,10 @@ class Store:
             db.executemany("INSERT INTO items (item, title, features, added) VALUES (?, ?, ?, ?)",
                            [(item, title, json.dumps(features), now) for item, features, title in items])
 
-    def items(self, after: int = 0) -> list[tuple[str, dict[str, list[float]], str | None]]:
-        """Added items in the order they were added, skipping the first ``after``."""
+    def items(self) -> list[tuple[str, dict[str, list[float]], str | None]]:
+        """Added items in the order they were added."""
         with self._connect() as db:
-            rows = db.execute("SELECT item, features, title FROM items ORDER BY rowid LIMIT -1 OFFSET ?", (after,)).fetchall()
+            rows = db.execute("SELECT item, features, title FROM items ORDER BY rowid").fetchall()
         return [(item, json.loads(features), title) for item, features, title in rows]
 
     def item_count(self) -> int:

@@ -15,12 +15,18 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from mmgef.features.fusion import concat, early_fuse, l2_normalize, select, shared_fusion
 from mmgef.graphs.sparse import row_normalize
 from mmgef.models.base import ModelContext, Recommender, id_embedding
 from mmgef.params import CBParams, ContentInitParams
+
+
+def user_profiles(train: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+    """Each user's unit-length mean of their training items' vectors (zero for a user without any)."""
+    return l2_normalize(np.asarray(row_normalize(train) @ items, dtype=np.float32))
 
 
 class ContentBased(Recommender):
@@ -31,7 +37,7 @@ class ContentBased(Recommender):
     def __init__(self, params: CBParams, ctx: ModelContext, reg: float = 0.0) -> None:
         super().__init__(ctx, reg)
         items = l2_normalize(concat(select(ctx.content, params.modalities, "cb")))
-        profiles = l2_normalize(np.asarray(row_normalize(ctx.train) @ items, dtype=np.float32))
+        profiles = user_profiles(ctx.train, items)
         self.register_buffer("item_vecs", torch.from_numpy(items))
         self.register_buffer("user_vecs", torch.from_numpy(profiles))
 
@@ -68,7 +74,7 @@ class ContentInit(Recommender):
         if params.users == "random":
             users = id_embedding(ctx.n_users, d).weight.detach().numpy()
         else:
-            users = l2_normalize(np.asarray(row_normalize(ctx.train) @ items)) * xavier_row_norm(ctx.n_users, d)
+            users = user_profiles(ctx.train, items) * xavier_row_norm(ctx.n_users, d)
         self.register_buffer("item_vecs", torch.from_numpy((items * xavier_row_norm(ctx.n_items, d)).astype(np.float32)))
         self.register_buffer("user_vecs", torch.as_tensor(users, dtype=torch.float32))
 

@@ -50,8 +50,13 @@ class Metrics:
         self.interactions = Counter("mmgef_interactions", "interactions stored", registry=self.registry)
 
 
+def described(item: str, titles: dict[str, str]) -> dict[str, Any]:
+    """An item as the API shows it: its id, and its title when the data has one."""
+    return {"item": item, **({"title": titles[item]} if item in titles else {})}
+
+
 def ranked(pairs: list[tuple[str, float]], titles: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"item": i, "score": s, **({"title": titles[i]} if i in titles else {})} for i, s in pairs]
+    return [{**described(i, titles), "score": s} for i, s in pairs]
 
 
 def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, catalog: Catalog | None = None,
@@ -131,7 +136,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         c = cat()
         q = q.lower()
         hits = [i for i in c.item_ids if q in i.lower() or q in c.titles.get(i, "").lower()][:limit]
-        return {"items": [{"item": i, **({"title": c.titles[i]} if i in c.titles else {})} for i in hits]}
+        return {"items": [described(i, c.titles) for i in hits]}
 
     @app.get("/users/{user_id}/recommendations")
     def recommendations(user_id: str, k: int = K, exclude_seen: bool = True, explain: bool = False) -> dict[str, Any]:
@@ -139,7 +144,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         out: dict[str, Any] = {"user": user_id, "items": ranked(c.recommend(user_id, k, exclude_seen), c.titles)}
         if explain:  # the history items closest to each recommendation (why it is there)
             history = c.seen_items(user_id)
-            out["history"] = [{"item": i, **({"title": c.titles[i]} if i in c.titles else {})} for i in history]
+            out["history"] = [described(i, c.titles) for i in history]
             for rec in out["items"]:
                 rec["because"] = ranked(c.closest_in(rec["item"], history, 3), c.titles)
         return out
@@ -156,10 +161,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
     @app.post("/items", status_code=201)
     def add_item(body: NewItem) -> dict[str, Any]:
         c = cat()
-        if not c.inductive:
-            raise Conflict(f"model '{c.name}' has no content path: it cannot place an item without interactions")
-        if body.item in c.item_index:
-            raise Conflict(f"item '{body.item}' already exists")
+        c.check_new([body.item])  # before the store write: a refused item is never stored
         features = c.check_features(body.features)
         with c.lock:
             try:  # on disk first: another worker may have taken the id since this one last synced

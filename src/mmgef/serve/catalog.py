@@ -214,18 +214,22 @@ class Catalog:
             out[m] = x
         return out
 
-    def add_items(self, items: list[tuple[str, dict[str, np.ndarray], str | None]]) -> None:
-        """Add new items (id, checked features, title) in one model rebuild."""
-        if not items:
-            return
+    def check_new(self, ids: list[str]) -> None:
+        """Refuse new items this catalogue cannot take: a model without a content path, an id that exists."""
         if not self.inductive:
             raise Conflict(f"model '{self.name}' has no content path: it cannot place an item without interactions "
                            "(use a content model: mmgef, lattice, freedom, vbpr, …)")
         taken = set(self.item_index)
-        for item, _, _ in items:
+        for item in ids:
             if item in taken:
                 raise Conflict(f"item '{item}' already exists")
             taken.add(item)
+
+    def add_items(self, items: list[tuple[str, dict[str, np.ndarray], str | None]]) -> None:
+        """Add new items (id, checked features, title) in one model rebuild."""
+        if not items:
+            return
+        self.check_new([item for item, _, _ in items])
         n_new = len(items)
         with self.lock:  # re-entrant: the service holds it across the add and the store write
             ctx = replace(self.ctx, n_items=self.ctx.n_items + n_new,

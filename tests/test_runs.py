@@ -75,3 +75,13 @@ def test_importing_the_config_imports_no_model_code():
     code = "import sys, mmgef.config; print(sorted(m for m in sys.modules if m.startswith(('mmgef.models', 'torch'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cold_ids_is_a_cold_split_setting_that_keeps_old_digests():
+    base = resolve_run_config(model="mmgef", sets=["split=cold"])
+    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_ids=trained"]).digest() == base.digest()
+    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_ids=none"]).digest() != base.digest()
+    with pytest.raises(MMGEFError, match="cold split only"):
+        resolve_run_config(model="mmgef", sets=["cold_ids=none"])
+    with pytest.raises(MMGEFError, match="no item ID embedding"):
+        runs.prepare(resolve_run_config(model="cb", sets=["split=cold", "cold_ids=none"]))

@@ -37,6 +37,10 @@ class DataConfig(Strict):
     cold_eval: Literal["all", "cold_only"] = Field(
         "all", description="cold split: rank every item (MM-GEF §4.5, 'the test set contains all items'), or only the "
                            "part's cold items (warm items never compete with them; an easier, older protocol of ours)")
+    cold_ids: Literal["trained", "none"] = Field(
+        "trained", description="cold split: cold items keep an ID embedding, trained only as sampled negatives (the papers), "
+                               "or have none (zero, never trained): content alone places them, as it places an item "
+                               "added to `mmgef serve`")
     modalities: list[str] | None = Field(None, description="content modalities to load; None = the dataset's defaults")
     encoding: str = Field("utf-8", description="text encoding of the dataset's files (e.g. latin-1)")
     location: str | None = Field(None, description="where the data was read (absolute; written by `mmgef train`)")
@@ -117,6 +121,12 @@ class RunConfig(Strict):
         return raw
 
     @model_validator(mode="after")
+    def _cold_ids_need_the_cold_split(self) -> RunConfig:
+        if self.data.cold_ids != "trained" and self.data.split != "cold":
+            raise ValueError(f"cold_ids={self.data.cold_ids} applies to the cold split only; add split=cold or drop it")
+        return self
+
+    @model_validator(mode="after")
     def _sampler_fits_the_model(self) -> RunConfig:
         if self.train.sampler == "mixgcf" and not self.params.layered:
             raise ValueError(f"MixGCF mixes per-layer embeddings, and model '{self.model}' has no propagation "
@@ -157,6 +167,8 @@ class RunConfig(Strict):
             dumped["data"].pop("encoding")
         if self.data.split != "cold":  # only the cold split reads it (every cold run's digest names its protocol)
             dumped["data"].pop("cold_eval")
+        if self.data.cold_ids == "trained":
+            dumped["data"].pop("cold_ids")
         if self.train.eval_mask == "train+valid":
             dumped["train"].pop("eval_mask")
         if self.train.sampler != "mixgcf":

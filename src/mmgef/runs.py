@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmgef.config import RunConfig, load_run_config, save_run_config
@@ -21,7 +22,7 @@ from mmgef.data.split import Split, make_split
 from mmgef.devices import resolve_device
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import check_unlocked, locked_dir, read_safetensors, write_json
-from mmgef.models.base import ModelContext, Recommender
+from mmgef.models.base import ModelContext, Recommender, withhold_item_ids
 from mmgef.models.registry import build_model
 from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
 from mmgef.training.sampling import UniformSampler
@@ -66,6 +67,9 @@ def prepare(cfg: RunConfig, keep_context: bool = False) -> Prepared:
     model = build_model(cfg.params, ctx, cfg.train.reg).to(device)
     if cfg.train.init:
         load_pretrained(cfg.train.init, model, dataset)
+    untrained = np.flatnonzero(np.diff(split.train.tocsc().indptr) == 0)  # the cold items, and any never seen
+    if cfg.data.cold_ids == "none" and not withhold_item_ids(model, untrained):
+        raise ConfigError(f"cold_ids=none: model '{cfg.model}' has no item ID embedding to withhold; drop the setting")
     # The model now holds the content it needs (as buffers); drop the dataset's reference so a
     # copy the model made is not kept twice. The fingerprint is taken first.
     fingerprint = dataset.fingerprint()

@@ -50,6 +50,31 @@ def id_embedding(n: int, dim: int) -> nn.Embedding:
     return emb
 
 
+# ID tables with item rows, by attribute name, and where their item rows start (MMGCN's holds users first).
+ITEM_ID_TABLES = {"item_emb": lambda model: 0, "graph_item_emb": lambda model: 0, "id_emb": lambda model: model.n_users}
+
+
+def withhold_item_ids(model: nn.Module, items: np.ndarray) -> int:
+    """Give ``items`` no ID embedding: their rows in every item ID table are zeroed and their gradients
+    masked, so they stay zero through training (a cold item then has what a new item has: content).
+    Returns the number of tables changed."""
+    owners = {name: m for name, m in model.named_modules() if isinstance(m, Recommender)}
+    changed = 0
+    for name, module in model.named_modules():
+        attr = name.rsplit(".", 1)[-1]
+        if not isinstance(module, nn.Embedding) or attr not in ITEM_ID_TABLES:
+            continue
+        owner = owners[name.rsplit(".", 1)[0] if "." in name else ""]
+        rows = torch.as_tensor(items, dtype=torch.long, device=module.weight.device) + ITEM_ID_TABLES[attr](owner)
+        keep = torch.ones(module.weight.shape[0], 1, device=module.weight.device)
+        keep[rows] = 0.0
+        with torch.no_grad():
+            module.weight[rows] = 0.0
+        module.weight.register_hook(lambda grad, keep=keep: grad * keep)
+        changed += 1
+    return changed
+
+
 def ego_l2(user_emb: nn.Embedding, item_emb: nn.Embedding, batch: Batch) -> torch.Tensor:
     """L2 on the batch's layer-0 (ID) embeddings, as LightGCN and NGCF regularise."""
     return l2_loss(user_emb(batch.users), item_emb(batch.pos), item_emb(batch.neg))

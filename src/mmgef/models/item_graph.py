@@ -7,10 +7,16 @@ become backbone items + h/‖h‖ (LATTICE, MM-GEF) or + h (FREEDOM).
 ``LearnedGraphRecommender`` adds LATTICE's structure learning: on the first training batch after a
 rebuild is due the graph is built afresh from trainable projections, with gradients into them;
 its frozen copy (a persistent buffer) serves every other batch and evaluation. The frozen copy is
-saved with the weights, so the best checkpoint holds the very graph it was evaluated with.
+saved with the weights, so the best checkpoint holds the very graph it was evaluated with, and so
+is a copy of the parameters it was built from (``ParamSnapshot``): over a changed catalogue (items
+added to the service) the graph is rebuilt from those, not from the weights trained after it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,12 +71,62 @@ class ItemGraphRecommender(Recommender):
         return users, items + self.item_graph_embeddings()
 
 
+class ParamSnapshot(nn.Module):
+    """A saved copy of some parameters, taken when the learned graph is built from them.
+
+    A checkpoint written before snapshots existed has none: loading it leaves ``taken`` false and
+    ``applied`` then uses the parameters as they are.
+    """
+
+    def __init__(self, params: dict[str, nn.Parameter]) -> None:
+        super().__init__()
+        self.names = list(params)
+        for k, (name, p) in enumerate(params.items()):
+            self.register_buffer(f"p{k}", p.detach().clone())
+        self.register_buffer("taken", torch.tensor(False))
+
+    def take(self, params: dict[str, nn.Parameter]) -> None:
+        with torch.no_grad():
+            for k, name in enumerate(self.names):
+                getattr(self, f"p{k}").copy_(params[name])
+            self.taken.fill_(True)
+
+    @contextmanager
+    def applied(self, params: dict[str, nn.Parameter]) -> Iterator[None]:
+        """The parameters hold the snapshot inside the block and their own values again after it."""
+        if not bool(self.taken):
+            yield
+            return
+        with torch.no_grad():
+            own = {name: p.detach().clone() for name, p in params.items()}
+            for k, name in enumerate(self.names):
+                params[name].copy_(getattr(self, f"p{k}"))
+            try:
+                yield
+            finally:
+                for name, p in params.items():
+                    p.copy_(own[name])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        missing: list[str] = args[2]  # (local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        before = len(missing)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        ours = [k for k in missing[before:] if k.startswith(prefix)]
+        if ours:  # an older checkpoint: no snapshot in it
+            for k in ours:
+                missing.remove(k)
+            self.taken.fill_(False)
+
+
 class LearnedGraphRecommender(ItemGraphRecommender):
     """An item graph rebuilt every ``rebuild_every`` epochs from trainable projections (LATTICE, MM-GEF).
 
-    Subclasses implement ``build_content_graph()`` and call ``init_graph()`` at the end of their
-    constructor, which builds the first graph and sizes its frozen slot.
+    Subclasses implement ``build_content_graph()``, name in ``graph_sources`` the attributes
+    (modules or parameters) it reads, and call ``init_graph()`` at the end of their constructor,
+    which builds the first graph and sizes its frozen slot.
     """
+
+    graph_sources: tuple[str, ...] = ()
 
     def __init__(self, ctx: ModelContext, reg: float, backbone: Recommender, item_layers: int,
                  rebuild_every: int, normalize_h: bool = True) -> None:
@@ -83,11 +139,30 @@ class LearnedGraphRecommender(ItemGraphRecommender):
     def build_content_graph(self) -> DiffGraph:
         raise NotImplementedError
 
+    def source_params(self) -> dict[str, nn.Parameter]:
+        """The parameters the learned graph is built from, by name."""
+        out: dict[str, nn.Parameter] = {}
+        for attr in self.graph_sources:
+            obj = getattr(self, attr, None)
+            if isinstance(obj, nn.Parameter):
+                out[attr] = obj
+            elif isinstance(obj, nn.Module):
+                out.update({f"{attr}.{n}": p for n, p in obj.named_parameters()})
+        return out
+
     def init_graph(self) -> None:
         with torch.no_grad():
             graph = self.build_content_graph()
             self.frozen = FrozenKnnGraph(self.n_items, graph.width)
             self.frozen.store(*graph.rows())
+        self.graph_source = ParamSnapshot(self.source_params())
+
+    def rebuild_frozen_graph(self) -> None:
+        """Build the frozen graph again, over this model's items, from the parameters the stored one was
+        built from: the graph the run would have had over these items."""
+        params = self.source_params()
+        with torch.no_grad(), self.graph_source.applied(params):
+            self.frozen.store(*self.build_content_graph().rows())
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
@@ -100,6 +175,7 @@ class LearnedGraphRecommender(ItemGraphRecommender):
             self._build_due = False
             graph = self.build_content_graph()
             self.frozen.store(*graph.rows())
+            self.graph_source.take(self.source_params())
             return graph
         return self.frozen
 

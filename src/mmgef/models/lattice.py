@@ -31,6 +31,8 @@ from mmgef.params import LatticeParams
 
 
 class Lattice(LearnedGraphRecommender):
+    graph_sources = ("proj", "modal_weight")
+
     def __init__(self, params: LatticeParams, ctx: ModelContext, reg: float = 0.0) -> None:
         backbone = build_backbone(params.backbone, params.embedding_dim, params.n_layers, ctx)
         super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every)

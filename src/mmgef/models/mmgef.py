@@ -47,6 +47,8 @@ from mmgef.params import MMGEFParams
 
 
 class MMGEF(LearnedGraphRecommender):
+    graph_sources = ("proj", "proj_m")
+
     def __init__(self, params: MMGEFParams, ctx: ModelContext, reg: float = 0.0) -> None:
         backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
         super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h)

@@ -4,10 +4,11 @@ Scores are user · item, as in training. Items added through the service get the
 *inductively*: the run's model is rebuilt over the extended catalogue (the same constructor, so
 the same kNN graphs, co-occurrence graph and attention), its trained weights loaded, and each new
 item given a zero ID embedding and no interactions — so its vector comes from its content through
-the item graph alone. The learned item graph is rebuilt from the trained projections. (Offline, an
-item without training interactions differs in two ways: it keeps its initial ID embedding, and the
-stored graph was built from the projections at the start of the best epoch; measured by
-benchmarks/serve_cold_start.py.) A model with no content path (MF,
+the item graph alone. The learned item graph is rebuilt over the new catalogue from the
+parameters the stored one was built from. So a run trained on the cold split with ``cold_ids=none``
+(cold items without ID embeddings) scores its cold items offline exactly as the service scores them
+when they are added (tested; ``serve.cold_check``); with the papers' default a cold item offline
+also has the ID embedding it got as a sampled negative. A model with no content path (MF,
 LightGCN, NGCF) cannot place an item it has never seen: adding one is refused.
 
 Top-k is an exact product below ``faiss_above`` items and a FAISS inner-product index above it
@@ -119,9 +120,8 @@ class Catalog:
         state = {k: (resize(v) if v.shape != target[k].shape else v) for k, v in state.items()
                  if not (frozen is not None and k.startswith("frozen."))}
         model.load_state_dict(state, strict=frozen is None)
-        if frozen is not None:  # the learned graph, rebuilt from the trained projections over these items
-            with torch.no_grad():
-                frozen.store(*model.build_content_graph().rows())
+        if frozen is not None:  # the learned graph over these items, from the projections the stored one came from
+            model.rebuild_frozen_graph()
         model.eval()
         return model
 

@@ -36,8 +36,8 @@ def main() -> None:
         for cold_ids in ("none", "trained"):
             cfg = resolve_run_config(model=args.model, data=args.data, sets=[
                 "split=cold", f"data.cold_ids={cold_ids}", "progress=false", "patience=10", *args.sets])
-            run = mmgef.train(cfg, Path(tmp) / cold_ids)["run_dir"]
-            got = cold_start_through_service(Path(run), Path(tmp) / f"{cold_ids}.sqlite")
+            run = mmgef.train(cfg, Path(tmp) / cold_ids)
+            got = cold_start_through_service(run, Path(tmp) / f"{cold_ids}.sqlite")
             rows.append(f"| {cold_ids} | {got['added']} | {got['offline']:.6f} | {got['served']:.6f} | "
                         f"{abs(got['offline'] - got['served']):.1e} |")
             print(rows[-1], flush=True)

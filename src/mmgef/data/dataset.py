@@ -35,6 +35,7 @@ class Dataset:
     synthetic: bool = False
     source: str = ""
     joint_modalities: frozenset[str] = frozenset()  # modalities embedded by one joint encoder (CLIP image + text)
+    feature_sources: dict[str, dict] = field(default_factory=dict)  # modality → the `mmgef features` manifest that made it
     split_overlap: int = 0  # rows dropped because their (user, item) pair was already in another part of the given split
 
     def __post_init__(self) -> None:

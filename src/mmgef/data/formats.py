@@ -189,10 +189,10 @@ def load_feature(path: Path, n_items: int, order: np.ndarray | None = None) -> n
 JOINT_ENCODERS = ("clip",)  # encoders that embed several modalities into one space (``manifest.json`` "encoder")
 
 
-def joint_encoder_modalities(root: Path, features: Mapping[str, str]) -> frozenset[str]:
-    """The loaded modalities whose files a joint encoder wrote, by the ``manifest.json`` beside them (``mmgef
-    features``). Early fusion averages only such vectors coordinate by coordinate; others live in unrelated spaces."""
-    joint = set()
+def feature_sources(root: Path, features: Mapping[str, str]) -> dict[str, dict]:
+    """For each loaded modality whose file ``mmgef features`` wrote, that run's ``manifest.json`` (encoder, model
+    path and fingerprint, normalisation), with ``"file_modality"``: the file's own modality name (its stem)."""
+    sources = {}
     manifests: dict[Path, dict] = {}  # modalities written together share one manifest: read it once
     for modality, name in features.items():
         path = root / name
@@ -206,9 +206,15 @@ def joint_encoder_modalities(root: Path, features: Mapping[str, str]) -> frozens
                 raise DataError(manifest, f"not readable JSON ({err})", "re-run mmgef features or delete the manifest") from None
             manifests[manifest] = meta if isinstance(meta, dict) else {}
         meta = manifests[manifest]
-        if meta.get("encoder") in JOINT_ENCODERS and path.stem in meta.get("modalities", {}):
-            joint.add(modality)
-    return frozenset(joint)
+        if path.stem in meta.get("modalities", {}):
+            sources[modality] = {**meta, "file_modality": path.stem}
+    return sources
+
+
+def joint_encoder_modalities(sources: Mapping[str, dict]) -> frozenset[str]:
+    """The modalities a joint encoder wrote (by ``feature_sources``). Early fusion averages only such vectors
+    coordinate by coordinate; others live in unrelated spaces."""
+    return frozenset(m for m, meta in sources.items() if meta.get("encoder") in JOINT_ENCODERS)
 
 
 # --------------------------------------------------------------------------- MMRec atomic

@@ -123,5 +123,6 @@ def load_dataset(name_or_path: str, modalities: list[str] | None = None, encodin
         ds = formats.read_lattice_json(root, feats, spec.name, encoding, spec.users_without_train)
     else:
         ds = formats.read_native(root, feats, spec.name, encoding, spec.users_without_train)
-    ds.joint_modalities = formats.joint_encoder_modalities(root, feats)
+    ds.feature_sources = formats.feature_sources(root, feats)
+    ds.joint_modalities = formats.joint_encoder_modalities(ds.feature_sources)
     return ds

@@ -31,7 +31,10 @@ SYNC_EVERY_S = 1.0
 
 class NewItem(BaseModel):
     item: str = Field(min_length=1, description="the new item's raw id")
-    features: dict[str, list[float]] = Field(description="one vector per modality the run uses, e.g. {'text': [...]}")
+    features: dict[str, list[float]] = Field(default_factory=dict,
+                                             description="one vector per modality the run uses, e.g. {'audio': [...]}")
+    text: str | None = Field(None, min_length=1, description="the item's text, encoded on the server for the run's text "
+                                                             "modalities by the local encoder their manifest names")
     title: str | None = None
 
 
@@ -123,7 +126,8 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
     def health() -> dict[str, Any]:
         c = cat()
         return {"status": "ok", "model": c.name, "items": len(c.item_ids), "users": len(c.user_ids),
-                "added_items": len(c.added), "accepts_new_items": c.inductive, "modalities": c.content_widths}
+                "added_items": len(c.added), "accepts_new_items": c.inductive, "modalities": c.content_widths,
+                "text_modalities": sorted(c.text_sources)}
 
     @app.get("/users")
     def users(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
@@ -162,10 +166,13 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
     def add_item(body: NewItem) -> dict[str, Any]:
         c = cat()
         c.check_new([body.item])  # before the store write: a refused item is never stored
-        features = c.check_features(body.features)
+        given = dict(body.features)
+        if body.text is not None:  # vectors sent beside the text win
+            given = {**{m: x.tolist() for m, x in c.encode_text(body.text).items()}, **given}
+        features = c.check_features(given)
         with c.lock:
             try:  # on disk first: another worker may have taken the id since this one last synced
-                state["store"].add_items([(body.item, body.features, body.title)])
+                state["store"].add_items([(body.item, given, body.title)])
             except sqlite3.IntegrityError:
                 raise Conflict(f"item '{body.item}' already exists") from None
             c.add_items([(body.item, features, body.title)])

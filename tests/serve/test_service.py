@@ -206,3 +206,38 @@ def test_text_for_a_run_without_an_encoder_manifest_is_a_422(client):
     r = client.post("/items", json={"item": "t", "text": "a red lamp"})
     assert r.status_code == 422 and "send 'features'" in r.json()["detail"]
     assert client.post("/items", json={"item": "t"}).status_code == 422  # neither features nor text
+
+
+def test_train_reads_the_services_items_and_interactions_back(mmgef_run, tiny_dir, tmp_path):
+    from mmgef.data.registry import load_dataset
+    from mmgef.errors import DataError
+
+    db = tmp_path / "s.sqlite"
+    base = load_dataset(str(tiny_dir))
+    with TestClient(create_app(mmgef_run, db=db)) as c:
+        item = base.item_ids[0]
+        assert c.post("/items", json={"item": "fresh", "features": _content(mmgef_run, item), "title": "Fresh"}).status_code == 201
+        posts = [("newcomer", "fresh"), ("newcomer", item), (base.user_ids[0], "fresh"), ("newcomer", "fresh")]
+        for user, it in posts:
+            assert c.post("/interactions", json={"user": user, "item": it}).status_code == 202
+    ds = load_dataset(str(db))
+    assert ds.n_items == base.n_items + 1 and ds.n_users == base.n_users + 1
+    assert ds.item_ids[-1] == "fresh" and ds.item_texts[-1] == "Fresh" and ds.user_ids[-1] == "newcomer"
+    assert len(ds.users) == len(base.users) + 3  # the repeated pair is kept once
+    for m, x in ds.content.items():
+        assert np.allclose(x[-1], x[0]) and np.allclose(x[:-1], base.content[m])
+    run = mmgef.train({"model": "mmgef", "data": {"name": str(db)}, "train": TRAIN}, tmp_path / "retrained")
+    again = mmgef.load(run)
+    assert "fresh" in again.item_ids and [i for i, _ in again.recommend("newcomer", 5)]
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DataError, match="not a store"):
+        load_dataset(str(tmp_path / "junk.sqlite"))
+
+
+def test_a_store_bound_to_other_data_is_refused(mmgef_run, tmp_path):
+    from mmgef.errors import ConfigError
+
+    Store(tmp_path / "s.sqlite").bind("/somewhere/else")
+    with pytest.raises(ConfigError, match="extends dataset /somewhere/else"):
+        with TestClient(create_app(mmgef_run, db=tmp_path / "s.sqlite")):
+            pass

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from mmgef.data import formats
 from mmgef.data.dataset import Dataset
+from mmgef.data.service_data import is_store, load_with_store
 from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.errors import ConfigError, DataError
 from mmgef.schema import Strict, load_yaml, validate
@@ -53,7 +54,7 @@ def spec_location(name_or_path: str) -> str:
     A run records this, so it loads the same data from any working directory.
     """
     as_path = Path(name_or_path)
-    if as_path.is_dir() or as_path.suffix in (".yaml", ".yml"):
+    if as_path.is_dir() or as_path.suffix in (".yaml", ".yml") or is_store(name_or_path):
         return str(as_path.resolve())
     cfg_file = dataset_config_dir() / f"{name_or_path}.yaml"
     return str(cfg_file.resolve()) if cfg_file.is_file() else name_or_path
@@ -98,7 +99,10 @@ def detect_layout(root: Path) -> DatasetSpec:
 def load_dataset(name_or_path: str, modalities: list[str] | None = None, encoding: str = "utf-8") -> Dataset:
     """Load a dataset with the requested content modalities (None = the spec's defaults).
 
-    ``encoding`` decodes its text files (CSV, id lists, json); undecodable bytes are an error naming the line."""
+    ``encoding`` decodes its text files (CSV, id lists, json); undecodable bytes are an error naming the line.
+    A service store (``RUN/service.sqlite``) gives its run's dataset with the service's items and interactions."""
+    if is_store(name_or_path):
+        return load_with_store(Path(name_or_path), lambda data: load_dataset(data, modalities, encoding))
     spec = resolve_spec(name_or_path)
     if spec.format == "synthetic":
         ds = generate(spec.synthetic or SyntheticConfig())

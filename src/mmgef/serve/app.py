@@ -75,6 +75,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cat = catalog or Catalog.load(run_dir, faiss_above)  # type: ignore[arg-type]
         store = Store(db or Path(run_dir or cat.p.cfg.data.name) / "service.sqlite")
+        store.bind(cat.p.cfg.data.location or cat.p.cfg.data.name)
         state.update(catalog=cat, store=store, applied=0)
         sync()
         yield

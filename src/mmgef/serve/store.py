@@ -1,5 +1,9 @@
 """What the service must not lose: items added at run time and interactions posted to it.
 
+The store also records the dataset the served run was trained on, so ``mmgef train --data
+STORE.sqlite`` trains on that dataset with the stored items and interactions added
+(``mmgef.data.service_data``).
+
 SQLite in WAL mode with ``synchronous=FULL``: a row is on disk before the request is answered,
 and a crash (or a kill) loses nothing that was acknowledged. One connection per call, so uvicorn's
 worker threads and processes can share the file.
@@ -16,11 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmgef.errors import ConfigError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     item TEXT PRIMARY KEY, title TEXT, features TEXT NOT NULL, added REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS interactions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, item TEXT NOT NULL, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -41,6 +48,22 @@ class Store:
                 yield db
         finally:
             db.close()
+
+    def bind(self, data: str) -> None:
+        """Record the dataset (``data.location`` of the served run) the stored rows extend; a store already
+        bound to another dataset is refused (its items and interactions would be mixed into the wrong data)."""
+        with self._connect() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('data', ?)", (data,))
+            bound = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()[0]
+        if bound != data:
+            raise ConfigError(f"{self.path}: this store extends dataset {bound}, not {data}. "
+                              "Fix: pass another --db for this run.")
+
+    def data(self) -> str | None:
+        """The dataset the stored rows extend (None for a store never bound)."""
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()
+        return None if row is None else str(row[0])
 
     def add_items(self, items: list[tuple[str, dict[str, list[float]], str | None]]) -> None:
         now = time.time()

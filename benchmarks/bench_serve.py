@@ -1,12 +1,18 @@
 """Loopback load test of `mmgef serve`: latency percentiles, requests/s and errors per endpoint.
 
-A bounded test: a fixed number of requests (default 5,000) from a fixed number of concurrent
-clients (16), a time limit, 127.0.0.1 only. The service runs in its own process (uvicorn, one
-worker unless --workers) over a run trained here for one epoch on GENERATED data of the given size
-(serving cost depends on the catalogue's size, not on the model's quality).
+A bounded test, 127.0.0.1 only, from a fixed number of concurrent connections (16): ¾ of the
+requests ask for recommendations, ¼ for similar items. The service runs
+in its own process (uvicorn, one worker unless --workers) over a run trained here for one epoch on
+GENERATED data of the given size (serving cost depends on the catalogue's size, not on the model's
+quality).
+
+The load comes from ``wrk`` (Debian's package; C, two threads) when it is installed: each endpoint
+for ``--seconds`` (default 15) in turn. Else (``--client python``) a fixed count of requests
+(``--requests``, default 5,000) from asyncio + httpx in this process, whose own CPU use on a 2-core
+machine inflates the latencies it measures.
 
     python benchmarks/bench_serve.py [--users 19445 --items 7050] [--requests 5000] [--concurrency 16]
-                                     [--workers 1] [--name baby]
+                                     [--workers 1] [--client wrk|python] [--name baby]
 
 Writes benchmarks/results/serve/<name>.json and .md and prints the table.
 """
@@ -18,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,6 +79,55 @@ async def load(base: str, paths: list[str], concurrency: int, limit_s: float) ->
     return results
 
 
+WRK_SCRIPT = """
+local paths, sent = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+end
+function request()
+  sent = sent + 1
+  return wrk.format("GET", paths[(sent - 1) % #paths + 1])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK {"requests": %d, "p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f, "errors": %d, "wall_s": %.3f}\\n',
+    summary.requests, latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    e.connect + e.read + e.write + e.timeout + e.status, summary.duration / 1e6))
+end
+"""
+
+
+def load_wrk(base: str, paths: list[str], concurrency: int, seconds: float, tmp: Path) -> tuple[list[dict], float]:
+    """One wrk run of ``seconds`` per endpoint (2 threads, ``concurrency`` connections)."""
+    (tmp / "load.lua").write_text(WRK_SCRIPT)
+    rows, wall = [], 0.0
+    for route in ("users/recommendations", "items/similar"):
+        mine = [p for p in paths if p.split("?")[0].endswith(route.split("/")[1])]
+        (tmp / "paths.txt").write_text("\n".join(mine) + "\n")
+        out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{int(seconds)}s", "--timeout", "30s",
+                              "-s", str(tmp / "load.lua"), base, "--", str(tmp / "paths.txt")],
+                             capture_output=True, text=True, check=True).stdout
+        got = json.loads(out.split("WRK ", 1)[1].splitlines()[0])
+        wall += got.pop("wall_s")
+        rows.append({"endpoint": route, **got})
+    return rows, wall
+
+
+def per_endpoint(results: list[tuple[str, float, int]]) -> list[dict]:
+    rows = []
+    for route in sorted({r for r, _, _ in results}, reverse=True):
+        lat = np.array([s for r, s, _ in results if r == route]) * 1000
+        errors = sum(1 for r, _, st in results if r == route and st != 200)
+        rows.append({"endpoint": route, "requests": len(lat), "errors": errors, "p50_ms": float(np.percentile(lat, 50)),
+                     "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())})
+    return rows
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=19_445)
@@ -80,7 +136,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5_000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--limit-s", type=float, default=300)
+    ap.add_argument("--limit-s", type=float, default=300, help="python client: stop after this many seconds")
+    ap.add_argument("--seconds", type=float, default=15, help="wrk: seconds of load per endpoint")
+    ap.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     ap.add_argument("--name", default="baby")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_str:
@@ -107,9 +165,12 @@ def main() -> None:
             rng = random.Random(0)
             paths = [f"/users/{rng.choice(users)}/recommendations?k=20" if n % 4 else f"/items/{rng.choice(items)}/similar?k=20"
                      for n in range(args.requests)]
-            t1 = time.perf_counter()
-            results = asyncio.run(load(base, paths, args.concurrency, args.limit_s))
-            wall = time.perf_counter() - t1
+            if args.client == "wrk":
+                rows, wall = load_wrk(base, paths, args.concurrency, args.seconds, tmp)
+            else:
+                t1 = time.perf_counter()
+                rows = per_endpoint(asyncio.run(load(base, paths, args.concurrency, args.limit_s)))
+                wall = time.perf_counter() - t1
             widths = health["modalities"]
             add_s = []
             for n in range(5):  # a new item rebuilds the model over the catalogue: measured, not loaded
@@ -121,24 +182,22 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    rows = []
-    for route in sorted({r for r, _, _ in results}):
-        lat = np.array([s for r, s, _ in results if r == route]) * 1000
-        errors = sum(1 for r, _, st in results if r == route and st != 200)
-        rows.append({"endpoint": route, "requests": len(lat), "errors": errors, "p50_ms": float(np.percentile(lat, 50)),
-                     "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())})
+    n_requests = sum(r["requests"] for r in rows)
     report = {"name": args.name, "users": args.users, "items": args.items, "model": args.model, "workers": args.workers,
-              "concurrency": args.concurrency, "requests": len(results), "wall_s": wall,
-              "requests_per_s": len(results) / wall, "errors": sum(r["errors"] for r in rows), "endpoints": rows,
-              "startup_s_incl_training": startup, "add_item_s": add_s, "cpus": os.cpu_count()}
+              "concurrency": args.concurrency, "client": args.client, "requests": n_requests, "wall_s": wall,
+              "requests_per_s": n_requests / wall, "errors": sum(r["errors"] for r in rows), "endpoints": rows,
+              "startup_s_incl_training": startup, "add_item_s": add_s, "cpus": os.cpu_count(), "commit": commit()}
     lines = [f"# `mmgef serve` load test: {args.name} ({args.users:,} users × {args.items:,} items, {args.model}, "
-             f"{args.workers} worker(s), {args.concurrency} concurrent clients, loopback, {os.cpu_count()} CPUs)", "",
+             f"{args.workers} worker(s), {args.concurrency} concurrent connections, load from {args.client}, loopback, "
+             f"{os.cpu_count()} CPUs)", "",
              f"`python benchmarks/bench_serve.py --users {args.users} --items {args.items} --model {args.model} "
-             f"--requests {args.requests} --concurrency {args.concurrency} --workers {args.workers} --name {args.name}`", "",
+             + (f"--seconds {args.seconds:g} " if args.client == "wrk" else f"--requests {args.requests} ")
+             + f"--concurrency {args.concurrency} --workers {args.workers} --client {args.client} "
+             f"--name {args.name}` (commit {report['commit']})", "",
              "| endpoint | requests | errors | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['endpoint']} | {r['requests']} | {r['errors']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} |"
               for r in rows]
-    lines += ["", f"{len(results)} requests in {wall:.1f} s: **{len(results) / wall:.0f} requests/s**, "
+    lines += ["", f"{n_requests} requests in {wall:.1f} s: **{n_requests / wall:.0f} requests/s**, "
               f"{report['errors']} errors. POST /items (rebuilds the model over the catalogue): "
               f"{', '.join(f'{s:.2f}' for s in add_s)} s."]
     OUT.mkdir(parents=True, exist_ok=True)

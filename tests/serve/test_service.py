@@ -142,7 +142,7 @@ def test_a_model_without_content_refuses_new_items(tiny_dir, tmp_path):
 
 def test_faiss_index_gives_the_exact_top_k(mmgef_run):
     exact, indexed = Catalog.load(mmgef_run), Catalog.load(mmgef_run, faiss_above=10)
-    assert indexed.index is not None and exact.index is None
+    assert indexed.view.index is not None and exact.view.index is None
     for user in exact.user_ids[:5]:
         a, b = exact.recommend(user, 10), indexed.recommend(user, 10)
         assert [i for i, _ in a] == [i for i, _ in b] and np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5)

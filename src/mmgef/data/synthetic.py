@@ -59,14 +59,11 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
     # Long tail: a Zipf prior over a random permutation of items.
     ranks = rng.permutation(cfg.n_items) + 1
     log_pop = -cfg.popularity_exponent * np.log(ranks)
-    affinity = user_lat @ item_lat.T
-    logits = affinity / affinity.std() * 1.5 + log_pop[None, :]
+    scale = 1.5 / _pairwise_dot_std(user_lat, item_lat)
 
     counts = np.clip(rng.lognormal(np.log(cfg.mean_interactions), 0.6, size=cfg.n_users), 5, cfg.n_items // 4).astype(int)
-    gumbel = rng.gumbel(size=logits.shape)
-    order = np.argsort(-(logits + gumbel), axis=1)
     users = np.repeat(np.arange(cfg.n_users), counts)
-    items = np.concatenate([order[u, : counts[u]] for u in range(cfg.n_users)])
+    items = np.concatenate(list(_sampled_items(user_lat, item_lat, scale, log_pop, counts, rng)))
     # Timestamps: each user's interactions spread over a year, in sampling order.
     starts = rng.integers(1_600_000_000, 1_630_000_000, size=cfg.n_users)
     offsets = np.concatenate([np.sort(rng.integers(0, 365 * 86400, size=c)) for c in counts])
@@ -96,6 +93,29 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
         synthetic=True,
         source=f"synthetic(seed={cfg.seed})",
     )
+
+
+def _pairwise_dot_std(a: np.ndarray, b: np.ndarray) -> float:
+    """Standard deviation of every entry of a @ b.T, without forming it: E[x²] = Σ (aᵀa ⊙ bᵀb) / (n_a n_b)."""
+    n = len(a) * len(b)
+    mean = float(a.sum(0) @ b.sum(0)) / n
+    mean_sq = float(((a.T @ a) * (b.T @ b)).sum()) / n
+    return float(np.sqrt(max(mean_sq - mean * mean, 0.0)))
+
+
+def _sampled_items(user_lat: np.ndarray, item_lat: np.ndarray, scale: float, log_pop: np.ndarray,
+                   counts: np.ndarray, rng: np.random.Generator, cells: int = 1 << 24):
+    """Each user's items: the top ``counts[u]`` of affinity + popularity + Gumbel noise (sampling without
+    replacement), in order. Users go in blocks of about ``cells`` scores, so memory stays O(block × items)
+    at any size; the noise is drawn block after block, the same stream as one draw of the whole matrix."""
+    n_users, n_items = len(user_lat), len(item_lat)
+    block = max(1, cells // n_items)
+    for lo in range(0, n_users, block):
+        hi = min(lo + block, n_users)
+        keys = -((user_lat[lo:hi] @ item_lat.T) * scale + log_pop[None, :] + rng.gumbel(size=(hi - lo, n_items)))
+        for r, c in enumerate(counts[lo:hi]):
+            top = np.argpartition(keys[r], c - 1)[:c] if c < n_items else np.arange(n_items)
+            yield top[np.argsort(keys[r, top], kind="stable")]
 
 
 def _title(topics: np.ndarray, rng: np.random.Generator) -> str:

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmgef.serve.catalog import BadFeatures, Catalog, Conflict, UnknownId
 from mmgef.serve.store import Store
@@ -53,6 +55,32 @@ class Metrics:
         self.interactions = Counter("mmgef_interactions", "interactions stored", registry=self.registry)
 
 
+class Measured:
+    """ASGI middleware counting requests and timing them per route (a plain ASGI wrapper: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(path, str(status[0])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
+
 def described(item: str, titles: dict[str, str]) -> dict[str, Any]:
     """An item as the API shows it: its id, and its title when the data has one."""
     return {"item": item, **({"title": titles[item]} if item in titles else {})}
@@ -81,35 +109,37 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         yield
         state.clear()
 
-    def sync() -> None:
-        """Place the items other workers (or earlier runs of the service) added. The store is asked at most
-        every ``SYNC_EVERY_S`` seconds, so another worker's item shows up here within that time."""
-        store, c = state["store"], state["catalog"]
+    def sync_due() -> bool:
+        """Whether the store holds items this catalogue lacks: asked at most every ``SYNC_EVERY_S`` seconds, so
+        an item another worker (or an earlier run of the service) added shows up here within that time."""
         now = time.monotonic()
         if now - state.get("synced_at", -SYNC_EVERY_S) < SYNC_EVERY_S:
-            return
+            return False
         state["synced_at"] = now
-        if store.item_count() > state["applied"]:
-            with c.lock:  # every stored item this catalogue lacks (workers add in interleaved order)
-                stored = store.items()
-                c.add_items([(i, c.check_features(f), t) for i, f, t in stored if i not in c.item_index])
-                state["applied"] = len(stored)
+        return bool(state["store"].item_count() > state["applied"])
+
+    def sync() -> None:
+        """Place every stored item this catalogue lacks (workers add in interleaved order)."""
+        store, c = state["store"], state["catalog"]
+        with c.lock:
+            stored = store.items()
+            c.add_items([(i, c.check_features(f), t) for i, f, t in stored if i not in c.item_index])
+            state["applied"] = len(stored)
 
     app = FastAPI(title="mmgef", description="multimodal recommendations from a trained mmgef run", lifespan=lifespan)
+    app.add_middleware(Measured, metrics=metrics)
 
-    def cat() -> Catalog:
-        sync()
+    async def cat() -> Catalog:
+        """The catalogue, for the read endpoints: they run on the event loop (no thread hop per request), and a
+        model rebuild for stored items goes to a worker thread while reads go on against the current view."""
+        if sync_due():
+            await run_in_threadpool(sync)
         return state["catalog"]  # type: ignore[no-any-return]
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[..., Any]) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - t0)
-        return response  # type: ignore[no-any-return]
+    def cat_now() -> Catalog:
+        if sync_due():
+            sync()
+        return state["catalog"]  # type: ignore[no-any-return]
 
     @app.exception_handler(UnknownId)
     async def not_found(_: Request, err: UnknownId) -> JSONResponse:
@@ -124,28 +154,28 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         return JSONResponse({"detail": str(err)}, status_code=422)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        c = cat()
+    async def health() -> dict[str, Any]:
+        c = await cat()
         return {"status": "ok", "model": c.name, "items": len(c.item_ids), "users": len(c.user_ids),
                 "added_items": len(c.added), "accepts_new_items": c.inductive, "modalities": c.content_widths,
                 "text_modalities": sorted(c.text_sources)}
 
     @app.get("/users")
-    def users(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+    async def users(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
         """User ids containing ``q`` (for the page's picker)."""
-        return {"users": [u for u in cat().user_ids if q in u][:limit]}
+        return {"users": [u for u in (await cat()).user_ids if q in u][:limit]}
 
     @app.get("/items")
-    def items(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+    async def items(q: str = "", limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
         """Item ids (and titles) containing ``q`` in either."""
-        c = cat()
+        c = await cat()
         q = q.lower()
         hits = [i for i in c.item_ids if q in i.lower() or q in c.titles.get(i, "").lower()][:limit]
         return {"items": [described(i, c.titles) for i in hits]}
 
     @app.get("/users/{user_id}/recommendations")
-    def recommendations(user_id: str, k: int = K, exclude_seen: bool = True, explain: bool = False) -> dict[str, Any]:
-        c = cat()
+    async def recommendations(user_id: str, k: int = K, exclude_seen: bool = True, explain: bool = False) -> dict[str, Any]:
+        c = await cat()
         out: dict[str, Any] = {"user": user_id, "items": ranked(c.recommend(user_id, k, exclude_seen), c.titles)}
         if explain:  # the history items closest to each recommendation (why it is there)
             history = c.seen_items(user_id)
@@ -155,8 +185,8 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         return out
 
     @app.get("/items/{item_id}/similar")
-    def similar(item_id: str, k: int = K) -> dict[str, Any]:
-        c = cat()
+    async def similar(item_id: str, k: int = K) -> dict[str, Any]:
+        c = await cat()
         out: dict[str, Any] = {"item": item_id, "items": ranked(c.similar(item_id, k), c.titles)}
         graph = c.graph_neighbours(item_id, k)
         if graph is not None:
@@ -165,7 +195,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
 
     @app.post("/items", status_code=201)
     def add_item(body: NewItem) -> dict[str, Any]:
-        c = cat()
+        c = cat_now()
         c.check_new([body.item])  # before the store write: a refused item is never stored
         given = dict(body.features)
         if body.text is not None:  # vectors sent beside the text win
@@ -183,7 +213,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
 
     @app.post("/interactions", status_code=202)
     def add_interaction(body: NewInteraction) -> dict[str, Any]:
-        cat().item_row(body.item)  # the item must exist (404); a new user is welcome: stored for the next training
+        cat_now().item_row(body.item)  # the item must exist (404); a new user is welcome: stored for the next training
         row = state["store"].add_interaction(body.user, body.item)
         metrics.interactions.inc()
         return {"stored": row}

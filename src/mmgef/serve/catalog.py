@@ -13,13 +13,17 @@ LightGCN, NGCF) cannot place an item it has never seen: adding one is refused.
 
 Top-k is an exact product below ``faiss_above`` items and a FAISS inner-product index above it
 (rebuilt when items are added).
+
+Reads take no lock: everything a query uses sits in one immutable ``View``, and an add builds the
+next view beside it and swaps it in with one assignment, so a reader sees the old catalogue or the
+new one, never half of each, and is never held up by a model rebuild. Adds serialise on ``lock``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,24 +52,37 @@ class BadFeatures(MMGEFError):
     """A feature vector of the wrong width, or with NaN / inf (HTTP 422)."""
 
 
+@dataclass(frozen=True)
+class View:
+    """One consistent state of the catalogue: the model and every array a query reads."""
+
+    model: Recommender
+    users: torch.Tensor
+    items: torch.Tensor
+    unit: torch.Tensor  # items / ‖items‖, for cosine neighbours
+    item_ids: list[str]
+    item_index: dict[str, int]
+    seen: sp.csr_matrix  # per user, the items `mmgef recommend` excludes (train, valid and test)
+    index: object | None  # a FAISS inner-product index above ``faiss_above`` items
+
+
 class Catalog:
     def __init__(self, p: Prepared, faiss_above: int = 50_000, hold_out: list[str] | None = None) -> None:
         if p.ctx is None:
             raise ConfigError("Catalog needs the run's model context: load it with load_run(run_dir, keep_context=True).")
         self.p, self.ctx = p, p.ctx
         self.faiss_above = faiss_above
-        self.lock = threading.RLock()  # adds rebuild the model; readers see the old or the new state, never half
+        self.lock = threading.RLock()  # serialises adds (reads need none: see the module doc)
         self.user_ids = [str(u) for u in p.dataset.user_ids]
         self.user_index = {u: k for k, u in enumerate(self.user_ids)}
         self.titles = dict(zip(map(str, p.dataset.item_ids), p.dataset.item_texts or []))
         self.base_items = [str(i) for i in p.dataset.item_ids]
-        self.seen = p.dataset.matrix().tocsr()  # train, valid and test: what `mmgef recommend` excludes
-        self.model = p.model
         self.added: list[str] = []
         self.encoders: dict[tuple[str, str], Encoder] = {}  # loaded on the first item sent as text
+        model, seen = p.model, p.dataset.matrix().tocsr()
         if hold_out:
-            self._hold_out(hold_out)
-        self._refresh()
+            model, seen = self._hold_out(hold_out, seen)
+        self.view = self._view(model, seen)
 
     @classmethod
     def load(cls, run_dir: str | Path, faiss_above: int = 50_000) -> Catalog:
@@ -84,21 +101,31 @@ class Catalog:
     def inductive(self) -> bool:
         return bool(self.p.cfg.params.uses_content and self.ctx.content)
 
-    def _refresh(self) -> None:
-        users, items = self.model.cached_embeddings()
-        self.users = users.detach().float().cpu()
-        self.items = items.detach().float().cpu()
-        self.unit = torch.nn.functional.normalize(self.items, dim=1)  # for cosine neighbours
-        self.item_ids = self.base_items + self.added
-        self.item_index = {i: k for k, i in enumerate(self.item_ids)}
-        self.index = None
-        if len(self.item_ids) > self.faiss_above:
+    @property
+    def item_ids(self) -> list[str]:
+        return self.view.item_ids
+
+    @property
+    def item_index(self) -> dict[str, int]:
+        return self.view.item_index
+
+    @property
+    def model(self) -> Recommender:
+        return self.view.model
+
+    def _view(self, model: Recommender, seen: sp.csr_matrix) -> View:
+        users, items = (x.detach().float().cpu() for x in model.cached_embeddings())
+        item_ids = self.base_items + self.added
+        index = None
+        if len(item_ids) > self.faiss_above:
             import faiss
 
-            self.index = faiss.IndexFlatIP(self.items.shape[1])
-            self.index.add(np.ascontiguousarray(self.items.numpy()))
+            index = faiss.IndexFlatIP(items.shape[1])
+            index.add(np.ascontiguousarray(items.numpy()))
+        return View(model, users, items, torch.nn.functional.normalize(items, dim=1), item_ids,
+                    {i: k for k, i in enumerate(item_ids)}, seen, index)
 
-    def _hold_out(self, ids: list[str]) -> None:
+    def _hold_out(self, ids: list[str], seen: sp.csr_matrix) -> tuple[Recommender, sp.csr_matrix]:
         """Start without ``ids`` (items with no training interactions), to add them back through the service:
         how benchmarks/serve_cold_start.py compares cold start through the service with cold start offline."""
         pos = {i: k for k, i in enumerate(self.base_items)}
@@ -108,9 +135,8 @@ class Catalog:
         keep = np.setdiff1d(np.arange(len(self.base_items)), drop)
         self.ctx = replace(self.ctx, n_items=len(keep), train=self.ctx.train[:, keep].tocsr(),
                            content={m: x[keep] for m, x in self.ctx.content.items()})
-        self.seen = self.seen[:, keep].tocsr()
         self.base_items = [self.base_items[k] for k in keep]
-        self.model = self._rebuild(self.ctx, self.p.model.state_dict(), lambda v: v[torch.as_tensor(keep)])
+        return self._rebuild(self.ctx, self.p.model.state_dict(), lambda v: v[torch.as_tensor(keep)]), seen[:, keep].tocsr()
 
     def _rebuild(self, ctx: ModelContext, state: dict[str, torch.Tensor],
                  resize: Callable[[torch.Tensor], torch.Tensor]) -> Recommender:
@@ -134,69 +160,73 @@ class Catalog:
             raise UnknownId(f"user '{user}' is not in this run's data ({len(self.user_ids)} users)")
         return self.user_index[user]
 
+    @staticmethod
+    def _item_row(v: View, item: str) -> int:
+        if item not in v.item_index:
+            raise UnknownId(f"item '{item}' is not in the catalogue ({len(v.item_ids)} items)")
+        return v.item_index[item]
+
     def item_row(self, item: str) -> int:
-        if item not in self.item_index:
-            raise UnknownId(f"item '{item}' is not in the catalogue ({len(self.item_ids)} items)")
-        return self.item_index[item]
+        return self._item_row(self.view, item)
 
     def seen_items(self, user: str) -> list[str]:
-        r = self.user_row(user)
-        return [self.base_items[j] for j in self.seen.indices[self.seen.indptr[r] : self.seen.indptr[r + 1]]]
+        r, v = self.user_row(user), self.view
+        return [v.item_ids[j] for j in v.seen.indices[v.seen.indptr[r] : v.seen.indptr[r + 1]]]
 
     def recommend(self, user: str, k: int, exclude_seen: bool = True) -> Ranked:
-        with self.lock:  # an add swaps vectors and ids together
-            r = self.user_row(user)
-            seen = self.seen.indices[self.seen.indptr[r] : self.seen.indptr[r + 1]] if exclude_seen else np.empty(0, int)
-            return self._top(self.users[r], k, seen)
+        r, v = self.user_row(user), self.view
+        seen = v.seen.indices[v.seen.indptr[r] : v.seen.indptr[r + 1]] if exclude_seen else np.empty(0, int)
+        return self._top(v, v.users[r], k, seen)
 
     def similar(self, item: str, k: int) -> Ranked:
         """Nearest items by cosine of the final item vectors (the item itself excluded)."""
-        with self.lock:  # an add swaps vectors and ids together
-            i = self.item_row(item)
-            sims = self.unit @ self.unit[i]
-            sims[i] = -torch.inf
-            top = torch.topk(sims, min(k, len(self.item_ids) - 1))
-            return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+        v = self.view
+        i = self._item_row(v, item)
+        sims = v.unit @ v.unit[i]
+        sims[i] = -torch.inf
+        top = torch.topk(sims, min(k, len(v.item_ids) - 1))
+        return [(v.item_ids[j], float(s)) for s, j in zip(top.values.tolist(), top.indices.tolist())]
 
     def closest_in(self, item: str, candidates: list[str], k: int) -> Ranked:
         """The ``k`` of ``candidates`` (e.g. a user's history) closest in cosine to ``item``."""
-        with self.lock:  # an add swaps vectors and ids together
-            if not candidates:
-                return []
-            rows = [self.item_row(c) for c in candidates]
-            sims = self.unit[rows] @ self.unit[self.item_row(item)]
-            top = torch.topk(sims, min(k, len(rows)))
-            return [(candidates[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+        if not candidates:
+            return []
+        v = self.view
+        rows = [self._item_row(v, c) for c in candidates]
+        sims = v.unit[rows] @ v.unit[self._item_row(v, item)]
+        top = torch.topk(sims, min(k, len(rows)))
+        return [(candidates[j], float(s)) for s, j in zip(top.values.tolist(), top.indices.tolist())]
 
     def graph_neighbours(self, item: str, k: int) -> Ranked | None:
         """The item's strongest neighbours in the model's stored item graph (None for a model without one)."""
-        with self.lock:  # an add swaps vectors and ids together
-            frozen = getattr(self.model, "frozen", None)
-            if frozen is None:
-                return None
-            i = self.item_row(item)
-            idx, weight = frozen.idx[i].cpu(), frozen.weight[i].cpu()
-            best: dict[int, float] = {}
-            for j, w in zip(idx.tolist(), weight.tolist()):
-                if j != i and w > 0:
-                    best[j] = best.get(j, 0.0) + w  # the same neighbour in the initial and the learned piece
-            ranked = sorted(best.items(), key=lambda jw: -jw[1])[:k]
-            return [(self.item_ids[j], w) for j, w in ranked]
+        v = self.view
+        frozen = getattr(v.model, "frozen", None)
+        if frozen is None:
+            return None
+        i = self._item_row(v, item)
+        idx, weight = frozen.idx[i].cpu(), frozen.weight[i].cpu()
+        best: dict[int, float] = {}
+        for j, w in zip(idx.tolist(), weight.tolist()):
+            if j != i and w > 0:
+                best[j] = best.get(j, 0.0) + w  # the same neighbour in the initial and the learned piece
+        ranked = sorted(best.items(), key=lambda jw: -jw[1])[:k]
+        return [(v.item_ids[j], w) for j, w in ranked]
 
-    def _top(self, user_vec: torch.Tensor, k: int, exclude: np.ndarray) -> Ranked:
-        n = len(self.item_ids)
+    @staticmethod
+    def _top(v: View, user_vec: torch.Tensor, k: int, exclude: np.ndarray) -> Ranked:
+        n = len(v.item_ids)
         k_eff = min(k, n - len(exclude))
         if k_eff <= 0:
             return []
-        if self.index is not None:
-            scores, idx = self.index.search(user_vec.numpy()[None], min(n, k_eff + len(exclude)))
+        if v.index is not None:
+            scores, idx = v.index.search(user_vec.numpy()[None], min(n, k_eff + len(exclude)))  # type: ignore[attr-defined]
             banned = set(exclude.tolist())
             pairs = [(int(j), float(s)) for s, j in zip(scores[0], idx[0]) if j >= 0 and j not in banned]
-            return [(self.item_ids[j], s) for j, s in pairs[:k_eff]]
-        scores = self.items @ user_vec
+            return [(v.item_ids[j], s) for j, s in pairs[:k_eff]]
+        scores = v.items @ user_vec
         scores[torch.as_tensor(exclude, dtype=torch.long)] = -torch.inf
         top = torch.topk(scores, k_eff)
-        return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+        return [(v.item_ids[j], float(s)) for s, j in zip(top.values.tolist(), top.indices.tolist())]
 
     # --- changes -----------------------------------------------------------------------------
     def check_features(self, features: dict[str, list[float]]) -> dict[str, np.ndarray]:
@@ -271,10 +301,10 @@ class Catalog:
                           content={m: np.vstack([x, np.stack([f[m] for _, f, _ in items])]).astype(np.float32)
                                    for m, x in self.ctx.content.items()})
             # new items get zero rows in every item-sized weight: no ID embedding, content alone places them
-            self.model = self._rebuild(ctx, self.model.state_dict(), lambda v: torch.cat([v, v.new_zeros((n_new, *v.shape[1:]))]))
+            model = self._rebuild(ctx, self.model.state_dict(), lambda v: torch.cat([v, v.new_zeros((n_new, *v.shape[1:]))]))
+            seen = sp.hstack([self.view.seen, sp.csr_matrix((self.view.seen.shape[0], n_new))]).tocsr()
             self.ctx = ctx
-            self.seen = sp.hstack([self.seen, sp.csr_matrix((self.seen.shape[0], n_new))]).tocsr()
-            self.added.extend(item for item, _, _ in items)
             self.titles.update({item: title for item, _, title in items if title})
-            self._refresh()
+            self.added = [*self.added, *(item for item, _, _ in items)]  # a new list: the old view keeps its ids
+            self.view = self._view(model, seen)  # the swap: readers see the new catalogue from here on
 

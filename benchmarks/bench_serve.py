@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--limit-s", type=float, default=300, help="python client: stop after this many seconds")
     ap.add_argument("--seconds", type=float, default=15, help="wrk: seconds of load per endpoint")
     ap.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    ap.add_argument("--adds", type=int, default=5, help="POST /items timed after the load (each rebuilds the model)")
     ap.add_argument("--name", default="baby")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_str:
@@ -173,7 +174,7 @@ def main() -> None:
                 wall = time.perf_counter() - t1
             widths = health["modalities"]
             add_s = []
-            for n in range(5):  # a new item rebuilds the model over the catalogue: measured, not loaded
+            for n in range(args.adds):  # a new item rebuilds the model over the catalogue: measured, not loaded
                 t2 = time.perf_counter()
                 r = httpx.post(f"{base}/items", timeout=600, json={"item": f"bench-new-{n}", "features": {
                     m: np.random.default_rng(n).normal(size=w).tolist() for m, w in widths.items()}})
@@ -192,7 +193,7 @@ def main() -> None:
              f"{os.cpu_count()} CPUs)", "",
              f"`python benchmarks/bench_serve.py --users {args.users} --items {args.items} --model {args.model} "
              + (f"--seconds {args.seconds:g} " if args.client == "wrk" else f"--requests {args.requests} ")
-             + f"--concurrency {args.concurrency} --workers {args.workers} --client {args.client} "
+             + f"--concurrency {args.concurrency} --workers {args.workers} --client {args.client} --adds {args.adds} "
              f"--name {args.name}` (commit {report['commit']})", "",
              "| endpoint | requests | errors | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['endpoint']} | {r['requests']} | {r['errors']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} |"

@@ -18,7 +18,6 @@ from mmgef.serve.store import Store
 from tests.serve.conftest import TRAIN
 
 
-
 @pytest.fixture(scope="module")
 def mmgef_run(tiny_dir, tmp_path_factory):
     return mmgef.train({"model": "mmgef", "data": {"name": str(tiny_dir)}, "train": TRAIN},

@@ -9,7 +9,6 @@ temporary run, then times ``mmgef.load`` and ``recommend_many`` for 1,000 users 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 import mmgef
+from mmgef.experiments.report import code_version
 from mmgef.report import markdown_table
 
 
@@ -42,7 +42,7 @@ def main() -> None:
             one_ms = (time.perf_counter() - t) * 1000
             rows.append([name, round(load_s, 2), len(users), round(many_s, 3), round(one_ms, 2)])
             print(rows[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    commit = code_version()
     text = (f"# Python API speed on the built-in data (torch {torch.__version__}, {torch.get_num_threads()} threads, CPU)\n\n"
             f"`python benchmarks/bench_api.py` at commit {commit}: each model trained 2 epochs on the built-in data, "
             "then loaded once; `recommend_many` over the first users, k = 20, everything the user has excluded.\n\n"

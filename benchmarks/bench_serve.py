@@ -35,6 +35,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from mmgef.experiments.report import code_version
+
 OUT = Path(__file__).parent / "results" / "serve"
 
 
@@ -123,11 +125,6 @@ def per_endpoint(results: list[tuple[str, float, int]]) -> list[dict]:
     return rows
 
 
-def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent).stdout.strip()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=19_445)
@@ -187,7 +184,7 @@ def main() -> None:
     report = {"name": args.name, "users": args.users, "items": args.items, "model": args.model, "workers": args.workers,
               "concurrency": args.concurrency, "client": args.client, "requests": n_requests, "wall_s": wall,
               "requests_per_s": n_requests / wall, "errors": sum(r["errors"] for r in rows), "endpoints": rows,
-              "startup_s_incl_training": startup, "add_item_s": add_s, "cpus": os.cpu_count(), "commit": commit()}
+              "startup_s_incl_training": startup, "add_item_s": add_s, "cpus": os.cpu_count(), "commit": code_version()}
     lines = [f"# `mmgef serve` load test: {args.name} ({args.users:,} users × {args.items:,} items, {args.model}, "
              f"{args.workers} worker(s), {args.concurrency} concurrent connections, load from {args.client}, loopback, "
              f"{os.cpu_count()} CPUs)", "",

@@ -14,12 +14,12 @@ Writes benchmarks/results/serve/cold_start_<data>_<model>.md.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 from pathlib import Path
 
 import mmgef
 from mmgef.config import resolve_run_config
+from mmgef.experiments.report import code_version
 from mmgef.serve.cold_check import cold_start_through_service
 
 OUT = Path(__file__).parent / "results" / "serve"
@@ -41,7 +41,7 @@ def main() -> None:
             rows.append(f"| {cold_ids} | {got['added']} | {got['offline']:.6f} | {got['served']:.6f} | "
                         f"{abs(got['offline'] - got['served']):.1e} |")
             print(rows[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = code_version()
     lines = [f"# Cold start through the service: {args.data}, {args.model}", "",
              f"`python benchmarks/serve_cold_start.py --data {args.data} --model {args.model}"
              + "".join(f" --set {s}" for s in args.sets) + f"` (commit {commit})", "",

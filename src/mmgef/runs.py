@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mmgef.config import RunConfig, load_run_config, save_run_config
@@ -67,8 +66,7 @@ def prepare(cfg: RunConfig, keep_context: bool = False) -> Prepared:
     model = build_model(cfg.params, ctx, cfg.train.reg).to(device)
     if cfg.train.init:
         load_pretrained(cfg.train.init, model, dataset)
-    untrained = np.flatnonzero(np.diff(split.train.tocsc().indptr) == 0)  # the cold items, and any never seen
-    if cfg.data.cold_ids == "none" and not withhold_item_ids(model, untrained):
+    if cfg.data.cold_ids == "none" and not withhold_item_ids(model, split.untrained_items()):
         raise ConfigError(f"cold_ids=none: model '{cfg.model}' has no item ID embedding to withhold; drop the setting")
     # The model now holds the content it needs (as buffers); drop the dataset's reference so a
     # copy the model made is not kept twice. The fingerprint is taken first.
@@ -168,6 +166,10 @@ def load_run(run_dir: Path, keep_context: bool = False) -> Prepared:
 
 
 def evaluate(run_dir: Path) -> dict[str, dict[str, float]]:
-    p = load_run(run_dir)
+    return evaluate_loaded(load_run(run_dir))
+
+
+def evaluate_loaded(p: Prepared) -> dict[str, dict[str, float]]:
+    """Validation and test metrics of a loaded run, as its results.json reports them."""
     valid, test = make_evaluators(p.split, p.cfg.train.eval_ks, p.cfg.train.eval_batch_size, p.device, p.cfg.train.eval_mask)
     return {"valid": valid.evaluate(p.model.scores), "test": test.evaluate(p.model.scores)}

@@ -36,6 +36,10 @@ class Split:
     def cold_items(self) -> np.ndarray:
         return np.concatenate([self.cold_valid_items, self.cold_test_items])
 
+    def untrained_items(self) -> np.ndarray:
+        """Items with no training interaction: the cold items, and any item never interacted with."""
+        return np.flatnonzero(np.diff(self.train.tocsc().indptr) == 0)
+
     def candidates(self, part: str) -> np.ndarray | None:
         """Items eligible for ranking in ``part`` (None = all items)."""
         if self.kind != "cold" or self.cold_eval == "all":

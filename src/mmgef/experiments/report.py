@@ -19,10 +19,10 @@ METRICS = ("recall@20", "precision@20", "ndcg@20")
 HEADLINE = ("recall@20", "ndcg@20")  # claims, published numbers and sensitivity curves
 
 
-def provenance() -> str:
-    """'Made by commit … with: mmgef …' — the code version (marked when the tree had uncommitted changes) and command."""
+def code_version() -> str:
+    """The checked-out commit in backticks, marked when the tree has uncommitted changes (reports and benchmarks
+    cite it)."""
     import subprocess
-    import sys
 
     def git(*args: str) -> str:
         try:
@@ -31,9 +31,14 @@ def provenance() -> str:
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    command = " ".join(["mmgef", *sys.argv[1:]])
-    return f"Made by commit `{commit}`{dirty} with: `{command}`"
+    return f"`{commit}`" + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def provenance() -> str:
+    """'Made by commit … with: mmgef …' — the code version and the command."""
+    import sys
+
+    return f"Made by commit {code_version()} with: `{' '.join(['mmgef', *sys.argv[1:]])}`"
 
 
 def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:

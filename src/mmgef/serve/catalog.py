@@ -74,7 +74,7 @@ class Catalog:
         self.faiss_above = faiss_above
         self.lock = threading.RLock()  # serialises adds (reads need none: see the module doc)
         self.user_ids = [str(u) for u in p.dataset.user_ids]
-        self.user_index = {u: k for k, u in enumerate(self.user_ids)}
+        self.user_index = p.dataset.user_index()
         self.titles = dict(zip(map(str, p.dataset.item_ids), p.dataset.item_texts or []))
         self.base_items = [str(i) for i in p.dataset.item_ids]
         self.added: list[str] = []
@@ -128,7 +128,7 @@ class Catalog:
     def _hold_out(self, ids: list[str], seen: sp.csr_matrix) -> tuple[Recommender, sp.csr_matrix]:
         """Start without ``ids`` (items with no training interactions), to add them back through the service:
         how benchmarks/serve_cold_start.py compares cold start through the service with cold start offline."""
-        pos = {i: k for k, i in enumerate(self.base_items)}
+        pos = self.p.dataset.item_index()  # base_items is still the dataset's item order here
         drop = sorted(pos[i] for i in ids)
         if self.ctx.train[:, drop].nnz:
             raise ConfigError("hold_out: only items without training interactions can be held out")

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-pretrain test test-fast bench browser clean
+.PHONY: demo demo-pretrain test test-fast bench bench-serve browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ browser:
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
 	  || echo "make browser: chromium not installed; the browser test will be skipped"
+
+# the service load test (benchmarks/bench_serve.py): Debian's wrk generates the load when it can be
+# installed, else the script falls back to its Python client
+bench-serve: $(STAMP)
+	@command -v wrk >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "make bench-serve: wrk not installed; the Python client generates the load"
+	$(BIN)/python benchmarks/bench_serve.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_epoch.py

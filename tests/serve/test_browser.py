@@ -71,6 +71,10 @@ def test_page_shows_recommendations_and_a_new_item_added_by_text(served, browser
     assert browser.find_element(By.ID, "for").text == f"for {user}"
     assert all(float(x.find_element(By.CLASS_NAME, "score").text) for x in recs[:1])
     assert browser.find_elements(By.CSS_SELECTOR, "#history li") and browser.find_elements(By.CSS_SELECTOR, "#recs .why")
+    thumbs = browser.find_elements(By.CSS_SELECTOR, "#recs img.thumb")
+    assert len(thumbs) == 20  # the data's pictures, loaded from /items/{id}/image
+    wait.until(lambda d: all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", t) == 48
+                             for t in thumbs))
 
     title = browser.find_elements(By.CSS_SELECTOR, "#recs .item")[0].text.rsplit(" (", 1)[0]
     browser.find_element(By.ID, "newid").send_keys("brand-new")

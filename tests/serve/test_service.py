@@ -15,7 +15,7 @@ import mmgef
 from mmgef.serve.app import create_app
 from mmgef.serve.catalog import Catalog
 from mmgef.serve.store import Store
-from tests.serve.conftest import TRAIN
+from tests.serve.conftest import TRAIN, with_images
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +241,28 @@ def test_a_store_bound_to_other_data_is_refused(mmgef_run, tmp_path):
     with pytest.raises(ConfigError, match="extends dataset /somewhere/else"):
         with TestClient(create_app(mmgef_run, db=tmp_path / "s.sqlite")):
             pass
+
+
+def test_item_images_from_items_csv_are_served_and_listed(tiny_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dir, data)
+    cells = with_images(data, {1: "https://example.org/one.png", 2: "images/gone.png", 3: ""})
+    run = mmgef.train({"model": "mmgef", "data": {"name": str(data)}, "train": TRAIN}, tmp_path / "run")
+    items = list(cells)
+    with TestClient(create_app(run, db=tmp_path / "s.sqlite")) as c:
+        got = c.get(f"/items/{items[0]}/image")
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        assert got.content == (data / cells[items[0]]).read_bytes()
+        away = c.get(f"/items/{items[1]}/image", follow_redirects=False)
+        assert away.status_code == 307 and away.headers["location"] == "https://example.org/one.png"
+        gone = c.get(f"/items/{items[2]}/image")
+        assert gone.status_code == 404 and "gone.png" in gone.json()["detail"] and "items.csv" in gone.json()["detail"]
+        assert c.get(f"/items/{items[3]}/image").status_code == 404
+        assert c.get("/items/no-such-item/image").status_code == 404
+        user = mmgef.load(run).user_ids[0]
+        recs = c.get(f"/users/{user}/recommendations", params={"k": 1000, "explain": True}).json()
+        listed = {x["item"]: x.get("image") for x in recs["items"] + recs["history"]}
+        assert all((img is not None) == (i not in items[3:4]) for i, img in listed.items())
+        assert all(img == f"/items/{i}/image" for i, img in listed.items() if img)

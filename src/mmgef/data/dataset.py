@@ -31,6 +31,7 @@ class Dataset:
     content: dict[str, np.ndarray] = field(default_factory=dict)
     user_content: dict[str, np.ndarray] = field(default_factory=dict)
     item_texts: list[str] | None = None
+    item_images: list[str] | None = None  # per item an image file (absolute path) or http(s) URL, "" for none
     user_reviews: list[str] | None = None
     synthetic: bool = False
     source: str = ""
@@ -45,6 +46,8 @@ class Dataset:
         problems = [] if len(self.items) == n else [f"{len(self.items)} item entries for {n} user entries"]
         problems += [f"{a} has {len(getattr(self, a))} entries for {n} interactions"
                      for a in ("timestamps", "labels") if getattr(self, a) is not None and len(getattr(self, a)) != n]
+        problems += [f"{a} has {len(getattr(self, a))} entries for {self.n_items} items"
+                     for a in ("item_texts", "item_images") if getattr(self, a) is not None and len(getattr(self, a)) != self.n_items]
         problems += [f"item features '{m}' have {x.shape[0]} rows for {self.n_items} items"
                      for m, x in self.content.items() if x.shape[0] != self.n_items]
         problems += [f"user features '{m}' have {x.shape[0]} rows for {self.n_users} users"

@@ -412,6 +412,7 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
         text_cols = [c for c in ("title", "text", "description") if c in item_table.columns]
         if text_cols:
             texts = item_table[text_cols].agg(" ".join, axis=1).str.strip().tolist()
+    images = None if item_table is None or "image" not in item_table.columns else [image_location(root, x) for x in item_table["image"]]
     reviews = None
     if (root / "reviews.csv").is_file():
         rv = read_csv(root / "reviews.csv", ",", encoding)
@@ -422,7 +423,16 @@ def read_native(root: Path, features: Mapping[str, str] | None = None, name: str
     return Dataset(name=name or root.name, user_ids=user_ids, item_ids=item_ids, users=users[keep], items=items[keep],
                    timestamps=None if timestamps is None else timestamps[keep], labels=None if labels is None else labels[keep],
                    content=content, user_content=read_user_features(root / "user_features", user_ids, encoding),
-                   item_texts=texts, user_reviews=reviews, source=str(root), split_overlap=overlap)
+                   item_texts=texts, item_images=images, user_reviews=reviews, source=str(root), split_overlap=overlap)
+
+
+def image_location(root: Path, value: str) -> str:
+    """An ``items.csv`` image cell as the service finds it: an http(s) URL as given, a path resolved against
+    the data folder (the same rule ``mmgef features --image-col`` uses), "" for none."""
+    value = str(value).strip()
+    if not value or value.startswith(("http://", "https://")):
+        return value
+    return str((root / value).resolve())
 
 
 def read_user_features(folder: Path, user_ids: np.ndarray, encoding: str = "utf-8") -> dict[str, np.ndarray]:
@@ -459,6 +469,8 @@ def write_native(ds: Dataset, root: Path) -> None:
     items = pd.DataFrame({"item_id": ds.item_ids})
     if ds.item_texts is not None:
         items["title"] = ds.item_texts
+    if ds.item_images is not None:
+        items["image"] = ds.item_images
     with atomic_path(root / "items.csv") as tmp:
         items.to_csv(tmp, index=False)
     if ds.user_reviews is not None:

@@ -91,5 +91,6 @@ def extend(ds: Dataset, items: list[tuple[str, dict[str, list[float]], str | Non
         content=content,
         user_content={m: np.vstack([x, np.zeros((n_new_users, x.shape[1]), dtype=x.dtype)]) for m, x in ds.user_content.items()},
         item_texts=None if ds.item_texts is None else [*ds.item_texts, *(t or "" for _, _, t in new)],
+        item_images=None if ds.item_images is None else [*ds.item_images, *([""] * len(new))],
         user_reviews=None if ds.user_reviews is None else [*ds.user_reviews, *([""] * n_new_users)],
     )

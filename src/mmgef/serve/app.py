@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,13 +82,18 @@ class Measured:
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
 
 
-def described(item: str, titles: dict[str, str]) -> dict[str, Any]:
-    """An item as the API shows it: its id, and its title when the data has one."""
-    return {"item": item, **({"title": titles[item]} if item in titles else {})}
+def described(item: str, c: Catalog) -> dict[str, Any]:
+    """An item as the API shows it: its id, and its title and image address when the data has them."""
+    out: dict[str, Any] = {"item": item}
+    if item in c.titles:
+        out["title"] = c.titles[item]
+    if item in c.images:
+        out["image"] = f"/items/{quote(item, safe='')}/image"
+    return out
 
 
-def ranked(pairs: list[tuple[str, float]], titles: dict[str, str]) -> list[dict[str, Any]]:
-    return [{**described(i, titles), "score": s} for i, s in pairs]
+def ranked(pairs: list[tuple[str, float]], c: Catalog) -> list[dict[str, Any]]:
+    return [{**described(i, c), "score": s} for i, s in pairs]
 
 
 def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, catalog: Catalog | None = None,
@@ -171,27 +177,41 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
         c = await cat()
         q = q.lower()
         hits = [i for i in c.item_ids if q in i.lower() or q in c.titles.get(i, "").lower()][:limit]
-        return {"items": [described(i, c.titles) for i in hits]}
+        return {"items": [described(i, c) for i in hits]}
 
     @app.get("/users/{user_id}/recommendations")
     async def recommendations(user_id: str, k: int = K, exclude_seen: bool = True, explain: bool = False) -> dict[str, Any]:
         c = await cat()
-        out: dict[str, Any] = {"user": user_id, "items": ranked(c.recommend(user_id, k, exclude_seen), c.titles)}
+        out: dict[str, Any] = {"user": user_id, "items": ranked(c.recommend(user_id, k, exclude_seen), c)}
         if explain:  # the history items closest to each recommendation (why it is there)
             history = c.seen_items(user_id)
-            out["history"] = [described(i, c.titles) for i in history]
+            out["history"] = [described(i, c) for i in history]
             for rec in out["items"]:
-                rec["because"] = ranked(c.closest_in(rec["item"], history, 3), c.titles)
+                rec["because"] = ranked(c.closest_in(rec["item"], history, 3), c)
         return out
 
     @app.get("/items/{item_id}/similar")
     async def similar(item_id: str, k: int = K) -> dict[str, Any]:
         c = await cat()
-        out: dict[str, Any] = {"item": item_id, "items": ranked(c.similar(item_id, k), c.titles)}
+        out: dict[str, Any] = {"item": item_id, "items": ranked(c.similar(item_id, k), c)}
         graph = c.graph_neighbours(item_id, k)
         if graph is not None:
-            out["graph_neighbours"] = ranked(graph, c.titles)
+            out["graph_neighbours"] = ranked(graph, c)
         return out
+
+    @app.get("/items/{item_id}/image", response_model=None)
+    async def image(item_id: str) -> FileResponse | RedirectResponse:
+        """The item's picture: the file ``items.csv`` names (its ``image`` column), or a redirect to its URL."""
+        c = await cat()
+        c.item_row(item_id)
+        where = c.images.get(item_id)
+        if where is None:
+            raise UnknownId(f"item '{item_id}' has no image (items.csv has no 'image' cell for it)")
+        if where.startswith(("http://", "https://")):
+            return RedirectResponse(where)
+        if not Path(where).is_file():
+            raise UnknownId(f"item '{item_id}': image file {where} is missing (fix the 'image' cell in items.csv)")
+        return FileResponse(where)
 
     @app.post("/items", status_code=201)
     def add_item(body: NewItem) -> dict[str, Any]:
@@ -209,7 +229,7 @@ def create_app(run_dir: str | Path | None = None, db: str | Path | None = None, 
             c.add_items([(body.item, features, body.title)])
             state["applied"] += 1
         metrics.items_added.inc()
-        return {"item": body.item, "items": len(c.item_ids), "similar": ranked(c.similar(body.item, 5), c.titles)}
+        return {"item": body.item, "items": len(c.item_ids), "similar": ranked(c.similar(body.item, 5), c)}
 
     @app.post("/interactions", status_code=202)
     def add_interaction(body: NewInteraction) -> dict[str, Any]:

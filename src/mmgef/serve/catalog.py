@@ -76,6 +76,7 @@ class Catalog:
         self.user_ids = [str(u) for u in p.dataset.user_ids]
         self.user_index = p.dataset.user_index()
         self.titles = dict(zip(map(str, p.dataset.item_ids), p.dataset.item_texts or []))
+        self.images = {i: x for i, x in zip(map(str, p.dataset.item_ids), p.dataset.item_images or []) if x}
         self.base_items = [str(i) for i in p.dataset.item_ids]
         self.added: list[str] = []
         self.encoders: dict[tuple[str, str], Encoder] = {}  # loaded on the first item sent as text

@@ -1,3 +1,5 @@
+import json
+
 from typer.testing import CliRunner
 
 from mmgef.cli import app
@@ -14,9 +16,9 @@ def test_help_on_every_verb():
 def test_train_recommend_evaluate(tiny_dir, tmp_path):
     out = tmp_path / "run"
     res = runner.invoke(app, ["train", "--model", "mf", "--data", str(tiny_dir), "--out", str(out),
-                              "--set", "epochs=3", "--set", "progress=false", "--seed", "1"])
+                              "--set", "epochs=3", "--set", "progress=false", "--set", "threads=1", "--seed", "1"])
     assert res.exit_code == 0, res.output
-    assert "recall@20" in res.output and (out / "results.json").exists()
+    assert "recall@20" in res.output and json.loads((out / "results.json").read_text())["threads"] == 1
     rec = runner.invoke(app, ["recommend", str(out), "--user", "u5", "--k", "4"])
     assert rec.exit_code == 0, rec.output
     lines = rec.output.strip().splitlines()

@@ -6,7 +6,13 @@ Both are imported on first use, so ``import mmgef.config`` stays light (no torch
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Idle OpenMP threads sleep instead of spinning: with several jobs on few cores, spinning threads waiting
+# for a descheduled peer made a training ~200x slower (issue 17). Read by libgomp when torch loads, so it
+# applies whenever mmgef is imported before torch; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.2.0"
 __all__ = ["load", "train"]

@@ -68,6 +68,7 @@ class TrainConfig(Strict):
     eval_mask: Literal["train+valid", "train"] = Field(
         "train+valid", description="items masked when ranking for test: train+valid (ours), or train only (MMRec's protocol)")
     device: str = "cpu"
+    threads: int | None = Field(None, gt=0, description="torch CPU threads; unset: the cores other jobs leave free")
     sampler: Literal["uniform", "mixgcf"] = Field("uniform", description="mixgcf: hard negatives mixed from candidates")
     n_candidates: int = Field(64, gt=0, description="MixGCF candidate negatives per pair (M; 64 in the paper)")
     init: str | None = Field(None, description="pretrained.safetensors (from `mmgef pretrain`) to initialise the ID embeddings")
@@ -150,7 +151,7 @@ class RunConfig(Strict):
         checkpoint is compatible with a config that differs only there, so a finished run can be
         extended with ``--resume --set epochs=N``.
 
-        Settings that cannot change the run are left out: the progress bar, the device, where the
+        Settings that cannot change the run are left out: the progress bar, the device, the thread count, where the
         data was found and its fingerprint (checked separately when a run is loaded), MixGCF's
         candidate count under uniform sampling, an absent initialisation. (The last two also keep
         the digests of runs made before those settings existed.) An initialisation file counts by
@@ -159,7 +160,7 @@ class RunConfig(Strict):
         ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
         dumped = self.dump()
-        for key in ("progress", "device") if stopping else ("progress", "device", "epochs", "patience"):
+        for key in ("progress", "device", "threads") if stopping else ("progress", "device", "threads", "epochs", "patience"):
             dumped["train"].pop(key)
         for key in ("location", "fingerprint"):
             dumped["data"].pop(key)

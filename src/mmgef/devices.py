@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -26,3 +27,22 @@ def resolve_device(name: str, option: str = "train.device") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"{option} 'mps' asked for but MPS is not available. Fix: {fix}.")
     return torch.device(name)
+
+
+def default_threads() -> int:
+    """One core fewer than this process may use, and no more than the 1-minute load average leaves free (≥ 1).
+
+    torch's own default takes every core, so a second job (a sweep, a notebook, the service) oversubscribes
+    the machine, and OpenMP threads spinning for a descheduled peer made two LightGCN trainings on 2 cores
+    30× slower each (benchmarks/results/threads). One core left over keeps room for the neighbour; the load
+    average catches jobs already running (it lags by about a minute, so it cannot see one started together)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores - 1, cores - busy))
+
+
+def set_threads(requested: int | None) -> int:
+    """Set torch's intra-op threads to ``requested``, or to ``default_threads()``; returns the count."""
+    n = requested or default_threads()
+    torch.set_num_threads(n)
+    return n

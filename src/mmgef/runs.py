@@ -18,7 +18,7 @@ from mmgef.config import RunConfig, load_run_config, save_run_config
 from mmgef.data.dataset import Dataset
 from mmgef.data.registry import load_dataset, spec_location
 from mmgef.data.split import Split, make_split
-from mmgef.devices import resolve_device
+from mmgef.devices import resolve_device, set_threads
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import check_unlocked, locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender, withhold_item_ids
@@ -116,6 +116,7 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> 
     check_run_dir(run_dir, cfg, resume, warn=False)
     cfg = cfg.model_copy(deep=True)
     cfg.data.location = spec_location(cfg.data.location or cfg.data.name)
+    threads = set_threads(cfg.train.threads)  # before the graphs are built: their kNN is the first heavy step
     p = prepare(cfg)
     with locked_dir(run_dir):
         saved = check_run_dir(run_dir, cfg, resume)  # again under the lock: another process may have written it
@@ -137,6 +138,7 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> 
             "synthetic": p.dataset.synthetic,
             "split": p.split.kind,
             "seed": cfg.seed,
+            "threads": threads,
             **metrics,
             "run_dir": str(run_dir),
         }

@@ -46,12 +46,10 @@ class Cell:
 
 def train_config(cfg_json: str, run_dir: str) -> dict[str, Any]:
     """Worker entry: one ordinary training run, single-threaded so workers do not contend."""
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("MMGEF_WORKER_THREADS", "1")))
     from mmgef import runs
 
     cfg = RunConfig.model_validate_json(cfg_json)
+    cfg.train.threads = int(os.environ.get("MMGEF_WORKER_THREADS", "1"))
     cfg.train.progress = False  # parallel per-epoch bars would interleave; the runner reports progress
     path = Path(run_dir)
     return runs.train(cfg, path, resume=(path / "checkpoint.safetensors").exists())

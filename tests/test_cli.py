@@ -39,3 +39,11 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
 def test_data_stats_on_native_layout(tiny_dir):
     res = runner.invoke(app, ["data", "stats", str(tiny_dir)])
     assert res.exit_code == 0 and '"users": 120' in res.output and '"image"' in res.output
+
+
+def test_demo_trains_the_quick_models_and_names_the_slow_ones(tmp_path):
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    rows = [line for line in (tmp_path / "demo" / "results.md").read_text().splitlines() if line.startswith("| ") and "synthetic" in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["cb", "mf", "vbpr", "lightgcn", "freedom", "lattice", "mmgef"]
+    assert "[7/7] mmgef" in res.output and "done in" in res.output and "mmgef demo --all" in res.output

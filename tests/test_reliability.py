@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from mmgef import runs
 from mmgef.cli import app
-from mmgef.config import resolve_run_config
+from mmgef.config import TrainConfig, resolve_run_config
 from mmgef.data.registry import load_dataset
 from mmgef.data.split import make_split
 from mmgef.errors import ConfigError, MMGEFError
@@ -123,7 +123,7 @@ def test_a_cold_split_with_fewer_candidates_than_k_warns(tiny_dir, caplog):
     split = make_split(ds, "cold", 0, cold_ratio=0.3, cold_eval="cold_only")  # all-item ranking never has too few
     split.cold_test_items = split.cold_test_items[:1]
     with caplog.at_level(logging.WARNING):
-        make_evaluators(split, [20], 256, "cpu")
+        make_evaluators(split, TrainConfig(topk=[20], eval_batch_size=256), "cpu")
     assert "test ranks only 1 candidate item(s): recall and hit at K >= 1 are 1.0 whatever the model" in caplog.text
 
 

@@ -65,6 +65,8 @@ class TrainConfig(Strict):
     stop_metric: str = "recall@20"
     topk: list[int] = Field(default_factory=lambda: [10, 20, 40, 50])
     eval_batch_size: int = Field(1024, gt=0)
+    eval_item_block: int = Field(65_536, gt=0, description="items scored at once; memory is O(eval_batch_size × (block + K))")
+    eval_users: int | None = Field(None, gt=0, description="evaluate a seeded sample of this many users (very large data)")
     eval_mask: Literal["train+valid", "train"] = Field(
         "train+valid", description="items masked when ranking for test: train+valid (ours), or train only (MMRec's protocol)")
     device: str = "cpu"
@@ -151,7 +153,7 @@ class RunConfig(Strict):
         checkpoint is compatible with a config that differs only there, so a finished run can be
         extended with ``--resume --set epochs=N``.
 
-        Settings that cannot change the run are left out: the progress bar, the device, the thread count, where the
+        Settings that cannot change the run are left out: the progress bar, the device, the thread count, the evaluation's item block, where the
         data was found and its fingerprint (checked separately when a run is loaded), MixGCF's
         candidate count under uniform sampling, an absent initialisation. (The last two also keep
         the digests of runs made before those settings existed.) An initialisation file counts by
@@ -160,8 +162,11 @@ class RunConfig(Strict):
         ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
         dumped = self.dump()
-        for key in ("progress", "device", "threads") if stopping else ("progress", "device", "threads", "epochs", "patience"):
+        for key in ("progress", "device", "threads", "eval_item_block") if stopping else (
+                "progress", "device", "threads", "eval_item_block", "epochs", "patience"):
             dumped["train"].pop(key)
+        if self.train.eval_users is None:
+            dumped["train"].pop("eval_users")
         for key in ("location", "fingerprint"):
             dumped["data"].pop(key)
         if self.data.encoding == "utf-8":  # the defaults leave the digest of runs made before these settings

@@ -173,5 +173,5 @@ def evaluate(run_dir: Path) -> dict[str, dict[str, float]]:
 
 def evaluate_loaded(p: Prepared) -> dict[str, dict[str, float]]:
     """Validation and test metrics of a loaded run, as its results.json reports them."""
-    valid, test = make_evaluators(p.split, p.cfg.train.eval_ks, p.cfg.train.eval_batch_size, p.device, p.cfg.train.eval_mask)
+    valid, test = make_evaluators(p.split, p.cfg.train, p.device)
     return {"valid": valid.evaluate(p.model.scores), "test": test.evaluate(p.model.scores)}

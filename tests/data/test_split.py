@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmgef.config import TrainConfig
 from mmgef.data.dataset import Dataset
 from mmgef.data.split import make_split
 from mmgef.data.synthetic import SyntheticConfig, generate
@@ -79,8 +80,8 @@ def test_cold_all_item_protocol_ranks_warm_items_too(ds):
         s = make_split(ds, "cold", 0, cold_ratio=0.2, cold_eval=protocol)
         warm_first = torch.zeros(ds.n_items)
         warm_first[torch.as_tensor(np.setdiff1d(np.arange(ds.n_items), s.cold_items))] = 1.0
-        _, test = make_evaluators(s, [20], 64, "cpu")
-        results[protocol] = test.evaluate(lambda users: warm_first.expand(len(users), -1))["recall@20"]
+        _, test = make_evaluators(s, TrainConfig(topk=[20], eval_batch_size=64), "cpu")
+        results[protocol] = test.evaluate(lambda users, items: warm_first[items].expand(len(users), -1))["recall@20"]
     assert s.candidates("test") is s.cold_test_items
     assert results["all"] == 0.0
     assert results["cold_only"] > 0.5

@@ -59,7 +59,7 @@ def test_evaluator_matches_slow_reference(use_candidates):
     candidates = np.sort(rng.choice(n_items, 25, replace=False)) if use_candidates else None
     ks = [1, 5, 20]
     ev = Evaluator(test, [train], ks, batch_size=8, candidates=candidates)
-    got = ev.evaluate(lambda users: torch.from_numpy(scores)[users])
+    got = ev.evaluate(lambda users, items: torch.from_numpy(scores)[users][:, items])
     want = _slow_reference(scores, test, train, ks, None if candidates is None else set(candidates.tolist()))
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
@@ -72,18 +72,51 @@ def test_evaluator_masks_training_items_and_skips_users_without_targets():
     scores = torch.tensor([[9.0, 5.0, 1.0], [0.0, 0.0, 0.0]])
     ev = Evaluator(test, [train], [1])
     assert ev.n_users == 1
-    m = ev.evaluate(lambda u: scores[u])
+    m = ev.evaluate(lambda u, items: scores[u][:, items])
     assert m["recall@1"] == 1.0  # item 0 is masked, so item 1 comes first
-    no_mask = Evaluator(test, [], [1]).evaluate(lambda u: scores[u])
+    no_mask = Evaluator(test, [], [1]).evaluate(lambda u, items: scores[u][:, items])
     assert no_mask["recall@1"] == 0.0
 
 
 def test_k_larger_than_catalogue_counts_missing_ranks_as_misses():
     test = sp.csr_matrix(np.array([[1, 0]], dtype=np.float32))
-    m = Evaluator(test, [], [5]).evaluate(lambda u: torch.tensor([[1.0, 0.0]]))
+    m = Evaluator(test, [], [5]).evaluate(lambda u, items: torch.tensor([[1.0, 0.0]])[:, items])
     assert m["recall@5"] == 1.0 and m["precision@5"] == pytest.approx(0.2)
 
 
 def test_non_positive_k_is_rejected():
     with pytest.raises(ValueError, match="positive"):
         Evaluator(sp.csr_matrix((2, 2)), [], [0])
+
+
+@pytest.mark.parametrize("block", [1, 7, 40, 10_000])
+def test_item_blocks_merge_to_the_same_top_k_as_one_block(block):
+    rng = np.random.default_rng(3)
+    n_users, n_items = 50, 97
+    scores = torch.from_numpy(rng.standard_normal((n_users, n_items)).astype(np.float32))
+    train = sp.random(n_users, n_items, density=0.1, random_state=4, format="csr")
+    test = sp.random(n_users, n_items, density=0.05, random_state=5, format="csr")
+    test = (test - test.multiply(train.astype(bool))).tocsr()
+    test.eliminate_zeros()
+    cands = np.sort(rng.choice(n_items, 60, replace=False))
+    whole = Evaluator(test, [train], [1, 5, 20, 50], batch_size=16, candidates=cands, item_block=n_items)
+    blocked = Evaluator(test, [train], [1, 5, 20, 50], batch_size=16, candidates=cands, item_block=block)
+    seen: list[int] = []
+
+    def score(users, items):
+        seen.append(len(range(n_items)[items]))
+        return scores[users][:, items]
+
+    users = whole.users[:16]
+    assert torch.equal(whole.top_items(score, users), blocked.top_items(score, users))
+    assert max(seen) <= max(block, n_items) and min(seen) <= block
+    assert blocked.evaluate(score) == pytest.approx(whole.evaluate(score), abs=1e-12)
+
+
+def test_a_seeded_user_sample_is_reproducible_and_a_subset():
+    test = sp.random(500, 40, density=0.1, random_state=1, format="csr")
+    a = Evaluator(test, [], [5], sample_users=100, seed=7)
+    b = Evaluator(test, [], [5], sample_users=100, seed=7)
+    full = Evaluator(test, [], [5])
+    assert a.n_users == 100 and np.array_equal(a.users, b.users) and set(a.users) <= set(full.users)
+    assert not np.array_equal(a.users, Evaluator(test, [], [5], sample_users=100, seed=8).users)

@@ -1,4 +1,9 @@
-"""Batched full-ranking evaluation: memory stays O(batch × items) whatever the user count."""
+"""Batched full-ranking evaluation whose memory is O(user batch × (item block + K)) whatever the sizes.
+
+Users go in batches and, for each batch, the catalogue in blocks of items: each block's scores are
+masked, cut to their top K and merged into the running top K, so one million items never need a
+users × items matrix. Hits are looked up in the targets' sparse (row, item) keys, not a dense mask.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import torch
 
 from mmgef.eval.metrics import METRICS, compute
 
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+ScoreFn = Callable[[torch.Tensor, slice], torch.Tensor]  # (users, items[start:stop]) → [len(users), stop - start]
 
 
 class Evaluator:
@@ -18,6 +23,8 @@ class Evaluator:
 
     ``exclude`` matrices (training items, and validation items at test time) are masked to -inf
     before ranking, so a model is never rewarded for recommending what the user already has.
+    ``sample_users`` > 0 evaluates a seeded sample of that many users (for very large data);
+    ``item_block`` bounds the items scored at once.
     """
 
     def __init__(
@@ -28,6 +35,9 @@ class Evaluator:
         batch_size: int = 1024,
         candidates: np.ndarray | None = None,
         device: str | torch.device = "cpu",
+        item_block: int = 65_536,
+        sample_users: int | None = None,
+        seed: int = 0,
     ) -> None:
         if not ks or min(ks) <= 0:
             raise ValueError(f"every K must be a positive integer, got {ks}")
@@ -38,8 +48,12 @@ class Evaluator:
         self.exclude = self.exclude.tocsr()
         self.ks = sorted(ks)
         self.batch_size = batch_size
+        self.item_block = item_block
         self.device = torch.device(device)
         self.users = np.flatnonzero(np.diff(self.target.indptr) > 0)
+        if sample_users and sample_users < len(self.users):
+            rng = np.random.default_rng(seed)
+            self.users = np.sort(rng.choice(self.users, sample_users, replace=False))
         self.candidate_mask: torch.Tensor | None = None
         if candidates is not None:
             mask = torch.ones(target.shape[1], dtype=torch.bool)
@@ -50,6 +64,35 @@ class Evaluator:
     def n_users(self) -> int:
         return len(self.users)
 
+    def _rows_cols(self, m: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), device=self.device)
+        return rows, torch.as_tensor(m.indices, dtype=torch.long, device=self.device)
+
+    def top_items(self, score_fn: ScoreFn, users: np.ndarray) -> torch.Tensor | None:
+        """The top ``max(ks)`` item indices per user, best first, merged block by block (None: a score
+        was not finite)."""
+        n_items = self.target.shape[1]
+        k_max = min(self.ks[-1], n_items)
+        user_t = torch.as_tensor(users, dtype=torch.long, device=self.device)
+        ex_rows, ex_cols = self._rows_cols(self.exclude[users])
+        best_vals = torch.full((len(users), 0), -torch.inf, device=self.device)
+        best_idx = torch.zeros((len(users), 0), dtype=torch.long, device=self.device)
+        for start in range(0, n_items, self.item_block):
+            stop = min(start + self.item_block, n_items)
+            scores = score_fn(user_t, slice(start, stop)).float().clone()
+            if not bool(torch.isfinite(scores).all()):
+                return None
+            inside = (ex_cols >= start) & (ex_cols < stop)
+            scores[ex_rows[inside], ex_cols[inside] - start] = -torch.inf
+            if self.candidate_mask is not None:
+                scores[:, self.candidate_mask[start:stop]] = -torch.inf
+            vals, idx = torch.topk(scores, min(k_max, stop - start), dim=1)
+            merged_vals = torch.cat([best_vals, vals], dim=1)
+            merged_idx = torch.cat([best_idx, idx + start], dim=1)
+            best_vals, order = torch.topk(merged_vals, min(k_max, merged_vals.shape[1]), dim=1)
+            best_idx = merged_idx.gather(1, order)
+        return best_idx
+
     @torch.no_grad()
     def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
         """Mean of every metric over evaluated users, keyed like ``recall@20``."""
@@ -58,21 +101,12 @@ class Evaluator:
         k_max = min(self.ks[-1], n_items)
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
-            scores = score_fn(torch.as_tensor(users, dtype=torch.long, device=self.device)).float().clone()
-            if not bool(torch.isfinite(scores).all()):
-                # NaN/inf scores rank arbitrarily yet give finite-looking metrics: report them as NaN.
+            top = self.top_items(score_fn, users)
+            if top is None:  # NaN/inf scores rank arbitrarily yet give finite-looking metrics: report them as NaN
                 return {f"{m}@{k}": float("nan") for k in self.ks for m in METRICS}
-            ex = self.exclude[users]
-            rows = torch.as_tensor(np.repeat(np.arange(len(users)), np.diff(ex.indptr)), device=self.device)
-            scores[rows, torch.as_tensor(ex.indices, dtype=torch.long, device=self.device)] = -torch.inf
-            if self.candidate_mask is not None:
-                scores[:, self.candidate_mask] = -torch.inf
-            top = torch.topk(scores, k_max, dim=1).indices
             tg = self.target[users]
-            dense = torch.zeros(len(users), n_items, dtype=torch.bool, device=self.device)
-            trows = torch.as_tensor(np.repeat(np.arange(len(users)), np.diff(tg.indptr)), device=self.device)
-            dense[trows, torch.as_tensor(tg.indices, dtype=torch.long, device=self.device)] = True
-            hits = dense.gather(1, top)
+            t_rows, t_cols = self._rows_cols(tg)
+            hits = torch.isin(torch.arange(len(users), device=self.device)[:, None] * n_items + top, t_rows * n_items + t_cols)
             if k_max < self.ks[-1]:  # fewer items than K: the missing ranks are misses
                 hits = torch.nn.functional.pad(hits, (0, self.ks[-1] - k_max))
             n_rel = torch.as_tensor(np.diff(tg.indptr), device=self.device)

@@ -126,7 +126,7 @@ class Recommender(nn.Module):
         return self._cache
 
     @torch.no_grad()
-    def scores(self, users: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for each user, shape [len(users), n_items]."""
+    def scores(self, users: torch.Tensor, items: slice = slice(None)) -> torch.Tensor:
+        """Scores of the items ``items`` (all by default) for each user, shape [len(users), len(items)]."""
         u, i = self.cached_embeddings()
-        return u[users] @ i.T
+        return u[users] @ i[items].T

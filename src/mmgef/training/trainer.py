@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mmgef.config import RunConfig
+from mmgef.config import RunConfig, TrainConfig
 from mmgef.data.split import Split
 from mmgef.errors import ConfigError, MMGEFError
 from mmgef.eval.evaluator import Evaluator
@@ -68,19 +68,21 @@ class TrainState:
     digest: str = ""
 
 
-def make_evaluators(split: Split, ks: list[int], batch_size: int, device: torch.device | str,
-                    test_mask: str = "train+valid") -> tuple[Evaluator, Evaluator]:
-    """Validation masks training items; test masks training and validation items (``test_mask="train"``:
+def make_evaluators(split: Split, train: TrainConfig, device: torch.device | str) -> tuple[Evaluator, Evaluator]:
+    """Validation masks training items; test masks training and validation items (``eval_mask="train"``:
     training items only, as MMRec does, so numbers can be set beside that toolbox's)."""
+    ks = train.eval_ks
     for part in ("valid", "test"):
         cands = split.candidates(part)
         if cands is not None and len(cands) <= max(ks):
             log.warning("%s ranks only %d candidate item(s): recall and hit at K >= %d are 1.0 whatever the model. "
                         "Raise data.cold_ratio or use a larger dataset for a meaningful cold-start number.",
                         part, len(cands), len(cands))
-    valid = Evaluator(split.valid, [split.train], ks, batch_size, split.candidates("valid"), device)
-    masked = [split.train, split.valid] if test_mask == "train+valid" else [split.train]
-    test = Evaluator(split.test, masked, ks, batch_size, split.candidates("test"), device)
+    sizes = {"batch_size": train.eval_batch_size, "device": device, "item_block": train.eval_item_block,
+             "sample_users": train.eval_users}
+    valid = Evaluator(split.valid, [split.train], ks, candidates=split.candidates("valid"), **sizes)
+    masked = [split.train, split.valid] if train.eval_mask == "train+valid" else [split.train]
+    test = Evaluator(split.test, masked, ks, candidates=split.candidates("test"), **sizes)
     return valid, test
 
 
@@ -93,8 +95,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.sampler = sampler
         self.device = device
-        self.valid_eval, self.test_eval = make_evaluators(split, cfg.train.eval_ks, cfg.train.eval_batch_size, self.device,
-                                                          cfg.train.eval_mask)
+        self.valid_eval, self.test_eval = make_evaluators(split, cfg.train, self.device)
         # MixGCF is a training objective over a layered model's per-layer embeddings; whether the
         # model has them was checked when the config was resolved.
         self.loss_fn = (lambda batch: mixgcf_loss(model, batch)) if cfg.train.sampler == "mixgcf" else model.loss  # type: ignore[arg-type]

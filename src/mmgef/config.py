@@ -58,6 +58,9 @@ class DataConfig(Strict):
 class TrainConfig(Strict):
     epochs: int = Field(1000, ge=1, description="maximum epochs; early stopping usually ends sooner")
     batch_size: int = Field(2048, gt=0)
+    steps_per_epoch: int | None = Field(
+        None, gt=0, description="at most this many optimizer steps (full propagations) per epoch: the batch grows to "
+                                "interactions / steps, so an epoch costs O(interactions), not O(interactions²)")
     lr: float = Field(1e-3, gt=0)
     reg: float = Field(1e-4, ge=0, description="L2 weight on the batch's ego embeddings")
     eval_every: int = Field(1, gt=0)
@@ -82,6 +85,10 @@ class TrainConfig(Strict):
         if not v or any(k <= 0 for k in v):
             raise ValueError(f"every K must be a positive integer, got {v}")
         return sorted(set(v))
+
+    def batch_for(self, n_pairs: int) -> int:
+        """The batch size for ``n_pairs`` training pairs: ``batch_size``, grown to honour ``steps_per_epoch``."""
+        return self.batch_size if self.steps_per_epoch is None else max(self.batch_size, -(-n_pairs // self.steps_per_epoch))
 
     @property
     def eval_ks(self) -> list[int]:
@@ -165,8 +172,9 @@ class RunConfig(Strict):
         for key in ("progress", "device", "threads", "eval_item_block") if stopping else (
                 "progress", "device", "threads", "eval_item_block", "epochs", "patience"):
             dumped["train"].pop(key)
-        if self.train.eval_users is None:
-            dumped["train"].pop("eval_users")
+        for key in ("eval_users", "steps_per_epoch"):
+            if dumped["train"][key] is None:
+                dumped["train"].pop(key)
         for key in ("location", "fingerprint"):
             dumped["data"].pop(key)
         if self.data.encoding == "utf-8":  # the defaults leave the digest of runs made before these settings

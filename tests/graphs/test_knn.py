@@ -22,12 +22,13 @@ def test_exact_chunked_knn_equals_brute_force():
     assert (got[:, 0] == np.arange(257)).all()  # each item is its own nearest neighbour
 
 
-def test_faiss_recall_against_exact():
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_faiss_recall_against_exact(kind):
     rng = np.random.default_rng(1)
     centers = rng.normal(size=(50, 32))
     x = (centers[rng.integers(0, 50, 5000)] + 0.5 * rng.normal(size=(5000, 32))).astype(np.float32)
     exact = exact_topk(torch.from_numpy(x), 10).numpy()
-    approx = faiss_topk(x, 10)
+    approx = faiss_topk(x, 10, kind)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
     assert recall >= 0.95, recall
 

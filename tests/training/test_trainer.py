@@ -155,3 +155,21 @@ def test_eval_mask_train_masks_only_training_items_at_test_time(tiny_dir, tmp_pa
     assert peer["test"]["recall@50"] < ours["test"]["recall@50"]  # validation items now take slots
     assert runs.evaluate(tmp_path / "peer")["test"] == pytest.approx(peer["test"], abs=1e-6)
     assert resolve_run_config(model="mf", data=str(tiny_dir), sets=sets).digest() != cfg.digest()
+
+
+def test_steps_per_epoch_caps_the_propagations_and_grows_the_batch(tiny_dir, tmp_path, monkeypatch):
+    from mmgef.config import TrainConfig
+    from mmgef.models.lightgcn import LightGCN
+
+    assert TrainConfig(batch_size=100, steps_per_epoch=4).batch_for(1000) == 250
+    assert TrainConfig(batch_size=400, steps_per_epoch=4).batch_for(1000) == 400  # never below batch_size
+    assert TrainConfig(batch_size=100).batch_for(1000) == 100
+    calls = []
+    real = LightGCN.loss
+    monkeypatch.setattr(LightGCN, "loss", lambda self, batch: calls.append(len(batch.users)) or real(self, batch))
+    base = ["epochs=2", "patience=100", "lr=0.05", "progress=false", "batch_size=64"]
+    capped = runs.train(resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=[*base, "steps_per_epoch=3"]), tmp_path / "a")
+    assert len(calls) == 6 and sum(calls) == 2 * sum(calls[:3]) and max(calls) > 64
+    full = resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=base)
+    assert resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=[*base, "steps_per_epoch=3"]).digest() != full.digest()
+    assert capped["valid"]["recall@20"] > 0

@@ -116,6 +116,8 @@ class Runner:
                 names = placeholders(self.spec, dataset)
                 column = dataset if split == self.spec.split else f"{dataset} ({split})"
                 for row in self.spec.rows:
+                    if row.datasets is not None and dataset not in row.datasets:
+                        continue
                     for sweep in sweep_points(row):
                         label = substitute(row.label, names) + (f" {sweep[0]}={sweep[1]}" if sweep else "")
                         cell = Cell(row, dataset, split, label, column, sweep)

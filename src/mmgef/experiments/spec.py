@@ -31,6 +31,8 @@ class RowSpec(Strict):
     published_as: str | None = Field(None, description="this row's label in published.csv (default: the label without †)")
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description="one parameter: a line per value, plotted as a curve")
     baseline: bool = Field(False, description="a baseline for the paired test against the best one")
+    datasets: list[str] | None = Field(None, description="only on these of the spec's datasets (e.g. a content model "
+                                       "on data that has no features: leave that dataset out)")
     init_from: str | None = Field(None, description="label of a pre-training row: each seed starts from that row's "
                                   "pretrained.safetensors of the same dataset and seed")
 

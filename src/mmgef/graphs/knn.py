@@ -1,7 +1,10 @@
 """Cosine top-k neighbours of item feature rows, without ever holding an N × N matrix.
 
-Exact search scores one chunk of rows against all items at a time (memory O(chunk × N));
-FAISS HNSW (inner product on unit vectors) takes over above ``faiss_threshold`` items or on request.
+Exact search scores one chunk of rows against all items at a time (memory O(chunk × N), time O(N²·d));
+a FAISS inverted-file index (inner product on unit vectors) takes over above ``faiss_threshold`` items
+or on request. The switch is measured (``benchmarks/bench_knn.py``, one thread, k = 10): at 100k items
+IVF takes 4.2 s against 50.6 s exact with recall@10 0.9975 (HNSW: 45.7 s); at 30k its recall is 0.95,
+so exact search stays below 50k items.
 As in LATTICE's code, an item counts as its own nearest neighbour. Negative similarities are
 clamped to zero, and an all-zero feature row has zero similarity to everything: such an item has
 only zero-weight edges, i.e. it is isolated in the content graph (a warning names how many).
@@ -21,6 +24,7 @@ from mmgef.errors import ConfigError
 log = logging.getLogger(__name__)
 
 Method = Literal["auto", "exact", "faiss"]
+FaissKind = Literal["ivf", "hnsw"]
 
 
 def check_k(k: int, n_items: int, what: str = "knn_k") -> None:
@@ -54,15 +58,27 @@ def exact_topk(x: Blocks, k: int, chunk_size: int = 2048) -> torch.Tensor:
     return out
 
 
-def faiss_topk(x: np.ndarray, k: int, hnsw_m: int = 32, ef_search: int = 128) -> np.ndarray:
-    """Approximate top-k by inner product on unit rows with a FAISS HNSW index."""
+def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32, ef_search: int = 128,
+               nprobe: int = 16) -> np.ndarray:
+    """Approximate top-k by inner product on unit rows with a FAISS index.
+
+    ``ivf``: an inverted file of 4·√N k-means lists (trained on at most 256 points per list), searching
+    ``nprobe`` lists per query — per-query cost O(√N·d) instead of O(N·d). ``hnsw``: a graph index."""
     import faiss
 
     xn = np.ascontiguousarray(x, dtype=np.float32).copy()
     faiss.normalize_L2(xn)
-    index = faiss.IndexHNSWFlat(xn.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = max(40, ef_search)
-    index.hnsw.efSearch = max(ef_search, k)
+    n, d = xn.shape
+    if kind == "ivf":
+        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = xn[np.random.default_rng(0).choice(n, min(n, 256 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = min(nprobe, nlist)
+    else:
+        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = max(40, ef_search)
+        index.hnsw.efSearch = max(ef_search, k)
     index.add(xn)
     _, idx = index.search(xn, k)
     bad = idx < 0  # HNSW can return fewer than k hits; fall back to self

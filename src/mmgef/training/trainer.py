@@ -182,9 +182,10 @@ class Trainer:
         rng = np.random.default_rng(seed)
         self.model.train()
         self.model.on_epoch_start(epoch)
-        n_batches = -(-len(self.sampler) // self.cfg.train.batch_size)
+        batch_size = self.cfg.train.batch_for(len(self.sampler))
+        n_batches = -(-len(self.sampler) // batch_size)
         total = 0.0
-        bar = tqdm(self.sampler.batches(self.cfg.train.batch_size, rng), total=n_batches, leave=False,
+        bar = tqdm(self.sampler.batches(batch_size, rng), total=n_batches, leave=False,
                    desc=f"epoch {epoch}", disable=not self.cfg.train.progress)
         for step, (users, pos, neg) in enumerate(bar):
             batch = Batch(*(torch.as_tensor(x, device=self.device) for x in (users, pos, neg)))

@@ -1,0 +1,85 @@
+"""kNN graph build: exact chunked search against FAISS HNSW and IVF, time and recall (issue 17).
+
+Clustered synthetic item vectors (1,000 centres, Gaussian spread; 512-d = the 128-d image-like and
+384-d text-like blocks of the scale benchmark, and 64-d = a learned graph's projections), k = 10, one
+thread (what a training on this machine gets). Recall@10 of each approximate index is measured against
+exact search on a seeded sample of 2,000 query items. Writes ``benchmarks/results/knn/knn.{csv,md}``;
+the ``auto`` switch of ``mmgef.graphs.knn`` is set from this table.
+
+    python benchmarks/bench_knn.py [--sizes 10000 30000 100000] [--dims 64 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmgef.graphs.knn import exact_topk, faiss_topk
+
+RESULTS = Path(__file__).parent / "results" / "knn"
+K = 10
+QUERIES = 2000
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((1000, d)).astype(np.float32)
+    return centres[rng.integers(0, 1000, n)] + 1.0 * rng.standard_normal((n, d)).astype(np.float32)
+
+
+def recall(approx: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    ap.add_argument("--dims", type=int, nargs="+", default=[64, 512])
+    ap.add_argument("--exact-up-to", type=int, default=100_000, help="skip the full exact search above this size")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    rows = []
+    for d in args.dims:
+        for n in args.sizes:
+            x = clustered(n, d)
+            xt = torch.from_numpy(x)
+            q = np.sort(np.random.default_rng(1).choice(n, min(QUERIES, n), replace=False))
+            # ground truth for the sampled queries: exact scores of those rows against all
+            xn = torch.nn.functional.normalize(xt, dim=1)
+            truth = torch.topk(xn[q] @ xn.T, K, dim=1).indices.numpy()
+            timings: dict[str, tuple[float, float]] = {}
+            if n <= args.exact_up_to:
+                t = time.perf_counter()
+                ex = exact_topk(xt, K).numpy()
+                timings["exact"] = (time.perf_counter() - t, recall(ex[q], truth))
+            for kind in ("hnsw", "ivf"):
+                t = time.perf_counter()
+                got = faiss_topk(x, K, kind)
+                timings[kind] = (time.perf_counter() - t, recall(got[q], truth))
+            for method, (sec, rec) in timings.items():
+                rows.append({"items": n, "dim": d, "method": method, "seconds": round(sec, 2), "recall@10": round(rec, 4)})
+                print(f"n={n:>9,} d={d:>4} {method:6s} {sec:8.2f} s  recall@10 {rec:.4f}", flush=True)
+    from mmgef.experiments.report import code_version
+    from mmgef.report import markdown_table
+
+    df = pd.DataFrame(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    df.to_csv(RESULTS / "knn.csv", index=False)
+    cmd = "python benchmarks/bench_knn.py " + " ".join(sys.argv[1:])
+    (RESULTS / "knn.md").write_text(
+        f"# kNN graph build, k = {K}, one thread\n\n`{cmd.strip()}` at {code_version()}. Recall@10 against exact "
+        f"search on {QUERIES} sampled items (exact is 1 by definition, up to ties).\n\n"
+        + markdown_table(list(df.columns), df.values.tolist()) + "\n")
+
+
+if __name__ == "__main__":
+    main()

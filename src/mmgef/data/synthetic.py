@@ -43,6 +43,9 @@ class SyntheticConfig(Strict):
     content_noise: float = Field(0.5, ge=0)
     popularity_exponent: float = Field(0.9, ge=0, description="Zipf exponent of the item popularity prior")
     reviews: bool = True
+    candidate_pool: int | None = Field(None, gt=0, description="each block of users picks from a shared pool of this many "
+                                       "items drawn by popularity (cost O(users × pool), not O(users × items): "
+                                       "for catalogues of 100k items and more)")
     seed: int = Field(0, ge=0)
 
 
@@ -61,9 +64,10 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
     log_pop = -cfg.popularity_exponent * np.log(ranks)
     scale = 1.5 / _pairwise_dot_std(user_lat, item_lat)
 
-    counts = np.clip(rng.lognormal(np.log(cfg.mean_interactions), 0.6, size=cfg.n_users), 5, cfg.n_items // 4).astype(int)
+    counts = np.clip(rng.lognormal(np.log(cfg.mean_interactions), 0.6, size=cfg.n_users), 5,
+                     min(cfg.n_items // 4, cfg.candidate_pool or cfg.n_items)).astype(int)
     users = np.repeat(np.arange(cfg.n_users), counts)
-    items = np.concatenate(list(_sampled_items(user_lat, item_lat, scale, log_pop, counts, rng)))
+    items = np.concatenate(list(_sampled_items(user_lat, item_lat, scale, log_pop, counts, rng, cfg.candidate_pool)))
     # Timestamps: each user's interactions spread over a year, in sampling order.
     starts = rng.integers(1_600_000_000, 1_630_000_000, size=cfg.n_users)
     offsets = np.concatenate([np.sort(rng.integers(0, 365 * 86400, size=c)) for c in counts])
@@ -104,18 +108,31 @@ def _pairwise_dot_std(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _sampled_items(user_lat: np.ndarray, item_lat: np.ndarray, scale: float, log_pop: np.ndarray,
-                   counts: np.ndarray, rng: np.random.Generator, cells: int = 1 << 24):
+                   counts: np.ndarray, rng: np.random.Generator, pool: int | None = None, cells: int = 1 << 24):
     """Each user's items: the top ``counts[u]`` of affinity + popularity + Gumbel noise (sampling without
     replacement), in order. Users go in blocks of about ``cells`` scores, so memory stays O(block × items)
-    at any size; the noise is drawn block after block, the same stream as one draw of the whole matrix."""
+    at any size; the noise is drawn block after block, the same stream as one draw of the whole matrix.
+    With ``pool``, each block of 64 users draws ``pool`` candidates from the popularity prior (binary search
+    in its CDF: O(pool · log items)) and its users choose among the distinct ones by affinity alone, the
+    popularity being spent on the pool."""
     n_users, n_items = len(user_lat), len(item_lat)
-    block = max(1, cells // n_items)
+    pool = None if pool is None or pool >= n_items else pool
+    block = max(1, cells // n_items) if pool is None else 64
+    cdf = None if pool is None else np.cumsum(np.exp(log_pop - log_pop.max()))
     for lo in range(0, n_users, block):
         hi = min(lo + block, n_users)
-        keys = -((user_lat[lo:hi] @ item_lat.T) * scale + log_pop[None, :] + rng.gumbel(size=(hi - lo, n_items)))
+        if cdf is None:
+            cand, prior = np.arange(n_items), log_pop
+        else:
+            cand = np.unique(np.searchsorted(cdf, rng.random(pool) * cdf[-1]))
+            need = int(counts[lo:hi].max()) - len(cand)
+            if need > 0:  # a heavy user needs more distinct candidates than the draw gave
+                cand = np.union1d(cand, rng.choice(np.setdiff1d(np.arange(n_items), cand), need, replace=False))
+            prior = np.zeros(len(cand))
+        keys = -((user_lat[lo:hi] @ item_lat[cand].T) * scale + prior[None, :] + rng.gumbel(size=(hi - lo, len(cand))))
         for r, c in enumerate(counts[lo:hi]):
-            top = np.argpartition(keys[r], c - 1)[:c] if c < n_items else np.arange(n_items)
-            yield top[np.argsort(keys[r, top], kind="stable")]
+            top = np.argpartition(keys[r], c - 1)[:c] if c < len(cand) else np.arange(len(cand))
+            yield cand[top[np.argsort(keys[r, top], kind="stable")]]
 
 
 def _title(topics: np.ndarray, rng: np.random.Generator) -> str:

@@ -1,0 +1,168 @@
+"""Cost against size: synthetic catalogues from 10k items up, every stage timed (issue 17).
+
+Users = items, ~20 interactions per user with long-tail popularity, 128-d image-like + 384-d
+text-like features (``mmgef data synth``'s generator). Per size the data is generated once and
+written in the native layout; then LightGCN, LATTICE and MM-GEF each run in a fresh process (so peak
+RSS is theirs): data loading, the 8:1:1 split, the kNN graph of the raw features (exact below 50k
+items, FAISS IVF above), the co-occurrence graph, the model build, one training epoch with
+``steps_per_epoch`` (the linear-cost mode) and, where ``--full-up-to`` allows, one with full
+propagation per batch (today's default), and evaluation of 10k sampled users over all items.
+Writes ``benchmarks/results/scale/scale.{csv,md}`` and ``scale.png`` (log-log, with the fitted
+exponent per stage). One thread per process: the 2-core machine's default for a training.
+
+    python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results" / "scale"
+STEPS = 32
+POOL = 4096  # the generator's candidate pool at every size: cost O(users × pool), the same distribution throughout
+
+WORKER = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
+from mmgef.config import resolve_run_config
+from mmgef.data.registry import load_dataset
+from mmgef.data.split import make_split
+from mmgef.eval.evaluator import Evaluator
+from mmgef.graphs.cooccurrence import cooccurrence_graph
+from mmgef.graphs.knn import knn_indices
+from mmgef.models.base import Batch, ModelContext
+from mmgef.models.registry import build_model
+from mmgef.training.sampling import UniformSampler
+from mmgef.training.trainer import peak_rss_mb
+
+model_name, root, steps, full = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+out = {}
+def timed(key, fn):
+    t = time.perf_counter(); value = fn(); out[key] = time.perf_counter() - t; return value
+cfg = resolve_run_config(model=model_name, data=root, sets=["progress=false"])
+ds = timed("load_s", lambda: load_dataset(root, ["image", "text"] if model_name != "lightgcn" else []))
+split = timed("split_s", lambda: make_split(ds, "random", 0))
+out["train_pairs"] = int(split.train.nnz)
+if model_name != "lightgcn":
+    timed("knn_s", lambda: knn_indices([torch.from_numpy(ds.content[m]) for m in ("image", "text")], 10))
+if model_name == "mmgef":
+    timed("cooccurrence_s", lambda: cooccurrence_graph(split.train))
+ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities)
+model = timed("build_s", lambda: build_model(cfg.params, ctx, cfg.train.reg))
+ds.content = {}
+opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+sampler = UniformSampler(split.train)
+def epoch(batch_size):
+    rng = np.random.default_rng(0)
+    model.train(); model.on_epoch_start(1)
+    for users, pos, neg in sampler.batches(batch_size, rng):
+        loss = model.loss(Batch(torch.as_tensor(users), torch.as_tensor(pos), torch.as_tensor(neg)))
+        opt.zero_grad(); loss.backward(); opt.step()
+cfg.train.steps_per_epoch = steps
+timed("epoch_linear_s", lambda: epoch(cfg.train.batch_for(len(sampler))))
+if full:
+    timed("epoch_full_s", lambda: epoch(cfg.train.batch_size))
+model.eval()
+ev = Evaluator(split.test, [split.train, split.valid], [20], sample_users=10_000)
+timed("eval_10k_users_s", lambda: ev.evaluate(model.scores))
+out["peak_rss_mb"] = peak_rss_mb()
+print(json.dumps(out))
+"""
+
+
+def generate(n: int, root: Path) -> float:
+    from mmgef.data.formats import write_native
+    from mmgef.data.synthetic import SyntheticConfig, generate
+
+    t = time.perf_counter()
+    write_native(generate(SyntheticConfig(n_users=n, n_items=n, mean_interactions=20, image_dim=128, text_dim=384,
+                                          reviews=False, candidate_pool=POOL)), root)
+    return time.perf_counter() - t
+
+
+def fit_exponent(x: pd.Series, y: pd.Series) -> float:
+    ok = (x > 0) & (y > 0)
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
+
+
+def plot(df: pd.DataFrame, stages: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part = df[df["model"] == model]
+        for stage in stages:
+            if stage in part and part[stage].notna().sum() >= 1:
+                b = fit_exponent(part["interactions"], part[stage])
+                ax.loglog(part["interactions"], part[stage], "o-", label=f"{stage.removesuffix('_s')} (slope {b:.2f})")
+        ax.set_title(model)
+        ax.set_xlabel("interactions")
+        ax.set_ylabel("seconds (1 thread)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    ap.add_argument("--models", nargs="+", default=["lightgcn", "lattice", "mmgef"])
+    ap.add_argument("--full-up-to", type=int, default=30_000, help="largest size that also times a full-propagation epoch")
+    args = ap.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rows = []
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = generate(n, Path(tmp))
+            print(f"{n:>9,} items: generated in {gen:.1f} s", flush=True)
+            for model in args.models:
+                res = subprocess.run([sys.executable, "-c", WORKER, model, tmp, str(STEPS), str(int(n <= args.full_up_to))],
+                                     env=env, capture_output=True, text=True)
+                if res.returncode:
+                    raise SystemExit(f"{model} at {n} items failed:\n{res.stderr[-3000:]}")
+                row = {"items": n, "users": n, "model": model, "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
+                row["interactions"] = round(row["train_pairs"] / 0.8)
+                rows.append(row)
+                print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+    from mmgef.experiments.report import code_version
+    from mmgef.report import markdown_table
+
+    df = pd.DataFrame(rows)
+    stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
+                          "eval_10k_users_s") if c in df]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    df.to_csv(RESULTS / "scale.csv", index=False)
+    plot(df, stages, RESULTS / "scale.png")
+    slopes = [[m, *(round(fit_exponent(df[df.model == m]["interactions"], df[df.model == m][s]), 2) for s in stages)]
+              for m in dict.fromkeys(df["model"])]
+    show = df[["items", "model", "interactions", *stages, "peak_rss_mb"]].round(2)
+    cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
+    (RESULTS / "scale.md").write_text(
+        f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread)\n\n`{cmd.strip()}` at "
+        f"{code_version()}. epoch_linear: `steps_per_epoch={STEPS}` (the batch grows with the data); epoch_full: "
+        "batch 2048, one full propagation per batch (the default). eval: 10,000 sampled users over all items.\n\n"
+        + markdown_table(list(show.columns), show.values.tolist())
+        + "\n\n## Fitted exponent (log seconds against log interactions)\n\n"
+        + markdown_table(["model", *(s.removesuffix("_s") for s in stages)], slopes)
+        + "\n\n![cost against size](scale.png)\n")
+    print((RESULTS / "scale.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -73,27 +73,29 @@ def summary_tables(df: pd.DataFrame, cells: list[Cell], columns: list[str], metr
                    p_column: bool = True) -> str:
     """Rows = models, columns = datasets × ``metrics`` (+ the paired test of test Recall@20 if ``p_column``)."""
     seeds = df[df["chosen"]]
-    labels = list(dict.fromkeys(c.label for c in cells if c.column == columns[0]))
-    by_pos = {d: [c for c in cells if c.column == d] for d in columns}
+    # rows in spec order across every column (a row may be run on some datasets only: its other cells are "–")
+    keys = list(dict.fromkeys((c.row.label, c.sweep) for c in cells if c.column in columns))
+    label_of = {(c.column, c.row.label, c.sweep): c.label for c in cells}
+    shown = {k: next(c.label for c in cells if (c.row.label, c.sweep) == k) for k in keys}
     lines = ["| model | " + " | ".join(f"{d} {m}" for d in columns for m in metrics) + (" | p vs best baseline |" if p_column else " |"),
              "|---" * (1 + p_column + len(columns) * len(metrics)) + "|"]
     best = {(d, m): seeds[seeds.column == d].groupby("label")[f"test_{m}"].mean().max() for d in columns for m in metrics}
     pvals: dict[tuple[str, str], float] = {}
     for d in columns:
         sub = seeds[seeds.column == d]
-        base_labels = [c.label for c in by_pos[d] if c.row.baseline]
+        base_labels = [c.label for c in cells if c.column == d and c.row.baseline]
         if base_labels:  # best baseline chosen on VALIDATION, never on test
             best_base = max(base_labels, key=lambda lab: sub[sub.label == lab]["valid_recall@20"].mean())
             ref = sub[sub.label == best_base].sort_values("seed")["test_recall@20"].to_numpy()
-            for c in by_pos[d]:
+            for c in (c for c in cells if c.column == d):
                 vals = sub[sub.label == c.label].sort_values("seed")["test_recall@20"].to_numpy()
                 if len(vals) == len(ref) > 1 and c.label != best_base:
                     pvals[(c.label, d)] = _paired_p(vals, ref)
-    for pos, label in enumerate(labels):
-        cells_out = [label]
+    for key in keys:
+        cells_out = [shown[key]]
         ps = []
         for d in columns:
-            lab_d = by_pos[d][pos].label
+            lab_d = label_of.get((d, *key), "")
             sub = seeds[(seeds.column == d) & (seeds.label == lab_d)]
             for m in metrics:
                 vals = sub[f"test_{m}"].to_numpy()

@@ -26,8 +26,8 @@ def test_every_experiment_spec_expands():
         spec = load_spec(path)
         runner = Runner(spec, Path("/nonexistent"))
         cells = runner.plan(spec.datasets)
-        lines = sum(max(1, sum(len(v) for v in row.sweep.values())) for row in spec.rows)
-        assert len(cells) == lines * len(spec.datasets) * (2 if spec.warm_split else 1)
+        lines = sum(max(1, sum(len(v) for v in row.sweep.values())) * len(row.datasets or spec.datasets) for row in spec.rows)
+        assert len(cells) == lines * (2 if spec.warm_split else 1)
         assert all("$" not in c.label for c in cells)
         assert len({(c.column, c.label) for c in cells}) == len(cells)  # every table line is named uniquely
 

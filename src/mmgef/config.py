@@ -169,8 +169,7 @@ class RunConfig(Strict):
         ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
         dumped = self.dump()
-        for key in ("progress", "device", "threads", "eval_item_block") if stopping else (
-                "progress", "device", "threads", "eval_item_block", "epochs", "patience"):
+        for key in ("progress", "device", "threads", "eval_item_block", *(() if stopping else ("epochs", "patience"))):
             dumped["train"].pop(key)
         for key in ("eval_users", "steps_per_epoch"):
             if dumped["train"][key] is None:

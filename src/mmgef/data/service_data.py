@@ -29,14 +29,15 @@ def is_store(name_or_path: str) -> bool:
 
 
 def _bound_data(path: Path) -> str:
+    from mmgef.serve.store import bound_data
+
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()
+        data = bound_data(path)
     except sqlite3.DatabaseError as err:
         raise DataError(path, f"not a store `mmgef serve` wrote ({err})", "pass the service's --db file (RUN/service.sqlite)") from None
-    if row is None:
+    if data is None:
         raise DataError(path, "names no dataset (the service never started on it)", "start `mmgef serve` on it once, or train on the run's data")
-    return str(row[0])
+    return data
 
 
 def load_with_store(path: Path, load: Callable[[str], Dataset]) -> Dataset:

@@ -31,6 +31,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+BOUND_DATA = "SELECT value FROM meta WHERE key = 'data'"
+
+
+def bound_data(path: Path) -> str | None:
+    """The dataset a store's rows extend (None for a store never bound), read without creating or changing the
+    file (``sqlite3.DatabaseError`` when it is not a store)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        row = db.execute(BOUND_DATA).fetchone()
+    return None if row is None else str(row[0])
+
+
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -54,16 +65,10 @@ class Store:
         bound to another dataset is refused (its items and interactions would be mixed into the wrong data)."""
         with self._connect() as db:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('data', ?)", (data,))
-            bound = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()[0]
+            bound = db.execute(BOUND_DATA).fetchone()[0]
         if bound != data:
             raise ConfigError(f"{self.path}: this store extends dataset {bound}, not {data}. "
                               "Fix: pass another --db for this run.")
-
-    def data(self) -> str | None:
-        """The dataset the stored rows extend (None for a store never bound)."""
-        with self._connect() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()
-        return None if row is None else str(row[0])
 
     def add_items(self, items: list[tuple[str, dict[str, list[float]], str | None]]) -> None:
         now = time.time()

@@ -101,10 +101,15 @@ def train(
     init: Path | None = typer.Option(None, "--init", help="RUN_DIR/pretrained.safetensors from `mmgef pretrain`"),
     sampler: str | None = typer.Option(None, "--sampler", help="uniform or mixgcf (hard negatives for graph models)"),
     encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
+    workers: int | None = typer.Option(None, "--workers", help="data-parallel worker processes (torch.distributed); "
+                                                               "each step takes WORKERS × batch_size pairs"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="run the workers as a Ray Train job: 'local' or a "
+                                                                       "cluster address (the run directory must be shared)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train one model and write its run directory (config, history, weights, results)."""
-    _run(config, model, data, split, seed, out, sets, resume, init, sampler, encoding, verbose)
+    _run(config, model, data, split, seed, out, [*sets, *([f"train.workers={workers}"] if workers else [])], resume, init,
+         sampler, encoding, verbose, ray_address)
 
 
 @command(app)
@@ -125,7 +130,7 @@ def pretrain(
 
 def _run(config: Path | None, model: str | None, data: str | None, split: str | None, seed: int | None,
          out: Path | None, sets: list[str], resume: bool, init: Path | None, sampler: str | None, encoding: str | None,
-         verbose: bool) -> None:
+         verbose: bool, ray_address: str | None = None) -> None:
     """`train` and `pretrain`: resolve the config, train, print the results (and the pre-trained file)."""
     _setup(verbose)
     from mmgef import runs
@@ -139,7 +144,7 @@ def _run(config: Path | None, model: str | None, data: str | None, split: str | 
     if data is None and cfg.data.name == "synthetic":
         typer.secho("note: no --data given: training on the built-in SYNTHETIC data (pass --data NAME_OR_DIR for yours)",
                     err=True)
-    results = runs.train(cfg, out, resume=resume)
+    results = runs.train(cfg, out, resume=resume, ray_address=ray_address)
     typer.echo(results_table([results]))
     typer.echo(f"run directory: {results['run_dir']}")
     if (Path(results["run_dir"]) / PRETRAINED).exists():

@@ -57,7 +57,9 @@ class DataConfig(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(1000, ge=1, description="maximum epochs; early stopping usually ends sooner")
-    batch_size: int = Field(2048, gt=0)
+    batch_size: int = Field(2048, gt=0, description="pairs per optimizer step (per worker when workers > 1)")
+    workers: int = Field(1, ge=1, description="data-parallel worker processes (torch.distributed): each step takes "
+                                              "workers × batch_size pairs, one slice per worker, gradients averaged")
     steps_per_epoch: int | None = Field(
         None, gt=0, description="at most this many optimizer steps (full propagations) per epoch: the batch grows to "
                                 "interactions / steps, so an epoch costs O(interactions), not O(interactions²)")
@@ -87,8 +89,10 @@ class TrainConfig(Strict):
         return sorted(set(v))
 
     def batch_for(self, n_pairs: int) -> int:
-        """The batch size for ``n_pairs`` training pairs: ``batch_size``, grown to honour ``steps_per_epoch``."""
-        return self.batch_size if self.steps_per_epoch is None else max(self.batch_size, -(-n_pairs // self.steps_per_epoch))
+        """The pairs of one optimizer step over ``n_pairs`` training pairs: ``batch_size`` per worker, grown to
+        honour ``steps_per_epoch``."""
+        batch = self.batch_size * self.workers
+        return batch if self.steps_per_epoch is None else max(batch, -(-n_pairs // self.steps_per_epoch))
 
     @property
     def eval_ks(self) -> list[int]:
@@ -174,6 +178,8 @@ class RunConfig(Strict):
         for key in ("eval_users", "steps_per_epoch"):
             if dumped["train"][key] is None:
                 dumped["train"].pop(key)
+        if self.train.workers == 1:  # one worker trains as every run before the setting existed
+            dumped["train"].pop("workers")
         for key in ("location", "fingerprint"):
             dumped["data"].pop(key)
         if self.data.encoding == "utf-8":  # the defaults leave the digest of runs made before these settings

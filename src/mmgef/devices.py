@@ -29,8 +29,9 @@ def resolve_device(name: str, option: str = "train.device") -> torch.device:
     return torch.device(name)
 
 
-def default_threads() -> int:
-    """One core fewer than this process may use, and no more than the 1-minute load average leaves free (≥ 1).
+def default_threads(workers: int = 1) -> int:
+    """One core fewer than this process may use, and no more than the 1-minute load average leaves free (≥ 1);
+    with several data-parallel ``workers`` (which are the neighbours), the free cores shared out among them.
 
     torch's own default takes every core, so a second job (a sweep, a notebook, the service) oversubscribes
     the machine, and OpenMP threads spinning for a descheduled peer made two LightGCN trainings on 2 cores
@@ -38,11 +39,13 @@ def default_threads() -> int:
     average catches jobs already running (it lags by about a minute, so it cannot see one started together)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    if workers > 1:
+        return max(1, (cores - busy) // workers)
     return max(1, min(cores - 1, cores - busy))
 
 
-def set_threads(requested: int | None) -> int:
-    """Set torch's intra-op threads to ``requested``, or to ``default_threads()``; returns the count."""
-    n = requested or default_threads()
+def set_threads(requested: int | None, workers: int = 1) -> int:
+    """Set torch's intra-op threads to ``requested``, or to ``default_threads(workers)``; returns the count."""
+    n = requested or default_threads(workers)
     torch.set_num_threads(n)
     return n

@@ -7,6 +7,7 @@ and for a pre-training model ``pretrained.safetensors`` (its user/item vectors, 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from mmgef.io import check_unlocked, locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender, withhold_item_ids
 from mmgef.models.registry import build_model
 from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
+from mmgef.training.distributed import ALONE, Group, worker_device
 from mmgef.training.sampling import UniformSampler
 from mmgef.training.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
 
@@ -51,8 +53,9 @@ def check_fingerprint(saved: dict[str, str] | None, current: dict[str, str], whe
                          "Fix: restore the data the run was trained on, or retrain on the new data.")
 
 
-def prepare(cfg: RunConfig, keep_context: bool = False) -> Prepared:
-    device = resolve_device(cfg.train.device)
+def prepare(cfg: RunConfig, keep_context: bool = False, device: str | None = None) -> Prepared:
+    """Data, split and model of ``cfg`` (on ``device``, default the config's)."""
+    device = resolve_device(device or cfg.train.device)
     # A model that names its modalities gets them loaded even when they are not the dataset's
     # defaults; a model that uses no content loads none (wide features cost memory).
     modalities = cfg.data.modalities if cfg.data.modalities is not None else getattr(cfg.params, "modalities", None)
@@ -109,40 +112,72 @@ def check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, warn: bool = True
     return saved
 
 
-def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (locked while it runs) and write its results."""
+def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, ray_address: str | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (locked while it runs) and write its results.
+
+    ``train.workers`` > 1 trains data-parallel in that many local processes; ``ray_address`` ('local' or a
+    cluster) runs the workers as a Ray Train job instead. This process holds the lock either way.
+    """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     check_unlocked(run_dir)  # fail fast, before the data loads
     check_run_dir(run_dir, cfg, resume, warn=False)
     cfg = cfg.model_copy(deep=True)
     cfg.data.location = spec_location(cfg.data.location or cfg.data.name)
+    if cfg.train.workers > 1 or ray_address:
+        from mmgef.training import distributed
+
+        with locked_dir(run_dir):
+            check_run_dir(run_dir, cfg, resume)
+            if ray_address:
+                distributed.launch_ray(cfg, run_dir, resume, ray_address)
+            else:
+                distributed.launch_local(cfg, run_dir, resume)
+        return {**json.loads((run_dir / "results.json").read_text()), "run_dir": str(run_dir)}
     threads = set_threads(cfg.train.threads)  # before the graphs are built: their kNN is the first heavy step
     p = prepare(cfg)
     with locked_dir(run_dir):
         saved = check_run_dir(run_dir, cfg, resume)  # again under the lock: another process may have written it
-        if saved is not None:
-            check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
-        cfg.data.fingerprint = p.fingerprint
-        n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
-        sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
-        trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device)
-        if resume:
-            trainer.restore()  # a checkpoint that does not fit fails here, before config.yaml changes
+        return _fit(p, run_dir, resume, saved, threads, ALONE)
+
+
+def train_worker(cfg: RunConfig, run_dir: Path, resume: bool, group: Group) -> None:
+    """One data-parallel worker, inside its torch.distributed group; the launcher has checked and locked ``run_dir``."""
+    threads = set_threads(cfg.train.threads, group.world)
+    p = prepare(cfg, device=worker_device(cfg.train.device, group))
+    saved = load_run_config(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
+    _fit(p, run_dir, resume, saved, threads, group)
+
+
+def _fit(p: Prepared, run_dir: Path, resume: bool, saved: RunConfig | None, threads: int, group: Group) -> dict[str, Any]:
+    """Train a prepared run; the main process (rank 0) writes config, weights and results."""
+    cfg = p.cfg
+    if saved is not None:
+        check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
+    cfg.data.fingerprint = p.fingerprint
+    n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
+    sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
+    trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device, group)
+    if resume:
+        trainer.restore()  # a checkpoint that does not fit fails here, before config.yaml changes
+    if group.is_main:
         save_run_config(cfg, run_dir / "config.yaml")
-        metrics = trainer.fit()  # leaves the best-validation weights in the model
-        if cfg.params.pretrains:
-            write_pretrained(run_dir / PRETRAINED, p.model, p.dataset)
-        results = {
-            "model": cfg.model,
-            "dataset": p.dataset.name,
-            "synthetic": p.dataset.synthetic,
-            "split": p.split.kind,
-            "seed": cfg.seed,
-            "threads": threads,
-            **metrics,
-            "run_dir": str(run_dir),
-        }
-        write_json(run_dir / "results.json", results)
+    metrics = trainer.fit()  # leaves the best-validation weights in the model
+    if not group.is_main:
+        return {}
+    if cfg.params.pretrains:
+        write_pretrained(run_dir / PRETRAINED, p.model, p.dataset)
+    results = {
+        "model": cfg.model,
+        "dataset": p.dataset.name,
+        "synthetic": p.dataset.synthetic,
+        "split": p.split.kind,
+        "seed": cfg.seed,
+        "threads": threads,
+        "workers": group.world,
+        **metrics,
+        "run_dir": str(run_dir),
+    }
+    write_json(run_dir / "results.json", results)
     return results
 
 

@@ -22,7 +22,7 @@ def test_set_threads_applies_the_request_and_restores(monkeypatch):
     before = torch.get_num_threads()
     try:
         assert set_threads(1) == 1 and torch.get_num_threads() == 1
-        monkeypatch.setattr("mmgef.devices.default_threads", lambda: 2)
+        monkeypatch.setattr("mmgef.devices.default_threads", lambda workers=1: 2)
         assert set_threads(None) == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

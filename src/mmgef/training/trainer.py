@@ -26,6 +26,8 @@ from mmgef.eval.evaluator import Evaluator
 from mmgef.io import read_safetensors, read_safetensors_metadata, write_safetensors, write_text
 from mmgef.models.base import Batch, Recommender
 from mmgef.models.mixgcf import mixgcf_loss
+from mmgef.training import distributed
+from mmgef.training.distributed import ALONE, Group
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,11 @@ def make_evaluators(split: Split, train: TrainConfig, device: torch.device | str
 
 class Trainer:
     def __init__(self, cfg: RunConfig, model: Recommender, split: Split, run_dir: Path, sampler: Any,
-                 device: torch.device) -> None:
+                 device: torch.device, group: Group = ALONE) -> None:
+        """``group``: this process's rank among data-parallel workers (training.distributed); rank 0 alone
+        validates and writes to ``run_dir``."""
         self.cfg = cfg
+        self.group = group
         self.model = model
         self.split = split
         self.run_dir = Path(run_dir)
@@ -100,6 +105,7 @@ class Trainer:
         # model has them was checked when the config was resolved.
         self.loss_fn = (lambda batch: mixgcf_loss(model, batch)) if cfg.train.sampler == "mixgcf" else model.loss  # type: ignore[arg-type]
         params = [p for p in model.parameters() if p.requires_grad]
+        self.params = params
         self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr) if params else None
         self.state = TrainState(digest=cfg.digest(stopping=False))
         self.best_weights: dict[str, torch.Tensor] = {}
@@ -158,7 +164,8 @@ class Trainer:
             log.warning("%s stopped early after %d evaluations without improvement; raise patience (now %d) to "
                         "continue it", self.run_dir, state.bad_evals, tc.patience)
         self.state = state
-        self._truncate_history(state.epoch)
+        if self.group.is_main:
+            self._truncate_history(state.epoch)
 
     def _truncate_history(self, epochs_done: int) -> None:
         """Drop history lines written after the checkpoint (a kill between the two writes, or mid-line)."""
@@ -177,6 +184,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def _train_epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> float:
+        """One pass over the training pairs; returns the mean loss per step. With several workers every rank
+        draws the same batches (the same seed) and trains on its slice of each; gradients are averaged."""
         seed = epoch_seed(self.cfg.seed, epoch)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -185,17 +194,25 @@ class Trainer:
         batch_size = self.cfg.train.batch_for(len(self.sampler))
         n_batches = -(-len(self.sampler) // batch_size)
         total = 0.0
-        bar = tqdm(self.sampler.batches(batch_size, rng), total=n_batches, leave=False,
-                   desc=f"epoch {epoch}", disable=not self.cfg.train.progress)
-        for step, (users, pos, neg) in enumerate(bar):
-            batch = Batch(*(torch.as_tensor(x, device=self.device) for x in (users, pos, neg)))
-            loss = self.loss_fn(batch)
-            if not torch.isfinite(loss):
-                raise self._diverged(f"the training loss became {loss.item()} at epoch {epoch}, batch {step}")
+        bar = tqdm(self.sampler.batches(batch_size, rng), total=n_batches, leave=False, desc=f"epoch {epoch}",
+                   disable=not (self.cfg.train.progress and self.group.is_main))
+        for step, arrays in enumerate(bar):
+            if self.group.world > 1:
+                mine = self.group.shard(len(arrays[0]))
+                arrays = tuple(x[mine] for x in arrays)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            n_local, loss_value = len(arrays[0]), 0.0
+            if n_local:
+                loss = self.loss_fn(Batch(*(torch.as_tensor(x, device=self.device) for x in arrays)))
+                if not torch.isfinite(loss):
+                    raise self._diverged(f"the training loss became {loss.item()} at epoch {epoch}, batch {step}")
+                loss.backward()
+                loss_value = loss.item()
+            if self.group.world > 1:
+                n_all, loss_sum = distributed.all_reduce_gradients(self.params, n_local, loss_value * n_local)
+                loss_value = loss_sum / max(1, n_all)
             optimizer.step()
-            total += loss.item()
+            total += loss_value
         return total / max(1, n_batches)
 
     def restore(self) -> None:
@@ -205,9 +222,13 @@ class Trainer:
             log.info("resumed %s after epoch %d", self.run_dir, self.state.epoch)
 
     def fit(self) -> dict[str, Any]:
+        """Train until ``epochs`` or early stopping, then test the best weights (rank 0; other ranks return {})."""
         tc = self.cfg.train
+        main = self.group.is_main
+        if self.group.world > 1:
+            distributed.broadcast_parameters(self.params)
         if self.optimizer is not None and not self.state.stopped_early:
-            history = open(self.run_dir / HISTORY, "a")
+            history = open(self.run_dir / HISTORY, "a") if main else None
             try:
                 for epoch in range(self.state.epoch, tc.epochs):
                     t0 = time.perf_counter()
@@ -215,21 +236,25 @@ class Trainer:
                     train_s = time.perf_counter() - t0
                     self.state.train_seconds += train_s
                     record: dict[str, Any] = {"epoch": epoch, "loss": loss, "train_seconds": round(train_s, 4)}
-                    if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
+                    if main and ((epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs):
                         record.update(self._validate(epoch))
                     self.state.epoch = epoch + 1
                     self.state.stopped_early = self.state.bad_evals >= tc.patience
-                    # History first, checkpoint second: a kill between the two leaves a history line
-                    # past the checkpoint, which resume drops and re-runs, never a missing line.
-                    history.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: NaN was refused above
-                    history.flush()
-                    self.save_checkpoint()
+                    if self.group.world > 1:  # rank 0 validated; every rank stops with it
+                        self.state.stopped_early = distributed.broadcast_flag(self.state.stopped_early, self.device)
+                    if history is not None:
+                        # History first, checkpoint second: a kill between the two leaves a history line
+                        # past the checkpoint, which resume drops and re-runs, never a missing line.
+                        history.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: NaN was refused above
+                        history.flush()
+                        self.save_checkpoint()
                     if self.state.stopped_early:
                         log.info("early stop after epoch %d (best %d)", epoch, self.state.best_epoch)
                         break
             finally:
-                history.close()
-        return self._finish()
+                if history is not None:
+                    history.close()
+        return self._finish() if main else {}
 
     def _diverged(self, what: str) -> MMGEFError:
         kept = (f"the last good checkpoint (after epoch {self.state.epoch}) is kept and no result is written"

@@ -91,7 +91,8 @@ class Dataset:
                 if a is not None:
                     a = np.ascontiguousarray(a)
                     d.update(str((a.dtype.str, a.shape)).encode())
-                    d.update(a.tobytes() if a.dtype != object else "\n".join(map(str, a.ravel())).encode())
+                    # the array's own buffer, not a tobytes() copy (a wide feature matrix would be held twice)
+                    d.update(memoryview(a).cast("B") if a.dtype != object else "\n".join(map(str, a.ravel())).encode())
             return d.hexdigest()
 
         out = {"interactions": h(self.users, self.items, self.labels),

@@ -22,8 +22,9 @@ def select(content: dict[str, np.ndarray], modalities: list[str] | None, model: 
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Row-wise unit length; all-zero rows stay zero."""
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    """Row-wise unit length; all-zero rows stay zero. (Row norms by einsum: np.linalg.norm would first
+    build x², a second matrix the size of the features.)"""
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 

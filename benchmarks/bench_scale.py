@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     ap.add_argument("--models", nargs="+", default=["lightgcn", "lattice", "mmgef"])
     ap.add_argument("--full-up-to", type=int, default=30_000, help="largest size that also times a full-propagation epoch")
+    ap.add_argument("--append", action="store_true", help="keep the committed rows of other sizes / models (scale.csv)")
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rows = []
@@ -144,6 +145,10 @@ def main() -> None:
     from mmgef.report import markdown_table
 
     df = pd.DataFrame(rows)
+    if args.append and (RESULTS / "scale.csv").exists():
+        old = pd.read_csv(RESULTS / "scale.csv")
+        keep = ~old.set_index(["items", "model"]).index.isin(df.set_index(["items", "model"]).index)
+        df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
     stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
                           "eval_10k_users_s") if c in df]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -155,7 +160,7 @@ def main() -> None:
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
         f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread)\n\n`{cmd.strip()}` at "
-        f"{code_version()}. epoch_linear: `steps_per_epoch={STEPS}` (the batch grows with the data); epoch_full: "
+        f"{code_version()}{' (rows of other sizes or models: the committed scale.csv, see git log)' if args.append else ''}. epoch_linear: `steps_per_epoch={STEPS}` (the batch grows with the data); epoch_full: "
         "batch 2048, one full propagation per batch (the default). eval: 10,000 sampled users over all items.\n\n"
         + markdown_table(list(show.columns), show.values.tolist())
         + "\n\n## Fitted exponent (log seconds against log interactions)\n\n"

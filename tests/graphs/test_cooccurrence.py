@@ -10,7 +10,7 @@ from mmgef.graphs.sparse import sym_normalize
 def test_cooccurrence_by_hand():
     # users: u0 {0,1,2}, u1 {0,1}, u2 {1,3}
     r = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 1, 0, 0], [0, 1, 0, 1]], dtype=np.float32))
-    c = cooccurrence_graph(r, topk=None, chunk_size=3).toarray()
+    c = cooccurrence_graph(r, topk=None, max_entries=3).toarray()
     want = np.array([[0, 2, 1, 0], [2, 0, 1, 1], [1, 1, 0, 0], [0, 1, 0, 0]], dtype=np.float32) / 2
     assert np.allclose(c, want)
     c1 = cooccurrence_graph(r, topk=1).toarray()
@@ -27,3 +27,18 @@ def test_topk_per_row_keeps_largest():
     m = sp.csr_matrix(np.array([[0.1, 0.5, 0.3, 0.0], [0.0, 0.0, 0.2, 0.9]], dtype=np.float32))
     t = topk_per_row(m, 2).toarray()
     assert np.allclose(t, [[0, 0.5, 0.3, 0], [0, 0, 0.2, 0.9]])
+
+
+def test_chunks_bounded_by_entries_give_the_same_graph():
+    from mmgef.graphs.cooccurrence import chunk_bounds
+
+    rng = np.random.default_rng(0)
+    r = sp.random(300, 120, density=0.05, random_state=1, format="csr", dtype=np.float32)
+    whole = cooccurrence_graph(r, topk=5, max_entries=10**12).toarray()
+    for budget in (1, 50, 2_000):
+        assert np.array_equal(cooccurrence_graph(r, topk=5, max_entries=budget).toarray(), whole)
+    cost = rng.integers(0, 100, 1000).astype(float)
+    bounds = chunk_bounds(cost, 500)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 1000 and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(cost[a:b].sum() <= 500 + cost[a:b].max() for a, b in bounds)
+    assert chunk_bounds(np.array([]), 10) == []

@@ -1,7 +1,10 @@
 """The collaborative item–item graph: C_ij = users who interacted with both i and j, over max C.
 
 Computed as sparse R^T R in chunks of item rows, diagonal removed, top-k per row kept, so memory
-stays O(items × k) plus one chunk of co-occurrence rows.
+stays O(items × k) plus one chunk of co-occurrence rows. A chunk is bounded by the entries it can
+produce (Σ over its items' users of their degree), not by a fixed row count: a popular item
+co-occurs with most of the catalogue, so a fixed count of popular rows could hold billions of entries
+at a million items.
 """
 
 from __future__ import annotations
@@ -21,15 +24,27 @@ def topk_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
 
 
-def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, chunk_size: int = 4096) -> sp.csr_matrix:
+def chunk_bounds(cost: np.ndarray, budget: float) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) row ranges of about ``budget`` summed ``cost`` each: a range ends once its
+    cost reaches the budget, so it exceeds it by at most one row's cost."""
+    before = np.concatenate([[0.0], np.cumsum(cost, dtype=np.float64)[:-1]])
+    chunk = np.floor(before / max(budget, 1e-9)).astype(np.int64)
+    cuts = np.flatnonzero(np.diff(chunk)) + 1
+    edges = [0, *cuts.tolist(), len(cost)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries: int = 20_000_000) -> sp.csr_matrix:
+    """``max_entries`` bounds the products summed per chunk (an upper bound on its co-occurrence entries)."""
     r = sp.csr_matrix(train, dtype=np.float32)
     r.data[:] = 1.0
     rt = r.T.tocsr()
     n_items = r.shape[1]
+    user_degree = np.diff(r.indptr).astype(np.float64)
     parts = []
     c_max = 0.0
-    for start in range(0, n_items, chunk_size):
-        block = (rt[start : start + chunk_size] @ r).tocsr()
+    for start, stop in chunk_bounds(rt @ user_degree, max_entries):
+        block = (rt[start:stop] @ r).tocsr()
         rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
         block.data[block.indices == rows + start] = 0  # remove i == j
         block.eliminate_zeros()

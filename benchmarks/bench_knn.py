@@ -3,7 +3,8 @@
 Clustered synthetic item vectors (1,000 centres, Gaussian spread; 512-d = the 128-d image-like and
 384-d text-like blocks of the scale benchmark, and 64-d = a learned graph's projections), k = 10, one
 thread (what a training on this machine gets). Recall@10 of each approximate index is measured against
-exact search on a seeded sample of 2,000 query items. Writes ``benchmarks/results/knn/knn.{csv,md}``;
+exact search on a seeded sample of 2,000 query items. Methods: exact, hnsw, ivf, pca-ivf (PCA to 64-d,
+IVF, exact re-rank of 16·k candidates). Writes ``benchmarks/results/knn/knn.{csv,md}``;
 the ``auto`` switch of ``mmgef.graphs.knn`` is set from this table.
 
     python benchmarks/bench_knn.py [--sizes 10000 30000 100000] [--dims 64 512]
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     ap.add_argument("--dims", type=int, nargs="+", default=[64, 512])
     ap.add_argument("--exact-up-to", type=int, default=100_000, help="skip the full exact search above this size")
+    ap.add_argument("--methods", nargs="+", default=["hnsw", "ivf", "pca-ivf"], help="FAISS kinds to time")
+    ap.add_argument("--append", action="store_true", help="keep the committed rows of other sizes / dims (knn.csv)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import faiss
@@ -61,7 +64,7 @@ def main() -> None:
                 t = time.perf_counter()
                 ex = exact_topk(xt, K).numpy()
                 timings["exact"] = (time.perf_counter() - t, recall(ex[q], truth))
-            for kind in ("hnsw", "ivf"):
+            for kind in args.methods:
                 t = time.perf_counter()
                 got = faiss_topk(x, K, kind)
                 timings[kind] = (time.perf_counter() - t, recall(got[q], truth))
@@ -72,12 +75,19 @@ def main() -> None:
     from mmgef.report import markdown_table
 
     df = pd.DataFrame(rows)
+    if args.append and (RESULTS / "knn.csv").exists():
+        old = pd.read_csv(RESULTS / "knn.csv")
+        new_keys = set(zip(df["items"], df["dim"], df["method"]))
+        df = pd.concat([old[[key not in new_keys for key in zip(old["items"], old["dim"], old["method"])]], df],
+                       ignore_index=True).sort_values(["dim", "items"], kind="stable")
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.to_csv(RESULTS / "knn.csv", index=False)
     cmd = "python benchmarks/bench_knn.py " + " ".join(sys.argv[1:])
     (RESULTS / "knn.md").write_text(
         f"# kNN graph build, k = {K}, one thread\n\n`{cmd.strip()}` at {code_version()}. Recall@10 against exact "
-        f"search on {QUERIES} sampled items (exact is 1 by definition, up to ties).\n\n"
+        f"search on {QUERIES} sampled items (exact is 1 by definition, up to ties)"
+        f"{'; rows of other sizes, dims or methods: the committed knn.csv (see git log)' if args.append else ''}. "
+        "pca-ivf: PCA to 64-d, IVF on that, 16·k candidates re-scored exactly on the full vectors.\n\n"
         + markdown_table(list(df.columns), df.values.tolist()) + "\n")
 
 

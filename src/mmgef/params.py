@@ -21,8 +21,9 @@ from mmgef.schema import Strict, later_field
 
 Modalities = Annotated[list[str] | None, Field(description="content modalities the model uses (None = every loaded one)")]
 IdDim = Annotated[int, Field(gt=0, description="size of the user and item ID embeddings")]
-KnnMethod = Annotated[Literal["auto", "exact", "faiss"],
-                      Field(description="kNN search: exact in row chunks, FAISS HNSW, or auto (FAISS above 50k items)")]
+KnnMethod = Annotated[Literal["auto", "exact", "faiss", "faiss-pca"],
+                      Field(description="kNN search: exact in row chunks, a FAISS inverted file, auto (FAISS above 50k "
+                                        "items), or faiss-pca (PCA to 64-d, IVF, exact re-rank: for wide features at 1M items)")]
 
 
 def _alias(name: str, *old: str) -> AliasChoices:

@@ -46,16 +46,16 @@ from mmgef.models.registry import build_model
 from mmgef.training.sampling import UniformSampler
 from mmgef.training.trainer import peak_rss_mb
 
-model_name, root, steps, full = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+model_name, root, steps, full, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", json.loads(sys.argv[5])
 out = {}
 def timed(key, fn):
     t = time.perf_counter(); value = fn(); out[key] = time.perf_counter() - t; return value
-cfg = resolve_run_config(model=model_name, data=root, sets=["progress=false"])
+cfg = resolve_run_config(model=model_name, data=root, sets=["progress=false", *sets])
 ds = timed("load_s", lambda: load_dataset(root, ["image", "text"] if model_name != "lightgcn" else []))
 split = timed("split_s", lambda: make_split(ds, "random", 0))
 out["train_pairs"] = int(split.train.nnz)
 if model_name != "lightgcn":
-    timed("knn_s", lambda: knn_indices([torch.from_numpy(ds.content[m]) for m in ("image", "text")], 10))
+    timed("knn_s", lambda: knn_indices([torch.from_numpy(ds.content[m]) for m in ("image", "text")], 10, cfg.params.knn_method))
 if model_name == "mmgef":
     timed("cooccurrence_s", lambda: cooccurrence_graph(split.train))
 ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities)
@@ -125,6 +125,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["lightgcn", "lattice", "mmgef"])
     ap.add_argument("--full-up-to", type=int, default=30_000, help="largest size that also times a full-propagation epoch")
     ap.add_argument("--append", action="store_true", help="keep the committed rows of other sizes / models (scale.csv)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every model, e.g. knn_method=faiss-pca")
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rows = []
@@ -133,11 +134,12 @@ def main() -> None:
             gen = generate(n, Path(tmp))
             print(f"{n:>9,} items: generated in {gen:.1f} s", flush=True)
             for model in args.models:
-                res = subprocess.run([sys.executable, "-c", WORKER, model, tmp, str(STEPS), str(int(n <= args.full_up_to))],
+                res = subprocess.run([sys.executable, "-c", WORKER, model, tmp, str(STEPS), str(int(n <= args.full_up_to)),
+                                      json.dumps(args.sets)],
                                      env=env, capture_output=True, text=True)
                 if res.returncode:
                     raise SystemExit(f"{model} at {n} items failed:\n{res.stderr[-3000:]}")
-                row = {"items": n, "users": n, "model": model, "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
+                row = {"items": n, "users": n, "model": model, "settings": " ".join(args.sets), "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
                 row["interactions"] = round(row["train_pairs"] / 0.8)
                 rows.append(row)
                 print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
@@ -156,7 +158,8 @@ def main() -> None:
     plot(df, stages, RESULTS / "scale.png")
     slopes = [[m, *(round(fit_exponent(df[df.model == m]["interactions"], df[df.model == m][s]), 2) for s in stages)]
               for m in dict.fromkeys(df["model"])]
-    show = df[["items", "model", "interactions", *stages, "peak_rss_mb"]].round(2)
+    df["settings"] = df["settings"].fillna("") if "settings" in df else ""
+    show = df[["items", "model", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
         f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread)\n\n`{cmd.strip()}` at "

@@ -24,8 +24,8 @@ from mmgef.errors import ConfigError, MMGEFError
 from mmgef.io import check_unlocked, locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender, withhold_item_ids
 from mmgef.models.registry import build_model
-from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
 from mmgef.training.distributed import ALONE, Group, worker_device
+from mmgef.training.pretrained import PRETRAINED, load_pretrained, write_pretrained
 from mmgef.training.sampling import UniformSampler
 from mmgef.training.trainer import BEST_MODEL, CHECKPOINT, Trainer, make_evaluators
 

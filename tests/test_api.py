@@ -112,4 +112,4 @@ def test_models_lists_every_model_and_one_models_keys():
     keys = runner.invoke(app, ["models", "mmgef"])
     assert keys.exit_code == 0 and "| cf_k | int | 10 |" in keys.output and "| lambda_coeff | float | 0.9 |" in keys.output
     bad = runner.invoke(app, ["models", "nope"])
-    assert bad.exit_code == 2 and "unknown model 'nope'" in bad.output
+    assert bad.exit_code == 2 and "unknown model or preset 'nope'" in bad.output

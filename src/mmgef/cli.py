@@ -21,7 +21,7 @@ import typer
 from mmgef.errors import MMGEFError
 from mmgef.params import MODEL_PARAMS
 
-MODEL_HELP = "one of " + ", ".join(MODEL_PARAMS) + " (`mmgef models` describes them)"
+MODEL_HELP = "one of " + ", ".join(MODEL_PARAMS) + ", or a preset such as mmgef+ (`mmgef models` describes them)"
 ENCODING_HELP = "text encoding of the data files (e.g. latin-1, cp1252)"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -152,19 +152,30 @@ def _run(config: Path | None, model: str | None, data: str | None, split: str | 
 
 
 @command(app)
-def models(name: str | None = typer.Argument(None, help="a model name: print its keys")) -> None:
-    """List every model, or one model's hyper-parameters with type, default and description."""
+def models(name: str | None = typer.Argument(None, help="a model or preset name: print its keys")) -> None:
+    """List every model and preset, or one's hyper-parameters with type, default and description."""
     from mmgef.params import describe, params_class
+    from mmgef.presets import load_preset, preset_names
     from mmgef.report import markdown_table
 
     if name is None:
         typer.echo(markdown_table(["model", "content", "MixGCF", "what it is"],
                                   [[n, "yes" if c.uses_content else "no", "yes" if c.layered else "no", c.description]
                                    for n, c in MODEL_PARAMS.items()]))
+        typer.echo("\n" + markdown_table(["preset", "model", "what it is"],
+                                          [[n, load_preset(n).model, load_preset(n).description] for n in preset_names()]))
         return
-    cls = params_class(name)
-    typer.echo(f"{name}: {cls.description}\n")
-    typer.echo(markdown_table(["key", "type", "default", "description"], describe(cls)))
+    preset = load_preset(name) if name not in MODEL_PARAMS else None
+    cls = params_class(preset.model if preset else name)
+    rows = describe(cls)
+    if preset:
+        typer.echo(f"{name}: preset of {preset.model} — {preset.description}\n{preset.chosen}\n")
+        typer.echo(markdown_table(["key", "preset value", f"{preset.model} default"],
+                                  [[k, repr(v), repr(cls.model_fields[k].default)] for k, v in preset.params.items()]) + "\n")
+        rows = [(k, t, repr(preset.params[k]) if k in preset.params else d, desc) for k, t, d, desc in rows]
+    else:
+        typer.echo(f"{name}: {cls.description}\n")
+    typer.echo(markdown_table(["key", "type", "default", "description"], rows))
     typer.echo(f"\nset any of them with `mmgef train --model {name} --set KEY=VALUE`")
 
 

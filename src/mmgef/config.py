@@ -24,6 +24,7 @@ from mmgef.params import (
     param_keys,
     params_class,
 )
+from mmgef.presets import expand_preset
 from mmgef.schema import Strict, load_yaml, validate
 
 SplitKind = Literal["auto", "given", "random", "temporal", "cold"]
@@ -288,6 +289,7 @@ def resolve_run_config(
         raw["model"] = model
     if "model" not in raw:
         raise ConfigError(f"{source}: no model given. Fix: pass --model NAME or set `model:` in the config.")
+    raw = expand_preset(raw)
     keys = param_keys(params_class(str(raw["model"])))
     if data:
         raw.setdefault("data", {})["name"] = data
@@ -301,7 +303,7 @@ def resolve_run_config(
 
 def run_config_from(raw: dict[str, Any], source: str = "config") -> RunConfig:
     """Validate plain config data (as ``config.yaml`` holds it); a dataset directory becomes absolute."""
-    cfg: RunConfig = validate(RunConfig, raw, source, skip=set(MODEL_PARAMS))
+    cfg: RunConfig = validate(RunConfig, expand_preset(raw), source, skip=set(MODEL_PARAMS))
     if Path(cfg.data.name).is_dir():
         cfg.data.name = str(Path(cfg.data.name).resolve())
     return cfg

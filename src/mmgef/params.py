@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import AliasChoices, Field
 
+from mmgef.graphs.cooccurrence import CooccurrenceWeight
 from mmgef.schema import Strict, later_field
 
 Modalities = Annotated[list[str] | None, Field(description="content modalities the model uses (None = every loaded one)")]
@@ -128,7 +129,10 @@ class MMGEFParams(ModelParamsBase):
     modalities: Modalities = None
     use_cf_graph: bool = Field(True, description="merge E^c into E^u (false: the w/o CF ablation)")
     use_attention: bool = Field(True, description="learned attention weights (false: equal fixed weights)")
-    attention: Literal["global", "item"] = Field("global", description="one weight per graph, or one per graph and item")
+    attention: Literal["global", "item", "degree"] = Field(
+        "global", description="global: one weight per graph; item: per item, from its ID embedding; degree: per item, "
+                              "softmax(a + b·z) with z the item's standardised log training degree (MM-GEF+: cold and "
+                              "tail items may lean on content, head items on co-occurrence)")
     modality_graphs: bool = Field(True, description="the attention also weighs each modality's own kNN graph, so "
                                   "w/o CF still has weights to learn (false: only E^m and E^c)")
     fusion: Literal["auto", "shared", "per_modality"] = Field(
@@ -138,6 +142,11 @@ class MMGEFParams(ModelParamsBase):
     cf_graph: Literal["topk", "all_pairs"] = Field(
         "topk", description="E^c: top cf_k co-occurring items per row, symmetrically normalised; all_pairs: every "
                             "co-occurring pair, C_ij / C_max, un-normalised (Eq. 3–4 as written)")
+    cf_weight: CooccurrenceWeight = later_field(
+        "count", description="E^c edge weight: count (the paper's C_ij), jaccard, or shrunk (cosine of the user sets "
+                             "× C/(C+cf_shrink)): confidence-aware E^c, so pairs seen once weigh less")
+    cf_shrink: float = later_field(10.0, ge=0.0, description="β of cf_weight=shrunk")
+    cf_min_count: int = later_field(1, ge=1, description="drop co-occurring pairs seen by fewer users")
     knn_method: KnnMethod = "auto"
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
@@ -220,7 +229,7 @@ def params_class(name: str) -> type[ModelParamsBase]:
     from mmgef.errors import ConfigError
 
     if name not in MODEL_PARAMS:
-        raise ConfigError(f"unknown model '{name}'. Fix: use one of {', '.join(MODEL_PARAMS)} (see `mmgef models`).")
+        raise ConfigError(f"unknown model '{name}'. Fix: use one of {', '.join(MODEL_PARAMS)}, or a preset (see `mmgef models`).")
     return MODEL_PARAMS[name]
 
 

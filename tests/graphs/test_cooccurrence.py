@@ -42,3 +42,20 @@ def test_chunks_bounded_by_entries_give_the_same_graph():
     assert bounds[0][0] == 0 and bounds[-1][1] == 1000 and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     assert all(cost[a:b].sum() <= 500 + cost[a:b].max() for a, b in bounds)
     assert chunk_bounds(np.array([]), 10) == []
+
+
+def test_confidence_weights_by_hand():
+    # users: u0 {0,1,2}, u1 {0,1}, u2 {1,3}; item degrees d = [2, 3, 1, 1]
+    r = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 1, 0, 0], [0, 1, 0, 1]], dtype=np.float32))
+    jac = cooccurrence_graph(r, topk=None, weight="jaccard").toarray()
+    want = {(0, 1): 2 / 3, (0, 2): 1 / 2, (1, 2): 1 / 3, (1, 3): 1 / 3}
+    for (i, j), w in want.items():
+        assert np.isclose(jac[i, j], w / (2 / 3)) and np.isclose(jac[j, i], jac[i, j])
+    shr = cooccurrence_graph(r, topk=None, weight="shrunk", shrink=1.0).toarray()
+    want = {(0, 1): 2 / np.sqrt(6) * 2 / 3, (0, 2): 1 / np.sqrt(2) / 2, (1, 2): 1 / np.sqrt(3) / 2}
+    for (i, j), w in want.items():
+        assert np.isclose(shr[i, j], w / want[0, 1])
+    # a pair seen once between two popular items now weighs less than the pair seen twice, whatever the counts
+    assert shr[1, 3] < shr[0, 1]
+    kept = cooccurrence_graph(r, topk=None, min_count=2).toarray()
+    assert np.count_nonzero(kept) == 2 and kept[0, 1] == kept[1, 0] == 1.0

@@ -99,6 +99,32 @@ def test_mmgef_item_attention_differs_per_item(ctx):
     assert w[:, 0].std() > 0
 
 
+def test_mmgef_degree_attention_depends_on_the_item_degree_only(ctx):
+    model, _ = _item_vectors("mmgef", {"attention": "degree"}, ctx)
+    w = model.attention_weights()
+    assert w.shape == (ctx.n_items, 4) and torch.allclose(w.sum(1), torch.ones(ctx.n_items))
+    assert torch.allclose(w, torch.full_like(w, 0.25))  # b = 0 at start: the global attention
+    with torch.no_grad():
+        model.att_degree.copy_(torch.tensor([1.0, 0.0, 0.0, -1.0]))  # content up and E^c down with degree
+    w = model.attention_weights()
+    degree = torch.as_tensor(ctx.train.getnnz(axis=0))
+    low, high = degree.argmin(), degree.argmax()
+    assert w[low, 3] > w[high, 3] and w[low, 0] < w[high, 0]
+    same = degree == degree[low]
+    assert torch.allclose(w[same], w[low].expand(int(same.sum()), 4))  # equal degree, equal weights
+    model.train()
+    model.loss(_batch(ctx)).backward()
+    assert model.att_degree.grad is not None and model.att_degree.grad.abs().sum() > 0
+
+
+def test_mmgef_confidence_weighted_cf_graph_differs_from_counts(ctx):
+    count = make_model("mmgef", {}, ctx).cf_graph.adj.to_dense()
+    shrunk = make_model("mmgef", {"cf_weight": "shrunk", "cf_shrink": 5.0}, ctx).cf_graph.adj.to_dense()
+    pruned = make_model("mmgef", {"cf_min_count": 4}, ctx).cf_graph.adj.to_dense()
+    assert not torch.allclose(count, shrunk)
+    assert (pruned > 0).sum() < (count > 0).sum()
+
+
 def test_mmgef_modality_subsets(ctx):
     _, both = _item_vectors("mmgef", {}, ctx)
     _, text = _item_vectors("mmgef", {"modalities": ["text"]}, ctx)

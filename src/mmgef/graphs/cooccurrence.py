@@ -5,12 +5,22 @@ stays O(items × k) plus one chunk of co-occurrence rows. A chunk is bounded by 
 produce (Σ over its items' users of their degree), not by a fixed row count: a popular item
 co-occurs with most of the catalogue, so a fixed count of popular rows could hold billions of entries
 at a million items.
+
+``weight`` sets how a pair's count becomes its edge weight before the top-k (MM-GEF+'s
+confidence-aware E^c; ``count`` is the paper's): ``jaccard`` = C_ij / (d_i + d_j − C_ij), and
+``shrunk`` = C_ij / √(d_i d_j) · C_ij / (C_ij + β), the cosine of the two items' user sets shrunk
+towards 0 by its support (Koren-style shrinkage), so a pair seen once among popular items no longer
+weighs like one seen fifty times. ``min_count`` drops pairs seen fewer times.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import scipy.sparse as sp
+
+CooccurrenceWeight = Literal["count", "jaccard", "shrunk"]
 
 
 def topk_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -34,24 +44,41 @@ def chunk_bounds(cost: np.ndarray, budget: float) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries: int = 20_000_000) -> sp.csr_matrix:
-    """``max_entries`` bounds the products summed per chunk (an upper bound on its co-occurrence entries)."""
+def pair_weights(counts: np.ndarray, deg_i: np.ndarray, deg_j: np.ndarray, weight: CooccurrenceWeight,
+                 shrink: float) -> np.ndarray:
+    """The edge weight of pairs seen ``counts`` times between items of ``deg_i`` and ``deg_j`` users."""
+    if weight == "count":
+        return counts
+    if weight == "jaccard":
+        return counts / np.maximum(deg_i + deg_j - counts, 1.0)
+    return counts / np.sqrt(np.maximum(deg_i * deg_j, 1.0)) * counts / (counts + shrink)
+
+
+def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries: int = 20_000_000,
+                       weight: CooccurrenceWeight = "count", shrink: float = 0.0, min_count: int = 1) -> sp.csr_matrix:
+    """``max_entries`` bounds the products summed per chunk (an upper bound on its co-occurrence entries);
+    the result is divided by its largest weight (C_max for ``count``)."""
     r = sp.csr_matrix(train, dtype=np.float32)
     r.data[:] = 1.0
     rt = r.T.tocsr()
     n_items = r.shape[1]
     user_degree = np.diff(r.indptr).astype(np.float64)
+    item_degree = np.diff(rt.indptr).astype(np.float64)
     parts = []
-    c_max = 0.0
+    w_max = 0.0
     for start, stop in chunk_bounds(rt @ user_degree, max_entries):
         block = (rt[start:stop] @ r).tocsr()
         rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        block.data[block.indices == rows + start] = 0  # remove i == j
+        block.data[(block.indices == rows + start) | (block.data < min_count)] = 0  # i == j, too little support
         block.eliminate_zeros()
         if block.nnz:
-            c_max = max(c_max, float(block.data.max()))
+            rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+            counts = block.data.astype(np.float64)
+            block.data = pair_weights(counts, item_degree[rows + start], item_degree[block.indices], weight,
+                                      shrink).astype(np.float32)
+            w_max = max(w_max, float(block.data.max()))
         parts.append(topk_per_row(block, topk) if topk else block)
     c = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    if c_max > 0:
-        c.data /= c_max
+    if w_max > 0:
+        c.data /= w_max
     return c.astype(np.float32)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mmgef.graphs.bipartite import bipartite_adjacency
-from mmgef.graphs.cooccurrence import cooccurrence_graph
+from mmgef.graphs.cooccurrence import CooccurrenceWeight, cooccurrence_graph
 from mmgef.graphs.learned import KGraph
 from mmgef.graphs.propagation import Graph
 from mmgef.graphs.pruning import prune_edges
@@ -33,12 +33,15 @@ class SparseGraph(nn.Module):
         return spmm(self.adj, x, self.adj_t)
 
 
-def collaborative_item_graph(train: sp.csr_matrix, form: str, k: int) -> SparseGraph:
+def collaborative_item_graph(train: sp.csr_matrix, form: str, k: int, weight: CooccurrenceWeight = "count",
+                             shrink: float = 0.0, min_count: int = 1) -> SparseGraph:
     """E^c: co-occurrence C_ij / max C. ``topk`` keeps the k largest per row, symmetrically normalised;
-    ``all_pairs`` keeps every co-occurring pair as it is (MM-GEF Eq. 3–4 as written)."""
+    ``all_pairs`` keeps every co-occurring pair as it is (MM-GEF Eq. 3–4 as written). ``weight``,
+    ``shrink`` and ``min_count``: how support turns counts into weights (``cooccurrence_graph``)."""
+    c = cooccurrence_graph(train, k if form == "topk" else None, weight=weight, shrink=shrink, min_count=min_count)
     if form == "topk":
-        return SparseGraph(sym_normalize(cooccurrence_graph(train, k)), symmetric=False)
-    return SparseGraph(cooccurrence_graph(train, None), symmetric=True)
+        return SparseGraph(sym_normalize(c), symmetric=False)
+    return SparseGraph(c, symmetric=True)
 
 
 class WeightedSumGraph:

@@ -11,9 +11,12 @@
    (λ·initial + (1−λ)·learned; λ = 0 gives the learned graph alone, the paper's E^m).
 3. E^c: item co-occurrence C_ij / max C; ``cf_graph=topk`` keeps the top-k per row, symmetrically
    normalised; ``all_pairs`` keeps every co-occurring pair un-normalised (Eq. 3–4 as written).
+   ``cf_weight`` jaccard / shrunk and ``cf_min_count`` weigh pairs by their support (MM-GEF+).
 4. Soft attention merges the graphs into E^u: E^m, each modality's own frozen kNN graph (with two or
    more modalities and ``modality_graphs``) and E^c. ``global`` = softmax of one learned scalar per
    graph; ``item`` = per-item softmax of a linear map of the item's ID embedding.
+   ``degree`` (MM-GEF+) = per-item softmax(a + b·z_i), z_i the item's standardised log training
+   degree, so cold and tail items can lean on content and head items on co-occurrence.
    ``use_attention=false`` fixes equal weights. With the per-modality graphs among the inputs the
    attention has something to weigh without E^c, so "w/o CF" and "w/o CF+Att" are different models
    (with {E^m, E^c} alone they were one).
@@ -27,6 +30,8 @@ paper; options with their own rows in the cold-start table).
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +49,12 @@ from mmgef.models.item_graph import (
     projections,
 )
 from mmgef.params import MMGEFParams
+
+
+def standardised_log_degree(train: sp.csr_matrix) -> torch.Tensor:
+    """z-score of log(1 + training interactions) per item: the input of the degree-aware attention."""
+    log_deg = np.log1p(np.asarray(train.getnnz(axis=0), dtype=np.float64))
+    return torch.from_numpy(((log_deg - log_deg.mean()) / max(float(log_deg.std()), 1e-9)).astype(np.float32))
 
 
 class MMGEF(LearnedGraphRecommender):
@@ -72,10 +83,14 @@ class MMGEF(LearnedGraphRecommender):
                 FrozenKnnGraph.of(normalize_knn([knn_graph(torch.as_tensor(content[m]), params.knn_k, params.knn_method)])[0],
                                   persistent=False) for m in self.names]
         self.modal_graphs = nn.ModuleList(modal)
-        self.cf_graph = collaborative_item_graph(ctx.train, params.cf_graph, params.cf_k) if params.use_cf_graph else None
+        self.cf_graph = collaborative_item_graph(ctx.train, params.cf_graph, params.cf_k, params.cf_weight, params.cf_shrink,
+                                                 params.cf_min_count) if params.use_cf_graph else None
         n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
+        if params.attention == "degree":  # logits a_g + b_g·z_i; b = 0 starts as the global attention
+            self.att_degree = nn.Parameter(torch.zeros(n_graphs))
+            self.register_buffer("degree_z", standardised_log_degree(ctx.train), persistent=False)
         self.init_graph()
 
     def fused_projection(self) -> torch.Tensor:
@@ -94,6 +109,8 @@ class MMGEF(LearnedGraphRecommender):
             return torch.full((n_graphs,), 1.0 / n_graphs, device=self.att_global.device)
         if self.att_item is not None:
             return F.softmax(self.att_item(self.backbone.item_emb.weight), dim=1)  # type: ignore[union-attr]
+        if self.p.attention == "degree":
+            return F.softmax(self.att_global + self.degree_z[:, None] * self.att_degree, dim=1)
         return F.softmax(self.att_global, dim=0)
 
     def item_graph(self) -> Graph:

@@ -1,0 +1,53 @@
+"""Named presets (``mmgef+``): a model with chosen values, resolved wherever a model is named."""
+
+import pytest
+from typer.testing import CliRunner
+
+import mmgef.presets as presets
+from mmgef.cli import app
+from mmgef.config import resolve_run_config, run_config_from
+from mmgef.errors import ConfigError
+from mmgef.presets import load_preset, preset_names
+
+
+def test_every_shipped_preset_validates_against_its_model():
+    assert "mmgef+" in preset_names()
+    for name in preset_names():
+        preset = load_preset(name)
+        cfg = resolve_run_config(model=name)
+        assert cfg.model == preset.model
+        assert all(cfg.params_dict()[k] == v for k, v in preset.params.items())
+
+
+def test_preset_is_its_model_with_those_values_and_set_still_overrides():
+    preset = load_preset("mmgef+")
+    explicit = resolve_run_config(model="mmgef", sets=[f"{k}={v}" for k, v in preset.params.items()])
+    assert resolve_run_config(model="mmgef+").digest() == explicit.digest()  # the name never enters the digest
+    key, value = next(iter(preset.params.items()))
+    default = type(explicit.params).model_fields[key].default
+    assert value != default
+    overridden = resolve_run_config(model="mmgef+", sets=[f"{key}={default}"])
+    assert overridden.params_dict()[key] == default
+    assert run_config_from({"model": "mmgef+"}).digest() == explicit.digest()  # the API's dict configs too
+
+
+def test_unknown_name_and_bad_preset_file_say_how_to_fix(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="preset"):
+        load_preset("mmgef++")
+    (tmp_path / "broken.yaml").write_text("model: mmgef\ndescription: x\nparams: {cf_weight: often}\n")
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    load_preset.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"broken\.yaml.*cf_weight"):
+            resolve_run_config(model="broken")
+    finally:
+        load_preset.cache_clear()
+
+
+def test_models_command_shows_the_preset_values():
+    out = CliRunner().invoke(app, ["models", "mmgef+"])
+    assert out.exit_code == 0, out.output
+    for key, value in load_preset("mmgef+").params.items():
+        assert key in out.output and repr(value) in out.output
+    listing = CliRunner().invoke(app, ["models"])
+    assert "mmgef+" in listing.output

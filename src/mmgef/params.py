@@ -149,6 +149,10 @@ class MMGEFParams(ModelParamsBase):
     cf_min_count: int = later_field(1, ge=1, description="drop co-occurring pairs seen by fewer users")
     knn_method: KnnMethod = "auto"
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
+    h_gate: Literal["none", "global", "degree"] = later_field(
+        "none", description="scale h by a learned gate 2σ(c) (global) or 2σ(c + d·z_i) with z_i the item's standardised "
+                            "log degree (degree), starting at 1: the content branch can fade where it does not help "
+                            "(MM-GEF+; none = the paper)")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
                                       description="FREEDOM's user–item edge pruning in the LightGCN part, "
                                                   "resampled each epoch (0 = off, the paper's model)")

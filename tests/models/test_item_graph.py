@@ -117,6 +117,30 @@ def test_mmgef_degree_attention_depends_on_the_item_degree_only(ctx):
     assert model.att_degree.grad is not None and model.att_degree.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("gate", ["global", "degree"])
+def test_mmgef_h_gate_starts_as_the_paper_and_learns(ctx, gate):
+    _, paper = _item_vectors("mmgef", {}, ctx)
+    model, gated = _item_vectors("mmgef", {"h_gate": gate}, ctx)
+    assert torch.allclose(paper, gated, atol=1e-6)  # a gate of 1 at the start
+    with torch.no_grad():
+        model.h_gate.c.fill_(-30.0)  # a closed gate: LightGCN's item vectors alone
+    users, items = model.embeddings()
+    _, lgcn_items = model.backbone.embeddings()
+    assert torch.allclose(items, lgcn_items, atol=1e-6)
+    model.h_gate.c.data.fill_(0.0)
+    model.train()
+    model.loss(_batch(ctx)).backward()
+    assert model.h_gate.c.grad is not None and model.h_gate.c.grad != 0
+    if gate == "degree":
+        assert model.h_gate.d.grad != 0
+        with torch.no_grad():
+            model.h_gate.d.fill_(-2.0)  # head items take less content than tail items
+        model.eval()
+        h = model.item_graph_embeddings().norm(dim=1)
+        degree = torch.as_tensor(ctx.train.getnnz(axis=0))
+        assert h[degree.argmax()] < h[degree.argmin()]
+
+
 def test_mmgef_confidence_weighted_cf_graph_differs_from_counts(ctx):
     count = make_model("mmgef", {}, ctx).cf_graph.adj.to_dense()
     shrunk = make_model("mmgef", {"cf_weight": "shrunk", "cf_shrink": 5.0}, ctx).cf_graph.adj.to_dense()

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,11 +38,12 @@ class ItemGraphRecommender(Recommender):
     """A backbone whose item vectors get the convolution of an item graph added (see module doc)."""
 
     def __init__(self, ctx: ModelContext, reg: float, backbone: Recommender, item_layers: int,
-                 normalize_h: bool = True) -> None:
+                 normalize_h: bool = True, h_gate: str = "none") -> None:
         super().__init__(ctx, reg)
         self.backbone = backbone
         self.item_layers = item_layers
         self.normalize_h = normalize_h
+        self.h_gate = ContentGate(h_gate == "degree", ctx.train) if h_gate != "none" else None
         with torch.no_grad():
             self.out_dim = backbone.embeddings()[1].shape[1]
         # NGCF concatenates its layers, so its item vectors are wider than its ID embeddings:
@@ -64,11 +66,35 @@ class ItemGraphRecommender(Recommender):
 
     def item_graph_embeddings(self) -> torch.Tensor:
         h = propagate(self.item_graph(), self.initial_h(), self.item_layers)
-        return F.normalize(h, dim=1) if self.normalize_h else h
+        h = F.normalize(h, dim=1) if self.normalize_h else h
+        return h if self.h_gate is None else self.h_gate(h)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items = self.backbone.embeddings()
         return users, items + self.item_graph_embeddings()
+
+
+def standardised_log_degree(train: sp.csr_matrix) -> torch.Tensor:
+    """z-score of log(1 + training interactions) per item: what degree-aware parts condition on."""
+    log_deg = np.log1p(np.asarray(train.getnnz(axis=0), dtype=np.float64))
+    return torch.from_numpy(((log_deg - log_deg.mean()) / max(float(log_deg.std()), 1e-9)).astype(np.float32))
+
+
+class ContentGate(nn.Module):
+    """How much of the item-graph vector h an item takes (MM-GEF+): 2σ(c) for all items, or 2σ(c + d·z_i)
+    with z_i its standardised log degree (``by_degree``), so head items can take less content than tail
+    items. c = d = 0 at the start: a gate of 1, the paper's model; a gate near 0 is plain LightGCN."""
+
+    def __init__(self, by_degree: bool, train: sp.csr_matrix) -> None:
+        super().__init__()
+        self.c = nn.Parameter(torch.zeros(()))
+        self.d = nn.Parameter(torch.zeros(())) if by_degree else None
+        if by_degree:
+            self.register_buffer("z", standardised_log_degree(train), persistent=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        logit = self.c if self.d is None else self.c + self.d * self.z[:, None]
+        return 2 * torch.sigmoid(logit) * h
 
 
 class ParamSnapshot(nn.Module):
@@ -129,8 +155,8 @@ class LearnedGraphRecommender(ItemGraphRecommender):
     graph_sources: tuple[str, ...] = ()
 
     def __init__(self, ctx: ModelContext, reg: float, backbone: Recommender, item_layers: int,
-                 rebuild_every: int, normalize_h: bool = True) -> None:
-        super().__init__(ctx, reg, backbone, item_layers, normalize_h)
+                 rebuild_every: int, normalize_h: bool = True, h_gate: str = "none") -> None:
+        super().__init__(ctx, reg, backbone, item_layers, normalize_h, h_gate)
         self.rebuild_every = rebuild_every
         # Set by on_epoch_start, consumed by that epoch's first training batch. A run resumed
         # between rebuilds finds it False and keeps the frozen graph its checkpoint restored.

@@ -23,6 +23,9 @@
 5. ``item_layers`` convolutions over E^u from the item ID embeddings give h; h/‖h‖ is added to
    LightGCN's item vectors; score = user · item; BPR.
 
+``h_gate`` (MM-GEF+) scales h by a learned gate, one for all items or one that depends on the item's
+degree, so the content branch can fade where collaborative signal suffices.
+
 ``edge_dropout`` > 0 borrows FREEDOM's degree-sensitive pruning of the user–item graph for the
 LightGCN part, and ``normalize_h=false`` adds h un-normalised as FREEDOM does (neither is in the
 paper; options with their own rows in the cold-start table).
@@ -30,8 +33,6 @@ paper; options with their own rows in the cold-start table).
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,14 +48,9 @@ from mmgef.models.item_graph import (
     build_backbone,
     projection,
     projections,
+    standardised_log_degree,
 )
 from mmgef.params import MMGEFParams
-
-
-def standardised_log_degree(train: sp.csr_matrix) -> torch.Tensor:
-    """z-score of log(1 + training interactions) per item: the input of the degree-aware attention."""
-    log_deg = np.log1p(np.asarray(train.getnnz(axis=0), dtype=np.float64))
-    return torch.from_numpy(((log_deg - log_deg.mean()) / max(float(log_deg.std()), 1e-9)).astype(np.float32))
 
 
 class MMGEF(LearnedGraphRecommender):
@@ -62,7 +58,8 @@ class MMGEF(LearnedGraphRecommender):
 
     def __init__(self, params: MMGEFParams, ctx: ModelContext, reg: float = 0.0) -> None:
         backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
-        super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h)
+        super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h,
+                         params.h_gate)
         self.p = params
         content = {m: l2_normalize(x) for m, x in select(ctx.content, params.modalities, "mmgef").items()}
         self.names = list(content)

@@ -5,9 +5,10 @@ improvement row ("+ …") the mean over seeds of validation Recall@20 at the set
 against the paper's MM-GEF row on the same datasets. An improvement joins the preset when it is at
 or above MM-GEF on validation on every dataset given (a cost saving such as a rarer graph refresh
 joins on the same rule: it must not lose); of two rows setting the same key, the better one wins.
-Test columns are never read.
 
     python benchmarks/choose_mmgef_plus.py runs/experiments/mmgef_plus/report/results.csv --write
+
+Test columns are never read.
 """
 
 from __future__ import annotations
@@ -27,37 +28,36 @@ PRESET = ROOT / "src/mmgef/presets/mmgef+.yaml"
 METRIC = "valid_recall@20"
 
 
-def validation_means(results_csv: Path) -> pd.DataFrame:
+def validation_means(results_csvs: list[Path]) -> pd.DataFrame:
     """Mean validation Recall@20 of the chosen setting over seeds: rows = labels, columns = datasets."""
-    df = pd.read_csv(results_csv)
+    df = pd.concat([pd.read_csv(f) for f in results_csvs]).drop_duplicates(["label", "dataset", "seed", "stage", "digest"])
     seeds = df[(df["stage"] == "seed") & df["chosen"].astype(bool)]
     return seeds.groupby(["label", "dataset"])[METRIC].mean().unstack("dataset")
 
 
 def choose(means: pd.DataFrame, baseline: str = "MM-GEF") -> tuple[dict, list[list[str]]]:
-    spec = load_spec(SPEC)
-    chosen: dict[str, tuple[float, dict]] = {}
+    """The preset's params and one verdict line per improvement row."""
+    kept: list[tuple[float, dict]] = []
     lines = []
-    for row in spec.rows:
+    for row in load_spec(SPEC).rows:
         if not row.label.startswith("+ ") or row.label not in means.index:
             continue
         gain = means.loc[row.label] - means.loc[baseline]
-        keep = bool((gain >= 0).all())
-        lines.append([row.label, ", ".join(f"{d} {means.loc[row.label, d]:.4f} ({g:+.4f})" for d, g in gain.items()),
-                      "kept" if keep else "left out"])
+        keep = bool((gain >= 0).all())  # a dataset it was not run on (NaN) leaves it out
+        lines.append([row.label, ", ".join(f"{d} {means.loc[row.label, d]:.4f} ({g:+.4f})" if pd.notna(g) else f"{d} not run"
+                                           for d, g in gain.items()), "kept" if keep else "left out"])
         if keep:
-            for key, value in row.set.items():
-                if key not in chosen or chosen[key][0] < gain.mean():
-                    chosen[key] = (float(gain.mean()), {key: value} | {k: v for k, v in row.set.items() if k != key})
+            kept.append((float(gain.mean()), row.set))
     params: dict = {}
-    for key, (_, values) in sorted(chosen.items(), key=lambda kv: kv[1][0]):  # a better row's values win ties on keys
+    for _, values in sorted(kept, key=lambda gv: gv[0]):  # the better row's value wins a key two rows set
         params.update(values)
     return params, lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results_csv", type=Path)
+    ap.add_argument("results_csv", type=Path, nargs="+", help="results.csv of mmgef_plus reports (datasets may be split "
+                                                              "over several)")
     ap.add_argument("--write", action="store_true", help="write the chosen preset to src/mmgef/presets/mmgef+.yaml")
     args = ap.parse_args()
     means = validation_means(args.results_csv)

@@ -56,6 +56,9 @@ def test_grid_selected_on_validation_and_report(tmp_path):
     verdict = "holds" if all(wins) else "does not hold" if not any(wins) else "mixed"
     claim_line = (out / "claims.md").read_text().splitlines()[-1]
     assert claim_line.startswith(f"| LightGCN > MF | {verdict} (recall@20 ")  # the verdict the numbers give, exactly
+    a, b = (chosen[chosen.label == lab].sort_values("seed")["test_recall@20"].to_numpy() for lab in ("LightGCN", "MF-BPR"))
+    from scipy.stats import ttest_rel
+    assert f"p = {ttest_rel(a, b).pvalue:.2g}" in claim_line.split("ndcg@20")[0]  # the paired test over seeds
     assert (out / "synthetic_test_metrics.png").stat().st_size > 5000
     # a second run finds everything done
     again = Runner(spec, tmp_path / "exp", workers=2)

@@ -123,8 +123,10 @@ def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns
                 continue
             wins = []
             for m in HEADLINE:
-                a, b = sub[sub.label == better][f"test_{m}"].mean(), sub[sub.label == worse][f"test_{m}"].mean()
-                wins.append((a > b, f"{m} {a:.4f} vs {b:.4f}"))
+                a = sub[sub.label == better].sort_values("seed")[f"test_{m}"].to_numpy()
+                b = sub[sub.label == worse].sort_values("seed")[f"test_{m}"].to_numpy()
+                p = _paired_p(a, b) if len(a) == len(b) else float("nan")
+                wins.append((a.mean() > b.mean(), f"{m} {a.mean():.4f} vs {b.mean():.4f}" + (f", p = {p:.2g}" if p == p else "")))
             verdict = "holds" if all(w for w, _ in wins) else "does not hold" if not any(w for w, _ in wins) else "mixed"
             against = "" if isinstance(claim.worse, str) else f"vs {worse}: "
             out.append(f"{verdict} ({against}{'; '.join(t for _, t in wins)})")

@@ -19,27 +19,32 @@ def test_every_shipped_preset_validates_against_its_model():
         assert all(cfg.params_dict()[k] == v for k, v in preset.params.items())
 
 
-def test_preset_is_its_model_with_those_values_and_set_still_overrides():
-    preset = load_preset("mmgef+")
-    explicit = resolve_run_config(model="mmgef", sets=[f"{k}={v}" for k, v in preset.params.items()])
-    assert resolve_run_config(model="mmgef+").digest() == explicit.digest()  # the name never enters the digest
-    key, value = next(iter(preset.params.items()))
-    default = type(explicit.params).model_fields[key].default
-    assert value != default
-    overridden = resolve_run_config(model="mmgef+", sets=[f"{key}={default}"])
-    assert overridden.params_dict()[key] == default
-    assert run_config_from({"model": "mmgef+"}).digest() == explicit.digest()  # the API's dict configs too
+def _use_preset_dir(monkeypatch, tmp_path, text: str) -> None:
+    (tmp_path / "mine.yaml").write_text(text)
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    load_preset.cache_clear()
+
+
+def test_preset_is_its_model_with_those_values_and_set_still_overrides(tmp_path, monkeypatch):
+    _use_preset_dir(monkeypatch, tmp_path, "model: mmgef\ndescription: x\nparams: {cf_weight: shrunk, attention: degree}\n")
+    try:
+        explicit = resolve_run_config(model="mmgef", sets=["cf_weight=shrunk", "attention=degree"])
+        assert resolve_run_config(model="mine").digest() == explicit.digest()  # the name never enters the digest
+        assert resolve_run_config(model="mine").digest() != resolve_run_config(model="mmgef").digest()
+        overridden = resolve_run_config(model="mine", sets=["attention=global"])
+        assert overridden.params_dict()["attention"] == "global" and overridden.params_dict()["cf_weight"] == "shrunk"
+        assert run_config_from({"model": "mine"}).digest() == explicit.digest()  # the API's dict configs too
+    finally:
+        load_preset.cache_clear()
 
 
 def test_unknown_name_and_bad_preset_file_say_how_to_fix(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="preset"):
         load_preset("mmgef++")
-    (tmp_path / "broken.yaml").write_text("model: mmgef\ndescription: x\nparams: {cf_weight: often}\n")
-    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
-    load_preset.cache_clear()
+    _use_preset_dir(monkeypatch, tmp_path, "model: mmgef\ndescription: x\nparams: {cf_weight: often}\n")
     try:
-        with pytest.raises(ConfigError, match=r"broken\.yaml.*cf_weight"):
-            resolve_run_config(model="broken")
+        with pytest.raises(ConfigError, match=r"mine\.yaml.*cf_weight"):
+            resolve_run_config(model="mine")
     finally:
         load_preset.cache_clear()
 
@@ -47,7 +52,9 @@ def test_unknown_name_and_bad_preset_file_say_how_to_fix(tmp_path, monkeypatch):
 def test_models_command_shows_the_preset_values():
     out = CliRunner().invoke(app, ["models", "mmgef+"])
     assert out.exit_code == 0, out.output
-    for key, value in load_preset("mmgef+").params.items():
+    preset = load_preset("mmgef+")
+    assert preset.chosen in out.output
+    for key, value in preset.params.items():
         assert key in out.output and repr(value) in out.output
     listing = CliRunner().invoke(app, ["models"])
     assert "mmgef+" in listing.output

@@ -171,7 +171,8 @@ def models(name: str | None = typer.Argument(None, help="a model or preset name:
     if preset:
         typer.echo(f"{name}: preset of {preset.model} — {preset.description}\n{preset.chosen}\n")
         typer.echo(markdown_table(["key", "preset value", f"{preset.model} default"],
-                                  [[k, repr(v), repr(cls.model_fields[k].default)] for k, v in preset.params.items()]) + "\n")
+                                  [[k, repr(v), repr(cls.model_fields[k].default)] for k, v in preset.params.items()]) + "\n"
+                   if preset.params else f"every value is {preset.model}'s default\n")
         rows = [(k, t, repr(preset.params[k]) if k in preset.params else d, desc) for k, t, d, desc in rows]
     else:
         typer.echo(f"{name}: {cls.description}\n")

@@ -68,14 +68,13 @@ def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries:
     w_max = 0.0
     for start, stop in chunk_bounds(rt @ user_degree, max_entries):
         block = (rt[start:stop] @ r).tocsr()
-        rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        block.data[(block.indices == rows + start) | (block.data < min_count)] = 0  # i == j, too little support
+        rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)) + start
+        dropped = (block.indices == rows) | (block.data < min_count)  # i == j, too little support
+        block.data = pair_weights(block.data.astype(np.float64), item_degree[rows], item_degree[block.indices], weight,
+                                  shrink).astype(np.float32)  # > 0 for every count ≥ 1
+        block.data[dropped] = 0
         block.eliminate_zeros()
         if block.nnz:
-            rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-            counts = block.data.astype(np.float64)
-            block.data = pair_weights(counts, item_degree[rows + start], item_degree[block.indices], weight,
-                                      shrink).astype(np.float32)
             w_max = max(w_max, float(block.data.max()))
         parts.append(topk_per_row(block, topk) if topk else block)
     c = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((n_items, n_items), dtype=np.float32)

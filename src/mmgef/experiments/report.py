@@ -126,7 +126,7 @@ def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns
                 a = sub[sub.label == better].sort_values("seed")[f"test_{m}"].to_numpy()
                 b = sub[sub.label == worse].sort_values("seed")[f"test_{m}"].to_numpy()
                 p = _paired_p(a, b) if len(a) == len(b) else float("nan")
-                wins.append((a.mean() > b.mean(), f"{m} {a.mean():.4f} vs {b.mean():.4f}" + (f", p = {p:.2g}" if p == p else "")))
+                wins.append((a.mean() > b.mean(), f"{m} {a.mean():.4f} vs {b.mean():.4f}" + ("" if np.isnan(p) else f", p = {p:.2g}")))
             verdict = "holds" if all(w for w, _ in wins) else "does not hold" if not any(w for w, _ in wins) else "mixed"
             against = "" if isinstance(claim.worse, str) else f"vs {worse}: "
             out.append(f"{verdict} ({against}{'; '.join(t for _, t in wins)})")

@@ -12,7 +12,7 @@ from mmgef import runs
 from mmgef.config import resolve_run_config
 from mmgef.devices import default_threads
 from mmgef.errors import MMGEFError
-from mmgef.training.distributed import Group, _one_line
+from mmgef.training.distributed import Group, _death, _one_line
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -88,6 +88,12 @@ def test_workers_share_the_free_cores(monkeypatch):
 def test_a_worker_traceback_becomes_its_last_line():
     err = Exception("Traceback (most recent call last):\n  File x\nmmgef.errors.MMGEFError: /tmp/r: it broke. Fix: y.\n")
     assert _one_line(err) == "/tmp/r: it broke. Fix: y."
+
+
+def test_a_dead_worker_is_named_by_its_signal():
+    assert _death(-6) == "SIGABRT"  # a crash, not memory: the message must not send the user after RAM
+    assert _death(-9) == "SIGKILL; killed for memory?"
+    assert _death(2) == "exit code 2"
 
 
 @pytest.mark.slow

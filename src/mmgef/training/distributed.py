@@ -13,7 +13,11 @@ run directory (history, checkpoints, weights, results).
 from __future__ import annotations
 
 import datetime
-import socket
+import logging
+import os
+import signal
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,24 +97,34 @@ def broadcast_flag(value: bool, device: torch.device | str = "cpu") -> bool:
     return bool(flag.item())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _local_worker(rank: int, cfg_json: str, run_dir: str, resume: bool, world: int, store_file: str) -> None:
+    """One spawned process: join the group, train its shard, leave.
 
-
-def _local_worker(rank: int, cfg_json: str, run_dir: str, resume: bool, world: int, port: int) -> None:
-    """One spawned process: join the group, train its shard, leave."""
+    The group meets in a file store, not a TCP store: a TCP store lives in rank 0's process, so rank 0
+    leaving first could pull it from under a rank still tearing down, and a free port picked in the
+    launcher can be taken before rank 0 binds it. After a clean finish the process ends with
+    ``os._exit`` once multiprocessing's own finalisers ran: the run's files are written and closed, and
+    skipping interpreter finalisation keeps the backend's C++ threads from being torn down in an order
+    that aborts the process (``terminate called without an active exception``, seen once in CI as a
+    worker dying with SIGABRT at the end of a run).
+    """
     from mmgef.runs import train_worker
 
     cfg = RunConfig.model_validate_json(cfg_json)
-    dist.init_process_group(backend_for(cfg.train.device), init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    dist.init_process_group(backend_for(cfg.train.device), init_method=f"file://{store_file}", rank=rank,
                             world_size=world, timeout=datetime.timedelta(hours=2))
     try:
         train_worker(cfg, Path(run_dir), resume, Group(rank, world))
         dist.barrier()  # the others wait while rank 0 tests and writes: no rank leaves the group early
     finally:
         dist.destroy_process_group()
+    from multiprocessing import util
+
+    util._exit_function()  # what multiprocessing runs on a child's exit: its finalisers (semaphores unlinked)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _one_line(err: BaseException) -> str:
@@ -126,14 +140,24 @@ def launch_local(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
     import torch.multiprocessing as mp
 
     world = cfg.train.workers
-    try:
-        mp.start_processes(_local_worker, args=(cfg.model_dump_json(), str(run_dir), resume, world, _free_port()),
-                           nprocs=world, join=True, start_method="spawn")
-    except mp.ProcessRaisedException as err:
-        raise MMGEFError(f"{run_dir}: data-parallel worker {err.error_index} failed: {_one_line(err)}") from None
-    except mp.ProcessExitedException as err:
-        raise MMGEFError(f"{run_dir}: data-parallel worker {err.error_index} died (exit code {err.exit_code}; killed for "
-                         "memory?). Fix: fewer --workers, or resume with --resume.") from None
+    with tempfile.TemporaryDirectory(prefix="mmgef-group-") as meet:
+        try:
+            mp.start_processes(_local_worker, args=(cfg.model_dump_json(), str(run_dir), resume, world,
+                                                    str(Path(meet) / "store")),
+                               nprocs=world, join=True, start_method="spawn")
+        except mp.ProcessRaisedException as err:
+            raise MMGEFError(f"{run_dir}: data-parallel worker {err.error_index} failed: {_one_line(err)}") from None
+        except mp.ProcessExitedException as err:
+            raise MMGEFError(f"{run_dir}: data-parallel worker {err.error_index} died ({_death(err.exit_code)}). "
+                             "Fix: resume with --resume (the last checkpoint is kept); if it recurs, fewer --workers.") from None
+
+
+def _death(exit_code: int) -> str:
+    """How a worker process ended, in words: a signal by name (SIGKILL usually means the memory ran out)."""
+    if exit_code >= 0:
+        return f"exit code {exit_code}"
+    name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else f"signal {-exit_code}"
+    return f"{name}; killed for memory?" if name == "SIGKILL" else name
 
 
 def _ray_worker(config: dict) -> None:

@@ -153,6 +153,10 @@ class MMGEFParams(ModelParamsBase):
         "none", description="scale h by a learned gate 2σ(c) (global) or 2σ(c + d·z_i) with z_i the item's standardised "
                             "log degree (degree), starting at 1: the content branch can fade where it does not help "
                             "(MM-GEF+; none = the paper)")
+    content_term: bool = later_field(
+        False, description="also add a trainable projection of the item's content to its vector (VBPR's content "
+                            "term): an item without interactions gets a vector learned from warm items' content "
+                            "(MM-GEF+; false = the paper)")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
                                       description="FREEDOM's user–item edge pruning in the LightGCN part, "
                                                   "resampled each epoch (0 = off, the paper's model)")

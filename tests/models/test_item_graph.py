@@ -141,6 +141,31 @@ def test_mmgef_h_gate_starts_as_the_paper_and_learns(ctx, gate):
         assert h[degree.argmax()] < h[degree.argmin()]
 
 
+def test_mmgef_content_term_adds_a_trained_map_of_each_items_content(ctx):
+    _, paper = _item_vectors("mmgef", {}, ctx)
+    model, _ = _item_vectors("mmgef", {"content_term": True}, ctx)
+    users, items = model.embeddings()
+    content = model.content_vectors()
+    assert content.shape == items.shape and content.abs().sum() > 0
+    # the paper's item vectors plus the content term, nothing else (the same seed draws the same weights first)
+    with torch.no_grad():
+        for m in model.content_head.values():
+            m.weight.zero_(), m.bias.zero_()
+    model.eval()  # drops the cached vectors
+    assert torch.allclose(model.scores(torch.arange(10)), paper, atol=1e-5)
+    # an item's content term is a function of its features alone: copy item 0's features to item 1
+    with torch.no_grad():
+        for m in model.content_head.values():
+            torch.nn.init.normal_(m.weight)
+        for name in model.names:
+            model.feats[name][1] = model.feats[name][0]
+        c = model.content_vectors()
+    assert torch.allclose(c[0], c[1]) and not torch.allclose(c[0], c[2])
+    model.train()
+    model.loss(_batch(ctx)).backward()
+    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in model.content_head.values())
+
+
 def test_mmgef_confidence_weighted_cf_graph_differs_from_counts(ctx):
     count = make_model("mmgef", {}, ctx).cf_graph.adj.to_dense()
     shrunk = make_model("mmgef", {"cf_weight": "shrunk", "cf_shrink": 5.0}, ctx).cf_graph.adj.to_dense()

@@ -26,6 +26,10 @@
 ``h_gate`` (MM-GEF+) scales h by a learned gate, one for all items or one that depends on the item's
 degree, so the content branch can fade where collaborative signal suffices.
 
+``content_term`` (MM-GEF+) adds a trainable linear map of the fused content to every item vector, as
+VBPR's content term does: h only reaches a cold item through its warm neighbours' ID embeddings,
+while this gives it a vector of its own, learned on warm items' content.
+
 ``edge_dropout`` > 0 borrows FREEDOM's degree-sensitive pruning of the user–item graph for the
 LightGCN part, and ``normalize_h=false`` adds h un-normalised as FREEDOM does (neither is in the
 paper; options with their own rows in the cold-start table).
@@ -85,6 +89,10 @@ class MMGEF(LearnedGraphRecommender):
         n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
+        self.content_head: nn.Module | None = None
+        if params.content_term:  # the same fusion as the graph's, mapped to the item vectors' width
+            self.content_head = (projection(self.feats["fused"].shape[1], self.out_dim) if self.shared_space
+                                 else projections(content, self.out_dim))
         if params.attention == "degree":  # logits a_g + b_g·z_i; b = 0 starts as the global attention
             self.att_degree = nn.Parameter(torch.zeros(n_graphs))
             self.register_buffer("degree_z", standardised_log_degree(ctx.train), persistent=False)
@@ -94,6 +102,17 @@ class MMGEF(LearnedGraphRecommender):
         if self.shared_space:
             return self.proj(self.feats["fused"])
         return torch.stack([self.proj_m[m](self.feats[m]) for m in self.names]).mean(0)
+
+    def content_vectors(self) -> torch.Tensor:
+        """The content term's item vectors (``content_term``)."""
+        head = self.content_head
+        if isinstance(head, nn.ModuleDict):
+            return torch.stack([head[m](self.feats[m]) for m in self.names]).mean(0)
+        return head(self.feats["fused"])  # type: ignore[misc]
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        users, items = super().embeddings()
+        return (users, items) if self.content_head is None else (users, items + self.content_vectors())
 
     def build_content_graph(self) -> DiffGraph:
         learned = normalize_knn([knn_graph(self.fused_projection(), self.p.knn_k, self.p.knn_method)])[0]

@@ -3,7 +3,8 @@
 Reads the report of `mmgef reproduce configs/experiments/mmgef_plus.yaml` (its results.csv): for every
 improvement row ("+ …") the mean over seeds of validation Recall@20 at the setting its search chose,
 against the paper's MM-GEF row on the same datasets. An improvement joins the preset when it is at
-or above MM-GEF on validation on every dataset given (a cost saving such as a rarer graph refresh
+or above MM-GEF on validation on every dataset given, a cold-start report (mmgef_plus_cold.yaml)
+counting as one more dataset (a cost saving such as a rarer graph refresh
 joins on the same rule: it must not lose); of two rows setting the same key, the better one wins.
 
     python benchmarks/choose_mmgef_plus.py runs/experiments/mmgef_plus/report/results.csv --write
@@ -29,9 +30,12 @@ METRIC = "valid_recall@20"
 
 
 def validation_means(results_csvs: list[Path]) -> pd.DataFrame:
-    """Mean validation Recall@20 of the chosen setting over seeds: rows = labels, columns = datasets."""
+    """Mean validation Recall@20 of the chosen setting over seeds: rows = labels, columns = datasets (a
+    cold-start report's columns are named "<dataset> cold", so the cold split counts as one more dataset)."""
     df = pd.concat([pd.read_csv(f) for f in results_csvs]).drop_duplicates(["label", "dataset", "seed", "stage", "digest"])
-    seeds = df[(df["stage"] == "seed") & df["chosen"].astype(bool)]
+    seeds = df[(df["stage"] == "seed") & df["chosen"].astype(bool)].copy()
+    if "split" in seeds:
+        seeds["dataset"] = [d if s != "cold" else f"{d} cold" for d, s in zip(seeds["dataset"], seeds["split"])]
     return seeds.groupby(["label", "dataset"])[METRIC].mean().unstack("dataset")
 
 

@@ -37,3 +37,16 @@ def test_kept_only_when_not_below_mm_gef_on_every_dataset_and_test_never_read(tm
     verdicts = {line[0]: line[2] for line in lines}
     assert verdicts == {"+ shrunk E^c": "kept", "+ Jaccard E^c": "kept", "+ un-normalised h": "left out",
                         "+ learned h gate": "left out"}
+
+
+def test_a_cold_start_report_counts_as_one_more_dataset(tmp_path):
+    ordinary = _rows("MM-GEF", "a", [0.40], [0.1]) + _rows("+ content term", "a", [0.41], [0.1])
+    cold = [{**r, "split": "cold", "digest": r["digest"] + "c"}
+            for r in _rows("MM-GEF", "a", [0.05], [0.1]) + _rows("+ content term", "a", [0.04], [0.1])]
+    for name, rows in (("o.csv", ordinary), ("c.csv", cold)):
+        pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    chooser = _chooser()
+    means = chooser.validation_means([tmp_path / "o.csv", tmp_path / "c.csv"])
+    assert list(means.columns) == ["a", "a cold"]
+    assert chooser.choose(means)[0] == {}  # better on the ordinary split, worse on cold: left out
+    assert chooser.choose(chooser.validation_means([tmp_path / "o.csv"]))[0] == {"content_term": True}

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from mmgef import runs
+from mmgef.errors import ConfigError
 from mmgef.experiments.report import HEADLINE, write_report
 from mmgef.experiments.runner import Runner
 from mmgef.experiments.spec import load_spec, substitute
@@ -164,8 +165,6 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
 
 
 def test_bad_sweep_and_published_path_are_clear_errors(tmp_path):
-    from mmgef.errors import ConfigError
-
     (tmp_path / "spec.yaml").write_text(SWEEP_SPEC)
     with pytest.raises(ConfigError, match="published: published.csv does not exist"):
         load_spec(tmp_path / "spec.yaml")
@@ -204,8 +203,6 @@ def test_rows_initialised_from_a_pretraining_row_use_the_same_seed(tmp_path):
         assert Path(cfg.train.init).exists() and cfg.train.sampler == "mixgcf"
     assert "train.init" not in fine.chosen
     (tmp_path / "bad.yaml").write_text(INIT_SPEC.replace("init_from: Pre}", "init_from: Nope}"))
-    from mmgef.errors import ConfigError
-
     with pytest.raises(ConfigError, match="init_from 'Nope' must name a row"):
         load_spec(tmp_path / "bad.yaml")
 
@@ -218,3 +215,22 @@ def test_runs_finished_by_another_experiment_after_start_are_reused(tmp_path):
     runner.execute([cfg], "grid")
     assert runner.run_dir(cfg) == tmp_path / "other" / "shared-run"
     assert not (tmp_path / "exp" / "runs").exists()
+
+
+def test_a_reuse_folders_run_this_version_cannot_read_is_skipped_not_fatal(tmp_path, caplog):
+    spec = load_spec(SPEC)
+    cfg = Runner(spec, tmp_path / "exp", workers=1).plan(["synthetic"])[0].grid[0][1]
+    newer = tmp_path / "other" / "from-a-newer-mmgef"
+    newer.mkdir(parents=True)
+    (newer / "results.json").write_text("{}")
+    (newer / "config.yaml").write_text("model: lightgcn\nparams: {option_of_the_future: 1}\n")
+    runner = Runner(spec, tmp_path / "exp", workers=1, reuse=[tmp_path / "other"])
+    assert newer in runner.unreadable and "from-a-newer-mmgef" in caplog.text
+    assert runner.run_dir(cfg).is_relative_to(tmp_path / "exp")
+    # in the experiment's own folder the same file is an error: a new run would land beside it
+    own = tmp_path / "exp" / "runs" / "x"
+    own.mkdir(parents=True)
+    for f in ("results.json", "config.yaml"):
+        (own / f).write_text((newer / f).read_text())
+    with pytest.raises(ConfigError, match="option_of_the_future"):
+        Runner(spec, tmp_path / "exp", workers=1)

@@ -8,6 +8,7 @@ Local worker processes by default; Ray Tune with ``ray_address`` ('local' or a c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmgef.config import RunConfig, load_run_config
+from mmgef.errors import ConfigError
 from mmgef.experiments.spec import (
     ExperimentSpec,
     RowSpec,
@@ -54,6 +56,8 @@ def train_config(cfg_json: str, run_dir: str) -> dict[str, Any]:
     path = Path(run_dir)
     return runs.train(cfg, path, resume=(path / "checkpoint.safetensors").exists())
 
+log = logging.getLogger(__name__)
+
 
 class Runner:
     def __init__(self, spec: ExperimentSpec, exp_dir: Path, workers: int = 2, ray_address: str | None = None,
@@ -61,6 +65,7 @@ class Runner:
         self.spec, self.exp_dir, self.workers, self.ray_address = spec, Path(exp_dir), workers, ray_address
         self.done: dict[str, dict[str, Any]] = {}
         self.run_dirs: dict[str, Path] = {}
+        self.unreadable: set[Path] = set()  # runs in --reuse folders this version cannot read (warned once)
         self.roots = [self.exp_dir, *(Path(r) for r in reuse or [])]
         self._refresh()
 
@@ -70,12 +75,24 @@ class Runner:
             self._index(root)
 
     def _index(self, root: Path) -> None:
-        """Find finished runs anywhere under ``root``, keyed by the digest of their config."""
-        known = set(self.run_dirs.values())
+        """Find finished runs anywhere under ``root``, keyed by the digest of their config.
+
+        A run in a ``--reuse`` folder that this version cannot read (written by a newer mmgef with an
+        option this one lacks, say) is skipped with a warning: it cannot be one of this spec's configs.
+        In the experiment's own folder it stays an error, since a new run would land beside it.
+        """
+        known = set(self.run_dirs.values()) | self.unreadable
         for res in root.glob("**/results.json"):
             cfg_file = res.parent / "config.yaml"
             if res.parent not in known and cfg_file.exists():
-                digest = load_run_config(cfg_file).digest()
+                try:
+                    digest = load_run_config(cfg_file).digest()
+                except ConfigError as err:
+                    if root == self.exp_dir:
+                        raise
+                    log.warning("--reuse: skipping %s (%s)", res.parent, err)
+                    self.unreadable.add(res.parent)
+                    continue
                 self.done[digest] = json.loads(res.read_text())
                 self.run_dirs[digest] = res.parent
 

@@ -29,6 +29,8 @@ from mmgef.experiments.spec import (
 )
 from mmgef.training.pretrained import PRETRAINED
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Cell:
@@ -55,8 +57,6 @@ def train_config(cfg_json: str, run_dir: str) -> dict[str, Any]:
     cfg.train.progress = False  # parallel per-epoch bars would interleave; the runner reports progress
     path = Path(run_dir)
     return runs.train(cfg, path, resume=(path / "checkpoint.safetensors").exists())
-
-log = logging.getLogger(__name__)
 
 
 class Runner:

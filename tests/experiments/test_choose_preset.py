@@ -1,6 +1,7 @@
 """benchmarks/choose_mmgef_plus.py: the preset is chosen from validation means only."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -15,9 +16,11 @@ def _chooser():
     return module
 
 
-def _rows(label, dataset, valids, tests):
+def _rows(label, dataset, valids, tests, params=None):
     return [{"label": label, "dataset": dataset, "seed": s, "stage": "seed", "chosen": True, "digest": f"{label}{dataset}{s}",
-             "valid_recall@20": v, "test_recall@20": t} for s, (v, t) in enumerate(zip(valids, tests))]
+             "valid_recall@20": v, "test_recall@20": t, "params": json.dumps({"h_gate": "none", "content_term": False,
+                                                                             "cf_weight": "count", **(params or {})})}
+            for s, (v, t) in enumerate(zip(valids, tests))]
 
 
 def test_kept_only_when_not_below_mm_gef_on_every_dataset_and_test_never_read(tmp_path):
@@ -32,7 +35,8 @@ def test_kept_only_when_not_below_mm_gef_on_every_dataset_and_test_never_read(tm
     csv = tmp_path / "results.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     chooser = _chooser()
-    params, lines = chooser.choose(chooser.validation_means([csv]))
+    params, lines, checks = chooser.choose(chooser.validation_means([csv]))
+    assert checks == []  # no settings given: the combination is not checked
     assert params == {"cf_weight": "shrunk"}
     verdicts = {line[0]: line[2] for line in lines}
     assert verdicts == {"+ shrunk E^c": "kept", "+ Jaccard E^c": "kept", "+ un-normalised h": "left out",
@@ -50,3 +54,30 @@ def test_a_cold_start_report_counts_as_one_more_dataset(tmp_path):
     assert list(means.columns) == ["a", "a cold"]
     assert chooser.choose(means)[0] == {}  # better on the ordinary split, worse on cold: left out
     assert chooser.choose(chooser.validation_means([tmp_path / "o.csv"]))[0] == {"content_term": True}
+
+
+def test_options_that_tie_alone_but_lose_together_are_dropped_weakest_first(tmp_path):
+    rows = []
+    for d, (base, content, jaccard, gate, trio, pair) in {"a": (0.40, 0.45, 0.43, 0.41, 0.46, 0.46),
+                                                          "b": (0.09, 0.095, 0.091, 0.090, 0.085, 0.089)}.items():
+        rows += _rows("MM-GEF", d, [base], [0.0])
+        rows += _rows("+ content term", d, [content], [0.0], {"content_term": True})
+        rows += _rows("+ Jaccard E^c", d, [jaccard], [0.0], {"cf_weight": "jaccard"})
+        rows += _rows("+ learned h gate", d, [gate], [0.0], {"h_gate": "global"})
+        rows += _rows("MM-GEF+", d, [trio], [0.0], {"content_term": True, "cf_weight": "jaccard", "h_gate": "global"})
+        rows += _rows("+ content term + Jaccard E^c", d, [pair], [0.0], {"content_term": True, "cf_weight": "jaccard"})
+    csv = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    chooser = _chooser()
+    means, measured = chooser.validation_means([csv]), chooser.measured_settings([csv])
+    params, lines, checks = chooser.choose(means, measured)
+    # all three tie or beat MM-GEF alone; together they lose on b, so the gate goes, then Jaccard: content term alone
+    assert params == {"content_term": True}
+    assert [c[2] for c in checks] == ["below MM-GEF: + learned h gate dropped", "below MM-GEF: + Jaccard E^c dropped",
+                                      "chosen"]
+    verdicts = {line[0]: line[2] for line in lines}
+    assert verdicts["+ content term"] == "kept" and verdicts["+ learned h gate"].startswith("kept alone")
+    assert "+ content term + Jaccard E^c" not in verdicts  # a combination row is not an option of its own
+    # a combination no row measured leaves the preset unverified
+    params, _, checks = chooser.choose(means, {k: v for k, v in measured.items() if k != "+ content term + Jaccard E^c"})
+    assert checks[-1][1] == "not measured" and params == {"content_term": True, "cf_weight": "jaccard"}

@@ -70,11 +70,11 @@ class MMGEF(LearnedGraphRecommender):
         self.shared_space = shared_fusion(params.fusion, content, ctx.joint_modalities)
         if self.shared_space:  # average first, then one projection (the paper's CLIP case)
             self.feats = ContentFeatures({"fused": early_fuse(content)})
-            self.proj = projection(self.feats["fused"].shape[1], params.proj_dim)
+            self.proj = self._fusion_head(content, params.proj_dim)
             raw_for_graph = self.feats["fused"]
         else:  # one projection per modality to a common size, then average
             self.feats = ContentFeatures(content)
-            self.proj_m = projections(content, params.proj_dim)
+            self.proj_m = self._fusion_head(content, params.proj_dim)
             # similarity = mean of the per-modality cosines (the cosine of the concatenated unit vectors)
             raw_for_graph = [self.feats[m] for m in self.names]
         with torch.no_grad():
@@ -89,26 +89,33 @@ class MMGEF(LearnedGraphRecommender):
         n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
-        self.content_head: nn.Module | None = None
-        if params.content_term:  # the same fusion as the graph's, mapped to the item vectors' width
-            self.content_head = (projection(self.feats["fused"].shape[1], self.out_dim) if self.shared_space
-                                 else projections(content, self.out_dim))
+        # the same fusion as the graph's, with its own weights, mapped to the item vectors' width
+        self.content_head = self._fusion_head(content, self.out_dim) if params.content_term else None
         if params.attention == "degree":  # logits a_g + b_g·z_i; b = 0 starts as the global attention
             self.att_degree = nn.Parameter(torch.zeros(n_graphs))
             self.register_buffer("degree_z", standardised_log_degree(ctx.train), persistent=False)
         self.init_graph()
 
-    def fused_projection(self) -> torch.Tensor:
+    def _fusion_head(self, content: dict, out_dim: int) -> nn.Module:
+        """A trainable map of the item content to ``out_dim``, fused as ``shared_space`` says: one projection of
+        the averaged vector, or one per modality whose outputs ``_through`` averages."""
         if self.shared_space:
-            return self.proj(self.feats["fused"])
-        return torch.stack([self.proj_m[m](self.feats[m]) for m in self.names]).mean(0)
+            return projection(self.feats["fused"].shape[1], out_dim)
+        return projections(content, out_dim)
+
+    def _through(self, head: nn.Module) -> torch.Tensor:
+        """Every item's content through a ``_fusion_head``."""
+        if isinstance(head, nn.ModuleDict):
+            return torch.stack([head[m](self.feats[m]) for m in self.names]).mean(0)
+        return head(self.feats["fused"])  # type: ignore[no-any-return]
+
+    def fused_projection(self) -> torch.Tensor:
+        return self._through(self.proj if self.shared_space else self.proj_m)
 
     def content_vectors(self) -> torch.Tensor:
         """The content term's item vectors (``content_term``)."""
-        head = self.content_head
-        if isinstance(head, nn.ModuleDict):
-            return torch.stack([head[m](self.feats[m]) for m in self.names]).mean(0)
-        return head(self.feats["fused"])  # type: ignore[misc]
+        assert self.content_head is not None
+        return self._through(self.content_head)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items = super().embeddings()

@@ -33,11 +33,16 @@ PRESET = ROOT / "src/mmgef/presets/mmgef+.yaml"
 METRIC = "valid_recall@20"
 
 
-def validation_means(results_csvs: list[Path]) -> pd.DataFrame:
+def chosen_seed_runs(results_csvs: list[Path]) -> pd.DataFrame:
+    """The reports' runs of each row's chosen setting, one line per seed."""
+    df = pd.concat([pd.read_csv(f) for f in results_csvs]).drop_duplicates(["label", "dataset", "seed", "stage", "digest"])
+    return df[(df["stage"] == "seed") & df["chosen"].astype(bool)].copy()
+
+
+def validation_means(seeds: pd.DataFrame) -> pd.DataFrame:
     """Mean validation Recall@20 of the chosen setting over seeds: rows = labels, columns = datasets (a
     cold-start report's columns are named "<dataset> cold", so the cold split counts as one more dataset)."""
-    df = pd.concat([pd.read_csv(f) for f in results_csvs]).drop_duplicates(["label", "dataset", "seed", "stage", "digest"])
-    seeds = df[(df["stage"] == "seed") & df["chosen"].astype(bool)].copy()
+    seeds = seeds.copy()
     if "split" in seeds:
         seeds["dataset"] = [d if s != "cold" else f"{d} cold" for d, s in zip(seeds["dataset"], seeds["split"])]
     return seeds.groupby(["label", "dataset"])[METRIC].mean().unstack("dataset")
@@ -59,14 +64,12 @@ def improvement_rows() -> list:
     return singles
 
 
-def measured_settings(results_csvs: list[Path], baseline: str = "MM-GEF") -> dict[str, set]:
+def measured_settings(seeds: pd.DataFrame, baseline: str = "MM-GEF") -> dict[str, set]:
     """Each row label's model settings that differ from the baseline row's (from the reports' params column):
     how a preset's combination is found among the rows that were run."""
-    df = pd.concat([pd.read_csv(f) for f in results_csvs])
-    df = df[(df["stage"] == "seed") & df["chosen"].astype(bool)]
-    params = {label: json.loads(group["params"].iloc[0]) for label, group in df.groupby("label")}
+    params = {label: json.loads(group["params"].iloc[0]) for label, group in seeds.groupby("label")}
     base = params[baseline]
-    return {label: {(k, json.dumps(v)) for k, v in p.items() if base.get(k) != v} for label, p in params.items()}
+    return {label: _items({k: v for k, v in p.items() if base.get(k) != v}) for label, p in params.items()}
 
 
 def _gains(means: pd.DataFrame, label: str, baseline: str) -> tuple[pd.Series, str]:
@@ -128,8 +131,9 @@ def main() -> None:
                                                               "over several)")
     ap.add_argument("--write", action="store_true", help="write the chosen preset to src/mmgef/presets/mmgef+.yaml")
     args = ap.parse_args()
-    means = validation_means(args.results_csv)
-    params, lines, checks = choose(means, measured_settings(args.results_csv))
+    seeds = chosen_seed_runs(args.results_csv)
+    means = validation_means(seeds)
+    params, lines, checks = choose(means, measured_settings(seeds))
     print(markdown_table(["improvement", "validation Recall@20 (gain over MM-GEF)", "verdict"], lines))
     print("\nThe kept options together (each combination's own row):\n")
     print(markdown_table(["combination", "validation Recall@20 (gain over MM-GEF)", "verdict"], checks))
@@ -148,7 +152,8 @@ def main() -> None:
             "params": params,
             "chosen": (f"chosen on validation Recall@20 only ({', '.join(means.columns)}; mean over seeds of each row's "
                        f"searched lr × L2) by benchmarks/choose_mmgef_plus.py; kept: {kept}; where two rows set one key, "
-                       "the larger mean gain wins; the combination checked on its own row; see benchmarks/results/mmgef_plus/choice.md"),
+                       "the larger mean gain wins; the combination checked on its own row; "
+                       "see benchmarks/results/mmgef_plus/choice.md"),
         }
         PRESET.write_text("# MM-GEF+ — the paper's MM-GEF with the MM-GEF+ options that won on validation (issue 18), "
                           "frozen.\n" + yaml.safe_dump(preset, sort_keys=False, allow_unicode=True, width=120))

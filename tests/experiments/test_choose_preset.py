@@ -35,7 +35,7 @@ def test_kept_only_when_not_below_mm_gef_on_every_dataset_and_test_never_read(tm
     csv = tmp_path / "results.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     chooser = _chooser()
-    params, lines, checks = chooser.choose(chooser.validation_means([csv]))
+    params, lines, checks = chooser.choose(chooser.validation_means(chooser.chosen_seed_runs([csv])))
     assert checks == []  # no settings given: the combination is not checked
     assert params == {"cf_weight": "shrunk"}
     verdicts = {line[0]: line[2] for line in lines}
@@ -50,10 +50,10 @@ def test_a_cold_start_report_counts_as_one_more_dataset(tmp_path):
     for name, rows in (("o.csv", ordinary), ("c.csv", cold)):
         pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
     chooser = _chooser()
-    means = chooser.validation_means([tmp_path / "o.csv", tmp_path / "c.csv"])
+    means = chooser.validation_means(chooser.chosen_seed_runs([tmp_path / "o.csv", tmp_path / "c.csv"]))
     assert list(means.columns) == ["a", "a cold"]
     assert chooser.choose(means)[0] == {}  # better on the ordinary split, worse on cold: left out
-    assert chooser.choose(chooser.validation_means([tmp_path / "o.csv"]))[0] == {"content_term": True}
+    assert chooser.choose(chooser.validation_means(chooser.chosen_seed_runs([tmp_path / "o.csv"])))[0] == {"content_term": True}
 
 
 def test_options_that_tie_alone_but_lose_together_are_dropped_weakest_first(tmp_path):
@@ -69,7 +69,8 @@ def test_options_that_tie_alone_but_lose_together_are_dropped_weakest_first(tmp_
     csv = tmp_path / "results.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     chooser = _chooser()
-    means, measured = chooser.validation_means([csv]), chooser.measured_settings([csv])
+    seeds = chooser.chosen_seed_runs([csv])
+    means, measured = chooser.validation_means(seeds), chooser.measured_settings(seeds)
     params, lines, checks = chooser.choose(means, measured)
     # all three tie or beat MM-GEF alone; together they lose on b, so the gate goes, then Jaccard: content term alone
     assert params == {"content_term": True}

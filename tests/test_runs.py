@@ -77,6 +77,16 @@ def test_importing_the_config_imports_no_model_code():
     assert out.stdout.strip() == "[]"
 
 
+def test_negatives_and_id_dropout_at_their_defaults_keep_old_digests():
+    base = resolve_run_config(model="mmgef", sets=["split=cold"])
+    for same in ("negatives=all", "id_dropout=0.0"):
+        assert resolve_run_config(model="mmgef", sets=["split=cold", same]).digest() == base.digest()
+    for other in ("negatives=interacted", "id_dropout=0.2"):
+        assert resolve_run_config(model="mmgef", sets=["split=cold", other]).digest() != base.digest()
+    with pytest.raises(MMGEFError, match="negatives"):
+        resolve_run_config(model="mmgef", sets=["negatives=unseen"])
+
+
 def test_cold_ids_is_a_cold_split_setting_that_keeps_old_digests():
     base = resolve_run_config(model="mmgef", sets=["split=cold"])
     assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_ids=trained"]).digest() == base.digest()

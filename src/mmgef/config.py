@@ -79,6 +79,9 @@ class TrainConfig(Strict):
     threads: int | None = Field(None, gt=0, description="torch CPU threads; unset: the cores other jobs leave free")
     sampler: Literal["uniform", "mixgcf"] = Field("uniform", description="mixgcf: hard negatives mixed from candidates")
     n_candidates: int = Field(64, gt=0, description="MixGCF candidate negatives per pair (M; 64 in the paper)")
+    negatives: Literal["all", "interacted"] = Field(
+        "all", description="items negatives are sampled from: all (the papers), or only items with training "
+                           "interactions (an item nobody has seen yet is new, not disliked: cold-start training)")
     init: str | None = Field(None, description="pretrained.safetensors (from `mmgef pretrain`) to initialise the ID embeddings")
     progress: bool = True
 
@@ -193,6 +196,8 @@ class RunConfig(Strict):
             dumped["train"].pop("eval_mask")
         if self.train.sampler != "mixgcf":
             dumped["train"].pop("n_candidates")
+        if self.train.negatives == "all":
+            dumped["train"].pop("negatives")
         if self.train.init is None:
             dumped["train"].pop("init")
         else:

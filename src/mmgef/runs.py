@@ -155,7 +155,7 @@ def _fit(p: Prepared, run_dir: Path, resume: bool, saved: RunConfig | None, thre
         check_fingerprint(saved.data.fingerprint, p.fingerprint, str(run_dir / "config.yaml"))
     cfg.data.fingerprint = p.fingerprint
     n_candidates = cfg.train.n_candidates if cfg.train.sampler == "mixgcf" else 0
-    sampler = UniformSampler(p.split.train, n_candidates) if p.model.trainable else None
+    sampler = UniformSampler(p.split.train, n_candidates, cfg.train.negatives) if p.model.trainable else None
     trainer = Trainer(cfg, p.model, p.split, run_dir, sampler, p.device, group)
     if resume:
         trainer.restore()  # a checkpoint that does not fit fails here, before config.yaml changes

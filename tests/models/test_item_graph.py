@@ -166,6 +166,34 @@ def test_mmgef_content_term_adds_a_trained_map_of_each_items_content(ctx):
     assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in model.content_head.values())
 
 
+def test_mmgef_id_dropout_gives_an_item_without_interactions_its_neighbours_id_part(ctx):
+    train = ctx.train.tolil(copy=True)
+    train[:, 7] = 0  # item 7 loses its training interactions
+    cold = ModelContext(ctx.n_users, ctx.n_items, train.tocsr(), ctx.content)
+    torch.manual_seed(0)
+    model = make_model("mmgef", {"id_dropout": 0.3, "content_term": True}, cold)
+    model.eval()
+    own = model.backbone.embeddings()[1]
+    id_part = model.embeddings()[1] - model.item_graph_embeddings() - model.content_vectors()
+    w = model.initial.mm(torch.eye(ctx.n_items))[7]  # item 7's row of the raw-content kNN graph
+    w[7] = 0.0
+    assert torch.allclose(id_part[7], w @ own / w.sum(), atol=1e-5)
+    warm = torch.arange(ctx.n_items) != 7
+    assert torch.allclose(id_part[warm], own[warm], atol=1e-5)
+    # in training about 30% of the warm items take their neighbours' ID part instead of their own
+    model.train()
+    torch.manual_seed(1)
+    id_part = model.embeddings()[1] - model.item_graph_embeddings() - model.content_vectors()
+    replaced = (~torch.isclose(id_part, own, atol=1e-6).all(1))[warm].float().mean()
+    assert 0.15 < replaced < 0.45
+    # the paper's model (id_dropout 0) keeps every item's own ID part
+    torch.manual_seed(0)
+    paper = make_model("mmgef", {"content_term": True}, cold)
+    paper.eval()
+    id_part = paper.embeddings()[1] - paper.item_graph_embeddings() - paper.content_vectors()
+    assert torch.allclose(id_part, paper.backbone.embeddings()[1], atol=1e-5)
+
+
 def test_mmgef_confidence_weighted_cf_graph_differs_from_counts(ctx):
     count = make_model("mmgef", {}, ctx).cf_graph.adj.to_dense()
     shrunk = make_model("mmgef", {"cf_weight": "shrunk", "cf_shrink": 5.0}, ctx).cf_graph.adj.to_dense()

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from mmgef.data.split import make_split
 from mmgef.data.synthetic import SyntheticConfig, generate
+from mmgef.errors import DataError
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.mixgcf import Layered
 from mmgef.models.registry import MODELS
@@ -59,6 +61,19 @@ def test_sampler_never_returns_a_positive(ctx):
     for users, pos, neg in sampler.batches(1000, rng):
         assert dense[users, pos].all()
         assert not dense[users, neg].any()
+
+
+def test_negatives_interacted_never_draws_an_item_without_training_interactions():
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
+    rng = np.random.default_rng(0)
+    anywhere = np.concatenate([neg for *_, neg in UniformSampler(train).batches(2, rng) for _ in range(200)])
+    assert {3, 4} <= set(anywhere.tolist())  # items 3 and 4 have no training interactions
+    sampler = UniformSampler(train, negatives="interacted")
+    users = np.array([2, 2, 1, 0] * 50)
+    drawn = sampler.negatives(users, rng)
+    assert set(drawn.tolist()) <= {0, 1, 2} and not sampler.is_positive(users, drawn).any()
+    with pytest.raises(DataError, match="negatives=all"):  # user 0 has both items anyone interacted with
+        UniformSampler(sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 0]], dtype=np.float32)), negatives="interacted")
 
 
 def test_cached_scores_refresh_after_training(ctx):

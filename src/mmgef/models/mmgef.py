@@ -30,6 +30,12 @@ degree, so the content branch can fade where collaborative signal suffices.
 VBPR's content term does: h only reaches a cold item through its warm neighbours' ID embeddings,
 while this gives it a vector of its own, learned on warm items' content.
 
+``id_dropout`` > 0 (MM-GEF+) trains for items that have no interactions: each batch, every item loses its
+LightGCN (ID) part with that probability, so h and the content term must rank it on their own, and an item
+without training interactions never has one — its ID embedding was only ever pushed down as a sampled
+negative. Without it, training makes warm items' vectors outgrow what content gives a cold item, and on the
+cold split every graph model's best validation epoch was its first (DropoutNet's argument).
+
 ``edge_dropout`` > 0 borrows FREEDOM's degree-sensitive pruning of the user–item graph for the
 LightGCN part, and ``normalize_h=false`` adds h un-normalised as FREEDOM does (neither is in the
 paper; options with their own rows in the cold-start table).
@@ -91,6 +97,10 @@ class MMGEF(LearnedGraphRecommender):
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
         # the same fusion as the graph's, with its own weights, mapped to the item vectors' width
         self.content_head = self._fusion_head(content, self.out_dim) if params.content_term else None
+        # 1 for items with training interactions: the ones whose ID part means something
+        trained = torch.from_numpy((ctx.train.getnnz(axis=0) > 0).astype("float32"))
+        self.has_id: torch.Tensor | None
+        self.register_buffer("has_id", trained if params.id_dropout > 0 else None, persistent=False)
         if params.attention == "degree":  # logits a_g + b_g·z_i; b = 0 starts as the global attention
             self.att_degree = nn.Parameter(torch.zeros(n_graphs))
             self.register_buffer("degree_z", standardised_log_degree(ctx.train), persistent=False)
@@ -118,8 +128,22 @@ class MMGEF(LearnedGraphRecommender):
         return self._through(self.content_head)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        users, items = super().embeddings()
+        users, items = self.backbone.embeddings()
+        if self.has_id is not None:
+            keep = self.has_id
+            if self.training:
+                keep = keep * torch.bernoulli(torch.full_like(keep, 1.0 - self.p.id_dropout))
+            items = self._fill_from_neighbours(items, keep[:, None])
+        items = items + self.item_graph_embeddings()
         return (users, items) if self.content_head is None else (users, items + self.content_vectors())
+
+    def _fill_from_neighbours(self, items: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Items with ``keep`` 0 take the similarity-weighted mean of their content neighbours' vectors (those
+        with keep 1) in place of their own, so an item without an ID part is on the same scale as one with."""
+        known = items * keep
+        weight = self.initial.mm(keep)
+        borrowed = self.initial.mm(known) / weight.clamp_min(1e-12)
+        return known + (1 - keep) * borrowed
 
     def build_content_graph(self) -> DiffGraph:
         learned = normalize_knn([knn_graph(self.fused_projection(), self.p.knn_k, self.p.knn_method)])[0]

@@ -16,11 +16,12 @@ from mmgef.errors import DataError
 class UniformSampler:
     """One (user, positive, negative) triple per training interaction per epoch, shuffled.
 
-    Negatives are drawn uniformly over items; draws that hit a positive are redrawn (vectorised),
+    Negatives are drawn uniformly over items (``negatives="interacted"``: over items with training
+    interactions); draws that hit a positive are redrawn (vectorised),
     checked against the sorted keys ``user * n_items + item`` with a binary search.
     """
 
-    def __init__(self, train: sp.csr_matrix, n_candidates: int = 0) -> None:
+    def __init__(self, train: sp.csr_matrix, n_candidates: int = 0, negatives: str = "all") -> None:
         train = sp.csr_matrix(train)
         self.n_candidates = n_candidates
         self.n_items = train.shape[1]
@@ -29,10 +30,14 @@ class UniformSampler:
         self.users = coo.row[order].astype(np.int64)
         self.items = coo.col[order].astype(np.int64)
         self.keys = self.users * self.n_items + self.items
-        full = np.flatnonzero(np.diff(train.indptr) >= self.n_items)
+        # "interacted": negatives only among items with training interactions; an item nobody has seen yet
+        # (a new or cold item) is no evidence of dislike, and pushing it down teaches the model to bury new items
+        self.pool = np.flatnonzero(train.getnnz(axis=0) > 0) if negatives == "interacted" else None
+        n_pool = self.n_items if self.pool is None else len(self.pool)
+        full = np.flatnonzero(np.diff(train.indptr) >= n_pool)
         if len(full):
-            raise DataError("training split", f"user {int(full[0])} interacted with every item, so no negative exists",
-                            "drop such users before training")
+            raise DataError("training split", f"user {int(full[0])} interacted with every item that can be a negative, "
+                            "so no negative exists", "drop such users before training, or use negatives=all")
 
     def __len__(self) -> int:
         return len(self.users)
@@ -46,12 +51,17 @@ class UniformSampler:
         """One negative per user (``[B]``), or ``n`` per user (``[B, n]``) when n > 0."""
         if n:
             return self.negatives(np.repeat(users, n), rng).reshape(len(users), n)
-        neg = rng.integers(0, self.n_items, size=len(users))
+        neg = self._draw(rng, len(users))
         bad = np.flatnonzero(self.is_positive(users, neg))
         while len(bad):
-            neg[bad] = rng.integers(0, self.n_items, size=len(bad))
+            neg[bad] = self._draw(rng, len(bad))
             bad = bad[self.is_positive(users[bad], neg[bad])]
         return neg
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.pool is None:
+            return rng.integers(0, self.n_items, size=n)
+        return self.pool[rng.integers(0, len(self.pool), size=n)]
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         perm = rng.permutation(len(self.users))

@@ -49,7 +49,9 @@ from mmgef.training.trainer import peak_rss_mb
 model_name, root, steps, full, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", json.loads(sys.argv[5])
 out = {}
 def timed(key, fn):
-    t = time.perf_counter(); value = fn(); out[key] = time.perf_counter() - t; return value
+    t = time.perf_counter(); value = fn(); out[key] = time.perf_counter() - t
+    print(f"      {model_name} {key.removesuffix('_s')}: {out[key]:.1f} s, peak RSS {peak_rss_mb():,.0f} MB", file=sys.stderr, flush=True)
+    return value
 cfg = resolve_run_config(model=model_name, data=root, sets=["progress=false", *sets])
 ds = timed("load_s", lambda: load_dataset(root, ["image", "text"] if model_name != "lightgcn" else []))
 split = timed("split_s", lambda: make_split(ds, "random", 0))
@@ -134,11 +136,12 @@ def main() -> None:
             gen = generate(n, Path(tmp))
             print(f"{n:>9,} items: generated in {gen:.1f} s", flush=True)
             for model in args.models:
+                # stage lines go straight to the console (stderr): a 1M-item worker runs for an hour
                 res = subprocess.run([sys.executable, "-c", WORKER, model, tmp, str(STEPS), str(int(n <= args.full_up_to)),
                                       json.dumps(args.sets)],
-                                     env=env, capture_output=True, text=True)
+                                     env=env, stdout=subprocess.PIPE, text=True)
                 if res.returncode:
-                    raise SystemExit(f"{model} at {n} items failed:\n{res.stderr[-3000:]}")
+                    raise SystemExit(f"{model} at {n} items failed (exit {res.returncode}); its last stage lines are above")
                 row = {"items": n, "users": n, "model": model, "settings": " ".join(args.sets), "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
                 row["interactions"] = round(row["train_pairs"] / 0.8)
                 rows.append(row)

@@ -39,3 +39,21 @@ def test_kgraph_matches_dense_and_frozen():
     h2 = h.clone().requires_grad_(True)
     frozen.mm(h2).sum().backward()
     assert torch.allclose(h2.grad, dense.T @ torch.ones(25, 3), atol=1e-5)
+
+
+def test_kgraph_product_gradients_equal_the_gather_formula_across_chunks(monkeypatch):
+    import mmgef.graphs.learned as learned
+
+    monkeypatch.setattr(learned, "rows_per_chunk", lambda row_elements, cap: 7)  # 50 rows: 8 chunks, the last short
+    torch.manual_seed(0)
+    idx = torch.randint(0, 50, (50, 4))
+    x = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(50, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: learned.KGraph(idx, w).mm(x), (x, w))
+    want = (w.unsqueeze(-1) * x[idx]).sum(1)
+    got = learned.KGraph(idx, w).mm(x)
+    assert torch.allclose(got, want)
+    g = torch.randn(50, 3, dtype=torch.float64)
+    gx, gw = torch.autograd.grad(want, (x, w), g)
+    hx, hw = torch.autograd.grad(got, (x, w), g)
+    assert torch.allclose(gx, hx) and torch.allclose(gw, hw)

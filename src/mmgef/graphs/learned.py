@@ -9,11 +9,11 @@ a ``FrozenKnnGraph`` (``graphs.modules``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
-from mmgef.graphs.knn import Blocks, Method, edge_cosine, knn_indices
+from mmgef.graphs.knn import Blocks, Method, edge_cosine, knn_indices, rows_per_chunk
 
 
 class KGraph(NamedTuple):
@@ -23,10 +23,43 @@ class KGraph(NamedTuple):
     weight: torch.Tensor
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.weight.unsqueeze(-1) * x[self.idx]).sum(1)
+        return NeighbourSum.apply(x, self.idx, self.weight)  # type: ignore[no-any-return]
 
     def scaled(self, coef: torch.Tensor | float) -> KGraph:
         return KGraph(self.idx, self.weight * coef)
+
+
+class NeighbourSum(torch.autograd.Function):
+    """``out[i] = Σ_j weight[i, j] · x[idx[i, j]]``, differentiable in ``x`` and ``weight``, in row chunks.
+
+    Autograd through a plain gather would keep the gathered N × k × d block for the backward pass: 5 GB
+    for a rebuilt graph of two 10-neighbour pieces at a million items and d = 64. Here only ``x``, ``idx``
+    and ``weight`` are kept, and both passes gather one chunk of about 16 MB at a time."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, idx, weight)
+        n, d = idx.shape[0], x.shape[1]
+        out = x.new_empty(n, d)
+        for s in range(0, n, rows := rows_per_chunk(idx.shape[1] * d, 4096)):
+            out[s : s + rows] = torch.bmm(weight[s : s + rows].unsqueeze(1), x[idx[s : s + rows]]).squeeze(1)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, torch.Tensor | None]:
+        x, idx, weight = ctx.saved_tensors
+        n, k = idx.shape
+        d = x.shape[1]
+        rows = rows_per_chunk(k * d, 4096)
+        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        grad_w = weight.new_empty(n, k) if ctx.needs_input_grad[2] else None
+        for s in range(0, n, rows):
+            g = grad[s : s + rows]
+            if grad_x is not None:  # each neighbour receives weight × the row's gradient
+                grad_x.index_add_(0, idx[s : s + rows].reshape(-1), (weight[s : s + rows, :, None] * g[:, None, :]).reshape(-1, d))
+            if grad_w is not None:  # d out_i / d w_ij = x[idx_ij]
+                grad_w[s : s + rows] = torch.bmm(x[idx[s : s + rows]], g.unsqueeze(2)).squeeze(2)
+        return grad_x, None, grad_w
 
 
 class DiffGraph:

@@ -85,8 +85,9 @@ def choose(means: pd.DataFrame, measured: dict[str, set] | None = None,
     Step 1 keeps each improvement at or above MM-GEF on every dataset. Step 2 (with ``measured``) checks
     the kept options together, since options that each tie can combine badly: the row whose settings are
     exactly the combination must itself be at or above MM-GEF everywhere, else the option with the smallest
-    mean gain is dropped and the smaller combination checked. A combination no row measured stops the
-    check (the preset is then unverified: run that row first).
+    mean gain is dropped and the smaller combination checked. A combination no row measured is not adopted
+    unseen: its weakest option is dropped the same way (add that row to adopt it), so the preset is always
+    a combination some row measured.
     """
     kept: list[tuple[float, str, dict]] = []
     lines = []
@@ -107,8 +108,9 @@ def choose(means: pd.DataFrame, measured: dict[str, set] | None = None,
         names = " + ".join(label.removeprefix("+ ") for _, label, _ in reversed(kept))
         match = next((label for label, diff in measured.items() if diff == _items(combo) and label in means.index), None)
         if match is None:
-            checks.append([names, "not measured", f"unverified: run a row with set {combo}"])
-            break
+            checks.append([names, "not measured", f"no row has set {combo}: {kept[0][1]} dropped"])
+            kept = kept[1:]
+            continue
         gain, text = _gains(means, match, baseline)
         if bool((gain >= 0).all()):
             checks.append([names, f"{text} (row {match})", "chosen"])
@@ -139,8 +141,6 @@ def main() -> None:
     print(markdown_table(["combination", "validation Recall@20 (gain over MM-GEF)", "verdict"], checks))
     print(f"\nMM-GEF: {', '.join(f'{d} {v:.4f}' for d, v in means.loc['MM-GEF'].items())}")
     print(f"preset: {params}")
-    if args.write and checks and checks[-1][1] == "not measured":
-        raise SystemExit(f"not written: {checks[-1][2]}")
     if args.write:  # every field derived from this choice, so a re-run writes the same file
         kept = "; ".join(f"{label} ({gains})" for label, gains, verdict in lines if verdict == "kept") or "none"
         settings = ", ".join(f"{k}={v}" for k, v in params.items())

@@ -79,6 +79,7 @@ def test_options_that_tie_alone_but_lose_together_are_dropped_weakest_first(tmp_
     verdicts = {line[0]: line[2] for line in lines}
     assert verdicts["+ content term"] == "kept" and verdicts["+ learned h gate"].startswith("kept alone")
     assert "+ content term + Jaccard E^c" not in verdicts  # a combination row is not an option of its own
-    # a combination no row measured leaves the preset unverified
+    # a combination no row measured is not adopted: its weakest option goes, down to one a row measured
     params, _, checks = chooser.choose(means, {k: v for k, v in measured.items() if k != "+ content term + Jaccard E^c"})
-    assert checks[-1][1] == "not measured" and params == {"content_term": True, "cf_weight": "jaccard"}
+    assert [c[1] for c in checks][1] == "not measured" and checks[1][2].endswith("+ Jaccard E^c dropped")
+    assert params == {"content_term": True} and checks[-1][2] == "chosen"

@@ -106,3 +106,16 @@ def test_pca_ivf_loses_nothing_to_the_projection_on_low_rank_features():
 
     # the projection keeps all 16 dimensions that matter, so only the inverted file's own misses remain
     assert recall("pca-ivf") >= recall("ivf") - 0.01 > 0.9
+
+
+@pytest.mark.parametrize("kind", ["ivf", "pca-ivf", "hnsw"])
+def test_faiss_query_batches_change_nothing_and_the_input_is_kept(monkeypatch, kind):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((700, 48)).astype(np.float32)
+    before = x.copy()
+    whole = faiss_topk(x, 5, kind, reduced_dim=16)
+    assert np.array_equal(x, before)  # normalised on a copy unless inplace
+    monkeypatch.setattr(knn, "QUERY_BATCH", 97)  # 8 batches, the last short
+    assert np.array_equal(faiss_topk(x, 5, kind, reduced_dim=16), whole)
+    faiss_topk(x, 5, kind, reduced_dim=16, inplace=True)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)

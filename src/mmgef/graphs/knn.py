@@ -75,45 +75,70 @@ def exact_topk(x: Blocks, k: int, chunk_size: int = 2048) -> torch.Tensor:
     return out
 
 
+QUERY_BATCH = 65_536  # queries searched at once: candidate lists and their scores stay O(batch × rerank·k)
+
+
 def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32, ef_search: int = 128,
-               nprobe: int = 16, reduced_dim: int = 64, rerank: int = 16) -> np.ndarray:
+               nprobe: int = 16, reduced_dim: int = 64, rerank: int = 16, inplace: bool = False) -> np.ndarray:
     """Approximate top-k by inner product on unit rows with a FAISS index.
 
     ``ivf``: an inverted file of 4·√N k-means lists (trained on at most 256 points per list), searching
     ``nprobe`` lists per query — per-query cost O(√N·d) instead of O(N·d). ``pca-ivf``: the same index on
     the rows projected by PCA to ``reduced_dim`` dimensions, whose ``rerank`` × k candidates are then
     re-scored exactly on the full rows — per-query cost O(√N·reduced_dim + rerank·k·d), for wide features
-    at a million items. ``hnsw``: a graph index."""
+    at a million items. ``hnsw``: a graph index. Queries go in batches of ``QUERY_BATCH``. ``inplace``: ``x``
+    (float32, C-contiguous) may be normalised in place instead of copied (a 2 GB copy at a million items)."""
     import faiss
 
-    xn = np.ascontiguousarray(x, dtype=np.float32).copy()
+    xn = np.ascontiguousarray(x, dtype=np.float32)
+    if not inplace and np.shares_memory(xn, x):
+        xn = xn.copy()
     faiss.normalize_L2(xn)
     n, d = xn.shape
     rng = np.random.default_rng(0)
     if kind == "pca-ivf" and d > reduced_dim:
         pca = faiss.PCAMatrix(d, reduced_dim)
         pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
-        candidates = faiss_topk(pca.apply(xn), min(n - 1, rerank * k), "ivf", nprobe=nprobe)
+        reduced = pca.apply(xn)
+        index = _ivf_index(reduced, nprobe, rng)
+        m = min(n - 1, rerank * k)
+        xt = torch.from_numpy(xn)
+        out = np.empty((n, k), dtype=np.int64)
         with torch.no_grad():
-            xt = torch.from_numpy(xn)
-            dots = _neighbour_dots(xt, torch.from_numpy(candidates), rows_per_chunk(candidates.shape[1] * d, 4096))
-            best = torch.topk(dots, k, dim=1).indices
-        return np.take_along_axis(candidates, best.numpy(), axis=1)
+            for s in range(0, n, QUERY_BATCH):
+                candidates = torch.from_numpy(_search(index, reduced[s : s + QUERY_BATCH], m, s))
+                dots = _neighbour_dots(xt, candidates, rows_per_chunk(m * d, 4096), xt[s : s + QUERY_BATCH])
+                out[s : s + QUERY_BATCH] = torch.gather(candidates, 1, torch.topk(dots, k, dim=1).indices).numpy()
+        return out
     if kind in ("ivf", "pca-ivf"):
-        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = xn[rng.choice(n, min(n, 256 * nlist), replace=False)]
-        index.train(sample)
-        index.nprobe = min(nprobe, nlist)
+        index = _ivf_index(xn, nprobe, rng)
     else:
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = max(40, ef_search)
         index.hnsw.efSearch = max(ef_search, k)
+        index.add(xn)
+    return np.concatenate([_search(index, xn[s : s + QUERY_BATCH], k, s) for s in range(0, n, QUERY_BATCH)])
+
+
+def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """An inner-product IVF index of 4·√N lists over ``xn``, trained on at most 256 rows per list."""
+    import faiss
+
+    n, d = xn.shape
+    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.train(xn[rng.choice(n, min(n, 256 * nlist), replace=False)])
+    index.nprobe = min(nprobe, nlist)
     index.add(xn)
-    _, idx = index.search(xn, k)
-    bad = idx < 0  # an index can return fewer than k hits; fall back to self
+    return index
+
+
+def _search(index, queries: np.ndarray, k: int, first: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Top-k ids of ``queries`` (rows ``first``…); a hit the index could not fill falls back to the row itself."""
+    _, idx = index.search(queries, k)
+    bad = idx < 0
     if bad.any():
-        idx[bad] = np.nonzero(bad)[0]
+        idx[bad] = first + np.nonzero(bad)[0]
     return idx.astype(np.int64)
 
 
@@ -127,7 +152,7 @@ def knn_indices(x: Blocks, k: int, method: Method = "auto", chunk_size: int = 20
     if method in ("faiss", "faiss-pca") or (method == "auto" and n > faiss_threshold):
         flat = torch.cat([F.normalize(b.float(), dim=1) for b in blocks], dim=1)
         kind: FaissKind = "pca-ivf" if method == "faiss-pca" else "ivf"
-        return torch.from_numpy(faiss_topk(flat.cpu().numpy(), k, kind)).to(blocks[0].device)
+        return torch.from_numpy(faiss_topk(flat.cpu().numpy(), k, kind, inplace=True)).to(blocks[0].device)
     return exact_topk(blocks, k, chunk_size)
 
 
@@ -155,18 +180,19 @@ def edge_cosine(x: Blocks, idx: torch.Tensor, chunk_size: int = 1024) -> torch.T
     return (total / len(blocks)).clamp_min(0.0)  # type: ignore[operator]
 
 
-def _neighbour_dots(xn: torch.Tensor, idx: torch.Tensor, rows: int) -> torch.Tensor:
-    """``out[i, j] = xn[i] · xn[idx[i, j]]`` in chunks of ``rows`` rows.
+def _neighbour_dots(xn: torch.Tensor, idx: torch.Tensor, rows: int, queries: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[i, j] = q[i] · xn[idx[i, j]]`` in chunks of ``rows`` rows, ``q`` = ``queries`` (default ``xn``).
 
     Without gradient one gather buffer is reused for every chunk: a fresh chunk-sized block per chunk
     left glibc's heap holding about one block per chunk (a 1 GB RSS spike on Baby-size 4096-d features)."""
     n, k = idx.shape
+    q = xn if queries is None else queries
     if xn.requires_grad and torch.is_grad_enabled():
-        return torch.cat([torch.einsum("nd,nkd->nk", xn[s : s + rows], xn[idx[s : s + rows]]) for s in range(0, n, rows)])
+        return torch.cat([torch.einsum("nd,nkd->nk", q[s : s + rows], xn[idx[s : s + rows]]) for s in range(0, n, rows)])
     out = torch.empty(n, k, 1, dtype=xn.dtype, device=xn.device)
     buf = torch.empty(min(rows, n) * k, xn.shape[1], dtype=xn.dtype, device=xn.device)
     for s in range(0, n, rows):
         r = min(rows, n - s)
         gathered = torch.index_select(xn, 0, idx[s : s + r].reshape(-1), out=buf[: r * k])
-        torch.bmm(gathered.view(r, k, -1), xn[s : s + r].unsqueeze(2), out=out[s : s + r])
+        torch.bmm(gathered.view(r, k, -1), q[s : s + r].unsqueeze(2), out=out[s : s + r])
     return out.squeeze(2)

@@ -161,10 +161,10 @@ class MMGEFParams(ModelParamsBase):
                                       description="FREEDOM's user–item edge pruning in the LightGCN part, "
                                                   "resampled each epoch (0 = off, the paper's model)")
     id_dropout: float = later_field(
-        0.0, ge=0.0, lt=1.0, description="in training, each item loses its LightGCN (ID) part with this probability, "
-                                         "re-drawn every batch, so h and the content term learn to place an item alone; "
-                                         "items without training interactions never have one (MM-GEF+, DropoutNet's idea; "
-                                         "0 = the paper)")
+        0.0, ge=0.0, lt=1.0, description="in training, each item's LightGCN (ID) part is replaced with this "
+                                         "probability, re-drawn every batch, by the similarity-weighted mean of its "
+                                         "raw-content neighbours' parts; items without training interactions always take "
+                                         "their neighbours' (MM-GEF+, DropoutNet's idea; 0 = the paper)")
 
 
 class MMGCNParams(ModelParamsBase):

@@ -30,11 +30,12 @@ degree, so the content branch can fade where collaborative signal suffices.
 VBPR's content term does: h only reaches a cold item through its warm neighbours' ID embeddings,
 while this gives it a vector of its own, learned on warm items' content.
 
-``id_dropout`` > 0 (MM-GEF+) trains for items that have no interactions: each batch, every item loses its
-LightGCN (ID) part with that probability, so h and the content term must rank it on their own, and an item
-without training interactions never has one — its ID embedding was only ever pushed down as a sampled
-negative. Without it, training makes warm items' vectors outgrow what content gives a cold item, and on the
-cold split every graph model's best validation epoch was its first (DropoutNet's argument).
+``id_dropout`` > 0 (MM-GEF+) trains for items that have no interactions (DropoutNet's idea): each batch,
+every item loses its LightGCN (ID) part with that probability and takes instead the similarity-weighted
+mean of its raw-content kNN neighbours' parts, so the borrowed part, h and the content term learn to
+place an item alone; an item without training interactions always borrows (its own ID embedding was only
+ever pushed down as a sampled negative). Without it, training makes warm items' vectors outgrow what
+content gives a cold item, and on the cold split every graph model's best validation epoch was its first.
 
 ``edge_dropout`` > 0 borrows FREEDOM's degree-sensitive pruning of the user–item graph for the
 LightGCN part, and ``normalize_h=false`` adds h un-normalised as FREEDOM does (neither is in the

@@ -142,7 +142,9 @@ def test_mmgef_h_gate_starts_as_the_paper_and_learns(ctx, gate):
 
 
 def test_mmgef_content_term_adds_a_trained_map_of_each_items_content(ctx):
-    _, paper = _item_vectors("mmgef", {}, ctx)
+    plain, paper = _item_vectors("mmgef", {}, ctx)
+    with pytest.raises(ConfigError, match="content_term=true"):
+        plain.content_vectors()
     model, _ = _item_vectors("mmgef", {"content_term": True}, ctx)
     users, items = model.embeddings()
     content = model.content_vectors()

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmgef.errors import ConfigError
 from mmgef.features.fusion import early_fuse, l2_normalize, select, shared_fusion
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
 from mmgef.graphs.modules import FrozenKnnGraph, WeightedSumGraph, collaborative_item_graph
@@ -125,7 +126,9 @@ class MMGEF(LearnedGraphRecommender):
 
     def content_vectors(self) -> torch.Tensor:
         """The content term's item vectors (``content_term``)."""
-        assert self.content_head is not None
+        if self.content_head is None:
+            raise ConfigError("mmgef: this model has no content term, so it has no content vectors. "
+                              "Fix: build it with content_term=true.")
         return self._through(self.content_head)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:

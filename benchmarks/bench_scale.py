@@ -8,9 +8,10 @@ items, FAISS IVF above), the co-occurrence graph, the model build, one training 
 ``steps_per_epoch`` (the linear-cost mode) and, where ``--full-up-to`` allows, one with full
 propagation per batch (today's default), and evaluation of 10k sampled users over all items.
 Writes ``benchmarks/results/scale/scale.{csv,md}`` and ``scale.png`` (log-log, with the fitted
-exponent per stage). One thread per process: the 2-core machine's default for a training.
+exponent per stage). One thread per process by default: the 2-core machine's default for a training;
+``--threads 2`` gives one job the whole machine (``--set threads=2`` in a training).
 
-    python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef]
+    python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef] [--threads 1]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ POOL = 4096  # the generator's candidate pool at every size: cost O(users × poo
 WORKER = r"""
 import json, sys, time
 import numpy as np, torch
-torch.set_num_threads(1)
+torch.set_num_threads(int(sys.argv[6]))
 from mmgef.config import resolve_run_config
 from mmgef.data.registry import load_dataset
 from mmgef.data.split import make_split
@@ -63,6 +64,7 @@ if model_name == "mmgef":
 ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities)
 model = timed("build_s", lambda: build_model(cfg.params, ctx, cfg.train.reg))
 ds.content = {}
+del ctx  # it holds the dataset's feature dict too: the trainer keeps neither once the model is built
 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
 sampler = UniformSampler(split.train)
 def epoch(batch_size):
@@ -104,17 +106,17 @@ def plot(df: pd.DataFrame, stages: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = list(dict.fromkeys(df["model"]))
+    models = list(dict.fromkeys(df["series"]))
     fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models):
-        part = df[df["model"] == model]
+        part = df[df["series"] == model]
         for stage in stages:
             if stage in part and part[stage].notna().sum() >= 1:
                 b = fit_exponent(part["interactions"], part[stage])
                 ax.loglog(part["interactions"], part[stage], "o-", label=f"{stage.removesuffix('_s')} (slope {b:.2f})")
         ax.set_title(model)
         ax.set_xlabel("interactions")
-        ax.set_ylabel("seconds (1 thread)")
+        ax.set_ylabel("seconds")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -127,9 +129,11 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["lightgcn", "lattice", "mmgef"])
     ap.add_argument("--full-up-to", type=int, default=30_000, help="largest size that also times a full-propagation epoch")
     ap.add_argument("--append", action="store_true", help="keep the committed rows of other sizes / models (scale.csv)")
+    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads of each worker (its 'threads' setting)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every model, e.g. knn_method=faiss-pca")
     args = ap.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    settings = " ".join([*args.sets, *([f"threads={args.threads}"] if args.threads != 1 else [])])
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -138,11 +142,11 @@ def main() -> None:
             for model in args.models:
                 # stage lines go straight to the console (stderr): a 1M-item worker runs for an hour
                 res = subprocess.run([sys.executable, "-c", WORKER, model, tmp, str(STEPS), str(int(n <= args.full_up_to)),
-                                      json.dumps(args.sets)],
+                                      json.dumps(args.sets), str(args.threads)],
                                      env=env, stdout=subprocess.PIPE, text=True)
                 if res.returncode:
                     raise SystemExit(f"{model} at {n} items failed (exit {res.returncode}); its last stage lines are above")
-                row = {"items": n, "users": n, "model": model, "settings": " ".join(args.sets), "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
+                row = {"items": n, "users": n, "model": model, "threads": args.threads, "settings": settings, "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
                 row["interactions"] = round(row["train_pairs"] / 0.8)
                 rows.append(row)
                 print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
@@ -152,20 +156,24 @@ def main() -> None:
     df = pd.DataFrame(rows)
     if args.append and (RESULTS / "scale.csv").exists():
         old = pd.read_csv(RESULTS / "scale.csv")
-        keep = ~old.set_index(["items", "model"]).index.isin(df.set_index(["items", "model"]).index)
+        old["threads"] = old["threads"].fillna(1).astype(int) if "threads" in old else 1
+        key = ["items", "model", "threads"]
+        keep = ~old.set_index(key).index.isin(df.set_index(key).index)
         df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
     stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
                           "eval_10k_users_s") if c in df]
+    # one series per model and thread count: a fit across thread counts would measure the threads, not the growth
+    df["series"] = df["model"] + np.where(df["threads"] > 1, " (" + df["threads"].astype(str) + " threads)", "")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    df.to_csv(RESULTS / "scale.csv", index=False)
+    df.drop(columns="series").to_csv(RESULTS / "scale.csv", index=False)
     plot(df, stages, RESULTS / "scale.png")
-    slopes = [[m, *(round(fit_exponent(df[df.model == m]["interactions"], df[df.model == m][s]), 2) for s in stages)]
-              for m in dict.fromkeys(df["model"])]
+    slopes = [[m, *(round(fit_exponent(df[df.series == m]["interactions"], df[df.series == m][s]), 2) for s in stages)]
+              for m in dict.fromkeys(df["series"])]
     df["settings"] = df["settings"].fillna("") if "settings" in df else ""
-    show = df[["items", "model", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
+    show = df[["items", "model", "threads", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
-        f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread)\n\n`{cmd.strip()}` at "
+        f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread unless settings say threads=2)\n\n`{cmd.strip()}` at "
         f"{code_version()}{' (rows of other sizes or models: the committed scale.csv, see git log)' if args.append else ''}. epoch_linear: `steps_per_epoch={STEPS}` (the batch grows with the data); epoch_full: "
         "batch 2048, one full propagation per batch (the default). eval: 10,000 sampled users over all items.\n\n"
         + markdown_table(list(show.columns), show.values.tolist())

@@ -29,6 +29,22 @@ def test_topk_per_row_keeps_largest():
     assert np.allclose(t, [[0, 0.5, 0.3, 0], [0, 0, 0.2, 0.9]])
 
 
+def test_topk_per_row_matches_brute_force_with_ties_and_negatives():
+    rng = np.random.default_rng(3)
+    dense = rng.choice([-1.5, -0.25, 0.0, 0.25, 0.5, 2.0], size=(40, 30)).astype(np.float32)
+    m = sp.csr_matrix(dense)
+    perm = rng.permutation(m.nnz)  # unsorted columns within rows, as a sparse product leaves them
+    rows = np.repeat(np.arange(40), np.diff(m.indptr))
+    shuffled = sp.csr_matrix((m.data[perm], (rows[perm], m.indices[perm])), shape=m.shape)
+    for k in (1, 3, 29):
+        want = np.zeros_like(dense)
+        for r in range(40):
+            cols = np.flatnonzero(dense[r])
+            best = sorted(cols, key=lambda c: (-dense[r, c], c))[:k]  # ties: the smaller column first
+            want[r, best] = dense[r, best]
+        assert np.array_equal(topk_per_row(shuffled, k).toarray(), want)
+
+
 def test_chunks_bounded_by_entries_give_the_same_graph():
     from mmgef.graphs.cooccurrence import chunk_bounds
 

@@ -24,14 +24,36 @@ CooccurrenceWeight = Literal["count", "jaccard", "shrunk"]
 
 
 def topk_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the k largest entries of every row (ties broken by column index)."""
-    m = sp.csr_matrix(m)
+    """Keep the k largest entries of every row (ties broken by column index).
+
+    One stable sort of a 64-bit key per entry: the row in the high 32 bits, the value's order-preserving
+    bit pattern, inverted for descending order, in the low 32 (after the columns are sorted within each row,
+    stability breaks ties by column). torch's sort of that key is about 8× faster than a three-key
+    ``np.lexsort``, which took most of E^c's build at 300k items."""
+    import torch  # here, not at the top: the config imports this module's types and must stay torch-free
+
+    m = sp.csr_matrix(m, dtype=np.float32)
+    if not m.has_sorted_indices:
+        m = m.copy()
+        m.sort_indices()
     counts = np.diff(m.indptr)
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((m.indices, -m.data, rows))
-    rank = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
-    keep = order[rank < k]
-    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+    if counts.max(initial=0) <= k:
+        return m
+    key = m.data.view(np.uint32).astype(np.int64)  # built in place: at most 32 bytes per entry in all
+    negative = key >= 1 << 31
+    key[negative] = (1 << 32) - 1 - key[negative]  # float order as unsigned ints …
+    key[~negative] += 1 << 31
+    np.subtract((1 << 32) - 1, key, out=key)  # … reversed: the largest value first
+    key |= np.repeat(np.arange(m.shape[0], dtype=np.int64) << 32, counts)
+    order = torch.sort(torch.from_numpy(key), stable=True).indices.numpy()
+    del key
+    kept = np.minimum(counts, k)
+    indptr = np.concatenate([[0], np.cumsum(kept)])
+    # the first kept[r] sorted positions of row r (rows keep their ranges: the key's high bits are the row)
+    keep = order[np.repeat(m.indptr[:-1].astype(np.int64) - indptr[:-1], kept) + np.arange(indptr[-1])]
+    out = sp.csr_matrix((m.data[keep], m.indices[keep], indptr), shape=m.shape)
+    out.sort_indices()
+    return out
 
 
 def chunk_bounds(cost: np.ndarray, budget: float) -> list[tuple[int, int]]:

@@ -21,10 +21,14 @@ def propagate(graph: Graph, x: torch.Tensor, n_layers: int, pool: Pool = "last")
     FREEDOM); ``mean`` = mean of [X, AX, …, AᴸX] (LightGCN's layer combination); ``stack`` = the
     layers themselves, ``[n, L+1, d]`` (what MixGCF mixes).
     """
-    layers = [x]
+    if pool == "stack":
+        layers = [x]
+        for _ in range(n_layers):
+            layers.append(graph.mm(layers[-1]))
+        return torch.stack(layers, dim=1)
+    # a running sum, not a stack: at a million nodes the [n, L+1, d] copy was 2 GB of the epoch's peak
+    layer, total = x, x
     for _ in range(n_layers):
-        layers.append(graph.mm(layers[-1]))
-    if pool == "last":
-        return layers[-1]
-    stacked = torch.stack(layers, dim=1)
-    return stacked.mean(1) if pool == "mean" else stacked
+        layer = graph.mm(layer)
+        total = total + layer if pool == "mean" else layer
+    return total / (n_layers + 1) if pool == "mean" else total

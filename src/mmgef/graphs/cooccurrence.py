@@ -38,7 +38,7 @@ def topk_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
         m.sort_indices()
     counts = np.diff(m.indptr)
     if counts.max(initial=0) <= k:
-        return m
+        return m.copy()  # a new matrix, as in every other case (``m`` may share the caller's arrays)
     key = m.data.view(np.uint32).astype(np.int64)  # built in place: at most 32 bytes per entry in all
     negative = key >= 1 << 31
     key[negative] = (1 << 32) - 1 - key[negative]  # float order as unsigned ints …

@@ -147,7 +147,7 @@ def knn_indices(x: Blocks, k: int, method: Method = "auto", chunk_size: int = 20
     n = blocks[0].shape[0]
     check_k(k, n)
     # a norm is a reduction: b.abs() would first copy the features (115 MB at Baby's 4096-d, 2 GB at a million items)
-    zero = int(sum(torch.linalg.vector_norm(b.float(), dim=1) == 0 for b in blocks).eq(len(blocks)).sum())  # type: ignore[union-attr]
+    zero = int(sum(torch.linalg.vector_norm(b.float(), ord=1, dim=1) == 0 for b in blocks).eq(len(blocks)).sum())  # type: ignore[union-attr]
     if zero:
         log.warning("%d items have all-zero features: their content-graph edges get zero weight (isolated)", zero)
     if method in ("faiss", "faiss-pca") or (method == "auto" and n > faiss_threshold):

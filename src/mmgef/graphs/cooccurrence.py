@@ -96,6 +96,8 @@ def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries:
                                   shrink).astype(np.float32)  # > 0 for every count ≥ 1
         block.data[dropped] = 0
         block.eliminate_zeros()
+        if topk:
+            block.sort_indices()  # in place on our own block: topk_per_row would otherwise sort a copy
         if block.nnz:
             w_max = max(w_max, float(block.data.max()))
         parts.append(topk_per_row(block, topk) if topk else block)

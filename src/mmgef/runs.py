@@ -64,16 +64,16 @@ def prepare(cfg: RunConfig, keep_context: bool = False, device: str | None = Non
     dataset = load_dataset(cfg.data.location or cfg.data.name, modalities, cfg.data.encoding)
     split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio, cfg.data.cold_eval)
     torch.manual_seed(cfg.seed)
+    # Without keep_context the model gets the content arrays to keep (it may normalise them in place rather
+    # than copy them) and the dataset drops its reference after the build: the fingerprint is taken first.
+    fingerprint = dataset.fingerprint()
     ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content,
-                       dataset.joint_modalities)
+                       dataset.joint_modalities, owns_content=not keep_context)
     model = build_model(cfg.params, ctx, cfg.train.reg).to(device)
     if cfg.train.init:
         load_pretrained(cfg.train.init, model, dataset)
     if cfg.data.cold_ids == "none" and not withhold_item_ids(model, split.untrained_items()):
         raise ConfigError(f"cold_ids=none: model '{cfg.model}' has no item ID embedding to withhold; drop the setting")
-    # The model now holds the content it needs (as buffers); drop the dataset's reference so a
-    # copy the model made is not kept twice. The fingerprint is taken first.
-    fingerprint = dataset.fingerprint()
     dataset.content, dataset.user_content = {}, {}
     return Prepared(cfg, dataset, split, model, device, fingerprint, ctx if keep_context else None)
 

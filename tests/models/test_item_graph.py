@@ -1,5 +1,6 @@
 """LATTICE and MM-GEF: gradients, ablation switches, backbones, variants, bad parameters."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -275,3 +276,20 @@ def test_cold_items_get_content_only_vectors():
     model.eval()
     s = model.scores(torch.arange(5))
     assert torch.isfinite(s).all()
+
+
+def test_mmgef_normalises_handed_over_content_in_place_and_copies_borrowed_content(ctx):
+    """``owns_content`` (what ``runs.prepare`` passes) lets MM-GEF keep the one feature matrix, normalised in place,
+    rather than a second, normalised copy; a borrowed context's arrays are left as they were."""
+    raw = {m: 3.0 * x.astype("float32") for m, x in ctx.content.items()}
+    borrowed = ModelContext(ctx.n_users, ctx.n_items, ctx.train, {m: x.copy() for m, x in raw.items()})
+    model = make_model("mmgef", {}, borrowed)
+    for m, x in borrowed.content.items():
+        assert np.array_equal(x, raw[m])  # untouched
+        assert not np.shares_memory(model.feats[m].numpy(), x)
+    owned = ModelContext(ctx.n_users, ctx.n_items, ctx.train, {m: x.copy() for m, x in raw.items()}, owns_content=True)
+    model_owned = make_model("mmgef", {}, owned)
+    for m, x in owned.content.items():
+        assert np.shares_memory(model_owned.feats[m].numpy(), x)  # one matrix, not two
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(model_owned.feats[m].numpy(), model.feats[m].numpy(), rtol=1e-6)

@@ -21,11 +21,13 @@ def select(content: dict[str, np.ndarray], modalities: list[str] | None, model: 
     return {m: content[m] for m in modalities}
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
+def l2_normalize(x: np.ndarray, inplace: bool = False) -> np.ndarray:
     """Row-wise unit length; all-zero rows stay zero. (Row norms by einsum: np.linalg.norm would first
-    build x², a second matrix the size of the features.)"""
+    build x², a second matrix the size of the features.) ``inplace`` overwrites ``x`` when it is a
+    writable floating array, instead of returning a new one."""
     norm = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+    inplace = inplace and x.flags.writeable and np.issubdtype(x.dtype, np.floating)
+    return np.divide(x, norm, out=x if inplace else np.zeros_like(x), where=norm > 0)
 
 
 def concat(content: dict[str, np.ndarray], normalize: bool = True) -> np.ndarray:

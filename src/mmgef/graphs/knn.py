@@ -67,11 +67,15 @@ def exact_topk(x: Blocks, k: int, chunk_size: int = 2048) -> torch.Tensor:
     n = blocks[0].shape[0]
     out = torch.empty(n, k, dtype=torch.long, device=blocks[0].device)
     rows = rows_per_chunk(n, chunk_size)
+    # one chunk × N buffer for every chunk and block: a fresh 16 MB product per chunk left glibc's heap
+    # holding several of them (+87 MB RSS for a 7k-item learned graph, at every rebuild)
+    sims = torch.empty(min(rows, n), n, dtype=blocks[0].dtype, device=blocks[0].device)
     for start in range(0, n, rows):
-        sims = blocks[0][start : start + rows] @ blocks[0].T
-        for b in blocks[1:]:  # accumulate in place: one chunk × N buffer, not one per block
-            sims.addmm_(b[start : start + rows], b.T)
-        out[start : start + rows] = torch.topk(sims, k, dim=1).indices
+        chunk = sims[: min(rows, n - start)]
+        torch.mm(blocks[0][start : start + rows], blocks[0].T, out=chunk)
+        for b in blocks[1:]:
+            chunk.addmm_(b[start : start + rows], b.T)
+        out[start : start + rows] = torch.topk(chunk, k, dim=1).indices
     return out
 
 

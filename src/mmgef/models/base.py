@@ -41,6 +41,9 @@ class ModelContext:
     content: dict[str, np.ndarray] = field(default_factory=dict)
     user_content: dict[str, np.ndarray] = field(default_factory=dict)
     joint_modalities: frozenset[str] = frozenset()  # item modalities that share one encoder's space (from its manifest)
+    # True when the caller hands the content arrays over (``runs.prepare`` drops its own reference after the build):
+    # a model may then change them in place instead of holding a second copy (126 MB of features at Baby)
+    owns_content: bool = False
 
 
 def id_embedding(n: int, dim: int) -> nn.Embedding:

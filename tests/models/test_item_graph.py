@@ -223,6 +223,7 @@ def test_lattice_on_each_backbone(ctx, backbone):
     model, s = _item_vectors("lattice", {"backbone": backbone}, ctx)
     assert type(model.backbone).__name__.lower() == backbone
     assert s.shape == (10, ctx.n_items) and torch.isfinite(s).all()
+    assert model.backbone.item_dim() == model.backbone.embeddings()[1].shape[1]  # NGCF: its layers side by side
     torch.manual_seed(0)
     plain = make_model(backbone, {}, ctx)
     plain.eval()

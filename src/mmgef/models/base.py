@@ -102,6 +102,11 @@ class Recommender(nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def item_dim(self) -> int:
+        """Width of the item vectors ``embeddings()`` returns, known without computing them (a full
+        propagation at build time costs seconds and gigabytes at a million nodes): the item ID table's."""
+        return int(self.item_emb.embedding_dim)  # type: ignore[union-attr]
+
     def batch_vectors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Final vectors of the batch's users, positives and negatives (override to skip the catalogue)."""
         u, i = self.embeddings()

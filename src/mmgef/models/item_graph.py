@@ -44,8 +44,7 @@ class ItemGraphRecommender(Recommender):
         self.item_layers = item_layers
         self.normalize_h = normalize_h
         self.h_gate = ContentGate(h_gate == "degree", ctx.train) if h_gate != "none" else None
-        with torch.no_grad():
-            self.out_dim = backbone.embeddings()[1].shape[1]
+        self.out_dim = backbone.item_dim()
         # NGCF concatenates its layers, so its item vectors are wider than its ID embeddings:
         # the graph branch then starts from ID embeddings of its own, of the output width.
         self.graph_item_emb: nn.Embedding | None = None

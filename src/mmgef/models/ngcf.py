@@ -43,6 +43,9 @@ class NGCF(Recommender):
         """Concatenated layers are wider than one layer: score layer l against the user's layer l."""
         return user_layers
 
+    def item_dim(self) -> int:
+        return int(self.item_emb.embedding_dim) * (len(self.w_gc) + 1)
+
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         u, i = self.layer_embeddings()
         return self.pool_layers(u), self.pool_layers(i)

@@ -1,9 +1,12 @@
 """Sparse products with a cheap backward; the re-weighted edge list."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
+from mmgef.graphs.modules import SparseGraph
+from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import EdgeList, spmm, to_torch_csr
 
 
@@ -33,3 +36,23 @@ def test_edge_list_product_and_gradients_match_a_dense_matrix():
     v_ref, x_ref = values.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
     ((torch.zeros(3, 4, dtype=torch.float64).index_put((rows, cols), v_ref) @ x_ref) * g.double()).sum().backward()
     assert torch.allclose(values.grad, v_ref.grad, atol=1e-5) and torch.allclose(x.grad, x_ref.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_power_mean_value_and_gradient_match_dense_layer_mean(symmetric):
+    """LightGCN's fused layer mean: mean(x, Ax, A²x, A³x) and its gradient Σ (Aᵀ)ˡ g / (L+1), for a symmetric A
+    (one stored matrix) and a non-symmetric one (A and Aᵀ stored)."""
+    rng = np.random.default_rng(1)
+    m = sp.random(15, 15, density=0.25, random_state=1, format="csr", dtype=np.float32)
+    m = (m + m.T).tocsr() if symmetric else m
+    x = torch.tensor(rng.normal(size=(15, 3)), dtype=torch.float32, requires_grad=True)
+    graph = SparseGraph(m, symmetric=symmetric)
+    y = propagate(graph, x, 3, pool="mean")
+    weights = torch.tensor(rng.normal(size=(15, 3)), dtype=torch.float32)
+    (y * weights).sum().backward()
+    dense = torch.from_numpy(m.toarray())
+    x2 = x.detach().clone().requires_grad_(True)
+    want = (x2 + dense @ x2 + dense @ dense @ x2 + dense @ dense @ dense @ x2) / 4
+    (want * weights).sum().backward()
+    assert torch.allclose(y, want, atol=1e-5)
+    assert torch.allclose(x.grad, x2.grad, atol=1e-5)

@@ -39,8 +39,8 @@ def test_edge_list_product_and_gradients_match_a_dense_matrix():
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_power_mean_value_and_gradient_match_dense_layer_mean(symmetric):
-    """LightGCN's fused layer mean: mean(x, Ax, A²x, A³x) and its gradient Σ (Aᵀ)ˡ g / (L+1), for a symmetric A
+def test_layer_mean_value_and_gradient_match_dense(symmetric):
+    """LightGCN's layer mean: mean(x, Ax, A²x, A³x) and its gradient Σ (Aᵀ)ˡ g / (L+1), for a symmetric A
     (one stored matrix) and a non-symmetric one (A and Aᵀ stored)."""
     rng = np.random.default_rng(1)
     m = sp.random(15, 15, density=0.25, random_state=1, format="csr", dtype=np.float32)

@@ -18,7 +18,7 @@ from mmgef.graphs.cooccurrence import CooccurrenceWeight, cooccurrence_graph
 from mmgef.graphs.learned import KGraph
 from mmgef.graphs.propagation import Graph
 from mmgef.graphs.pruning import prune_edges
-from mmgef.graphs.sparse import power_mean, rows_to_csr, spmm, sym_normalize, to_torch_csr
+from mmgef.graphs.sparse import rows_to_csr, spmm, sym_normalize, to_torch_csr
 
 
 class SparseGraph(nn.Module):
@@ -31,9 +31,6 @@ class SparseGraph(nn.Module):
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         return spmm(self.adj, x, self.adj_t)
-
-    def power_mean(self, x: torch.Tensor, n_layers: int) -> torch.Tensor:
-        return power_mean(self.adj, x, n_layers, self.adj_t)
 
 
 def collaborative_item_graph(train: sp.csr_matrix, form: str, k: int, weight: CooccurrenceWeight = "count",
@@ -81,9 +78,6 @@ class PrunedBipartiteGraph(nn.Module):
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         return spmm(self.adj, x)
-
-    def power_mean(self, x: torch.Tensor, n_layers: int) -> torch.Tensor:
-        return power_mean(self.adj, x, n_layers)
 
 
 class FrozenKnnGraph(nn.Module):

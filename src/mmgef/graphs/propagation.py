@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 import torch
 
 
 class Graph(Protocol):
     def mm(self, x: torch.Tensor) -> torch.Tensor: ...
-
-
-@runtime_checkable
-class ConstantGraph(Protocol):
-    """A graph that is a fixed matrix (no gradient into it) and computes its own layer mean in one step."""
-
-    def mm(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def power_mean(self, x: torch.Tensor, n_layers: int) -> torch.Tensor: ...
 
 
 Pool = Literal["last", "mean", "stack"]
@@ -35,8 +26,6 @@ def propagate(graph: Graph, x: torch.Tensor, n_layers: int, pool: Pool = "last")
         for _ in range(n_layers):
             layers.append(graph.mm(layers[-1]))
         return torch.stack(layers, dim=1)
-    if pool == "mean" and isinstance(graph, ConstantGraph):
-        return graph.power_mean(x, n_layers)
     # a running sum, not a stack: at a million nodes the [n, L+1, d] copy was 2 GB of the epoch's peak
     layer, total = x, x
     for _ in range(n_layers):

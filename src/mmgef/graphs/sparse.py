@@ -61,35 +61,6 @@ class _SpMM(torch.autograd.Function):
         return torch.sparse.mm(ctx.adj_t, grad), None, None
 
 
-class _PowerMean(torch.autograd.Function):
-    """y = mean(x, A x, …, Aᴸ x) for a constant A, in one autograd node: the gradient is the same sum over
-    Aᵀ, so nothing but A is kept, and a pass allocates L products and one sum instead of LightGCN's
-    2L + 2 tensors through autograd (fewer, equal-sized blocks: less heap left behind, a faster step)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, adj: torch.Tensor, adj_t: torch.Tensor, n_layers: int) -> torch.Tensor:  # type: ignore[override]
-        ctx.adj_t, ctx.n_layers = adj_t, n_layers
-        return _power_mean(adj, x, n_layers)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
-        return _power_mean(ctx.adj_t, grad, ctx.n_layers), None, None, None
-
-
-def _power_mean(adj: torch.Tensor, x: torch.Tensor, n_layers: int) -> torch.Tensor:
-    total, layer = x.clone(), x
-    for _ in range(n_layers):
-        layer = torch.sparse.mm(adj, layer)
-        total += layer
-    return total.div_(n_layers + 1)
-
-
-def power_mean(adj: torch.Tensor, x: torch.Tensor, n_layers: int, adj_t: torch.Tensor | None = None) -> torch.Tensor:
-    """mean(x, A x, …, Aᴸ x) for a constant sparse A (LightGCN's layer combination), differentiable in ``x``;
-    ``adj_t`` None means A is symmetric."""
-    return _PowerMean.apply(x, adj, adj if adj_t is None else adj_t, n_layers)
-
-
 def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) -> torch.Tensor:
     """Sparse (constant) × dense product with a gradient for ``x``; ``adj_t`` None means A is symmetric."""
     return _SpMM.apply(x, adj, adj if adj_t is None else adj_t)

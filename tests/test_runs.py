@@ -77,6 +77,13 @@ def test_importing_the_config_imports_no_model_code():
     assert out.stdout.strip() == "[]"
 
 
+def test_training_imports_pandas_only_to_parse_a_table():
+    """pandas with pyarrow is 60 MB of RSS: a run on JSON-layout data (Baby) or built-in data never loads it."""
+    code = "import sys, mmgef.runs, mmgef.training.trainer; print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
 def test_negatives_and_id_dropout_at_their_defaults_keep_old_digests():
     base = resolve_run_config(model="mmgef", sets=["split=cold"])
     for same in ("negatives=all", "id_dropout=0.0"):

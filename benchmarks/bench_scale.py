@@ -61,7 +61,8 @@ if model_name != "lightgcn":
     timed("knn_s", lambda: knn_indices([torch.from_numpy(ds.content[m]) for m in ("image", "text")], 10, cfg.params.knn_method))
 if model_name == "mmgef":
     timed("cooccurrence_s", lambda: cooccurrence_graph(split.train))
-ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities)
+# handed over as runs.prepare hands them (the model may normalise the features in place instead of copying them)
+ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities, owns_content=True)
 model = timed("build_s", lambda: build_model(cfg.params, ctx, cfg.train.reg))
 ds.content = {}
 del ctx  # it holds the dataset's feature dict too: the trainer keeps neither once the model is built

@@ -73,7 +73,8 @@ class MMGEF(LearnedGraphRecommender):
         super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h,
                          params.h_gate)
         self.p = params
-        content = {m: l2_normalize(x, inplace=ctx.owns_content) for m, x in select(ctx.content, params.modalities, "mmgef").items()}
+        content = {m: l2_normalize(x, inplace=ctx.owns_content)
+                   for m, x in select(ctx.content, params.modalities, "mmgef").items()}
         self.names = list(content)
         self.shared_space = shared_fusion(params.fusion, content, ctx.joint_modalities)
         if self.shared_space:  # average first, then one projection (the paper's CLIP case)

@@ -96,6 +96,16 @@ def generate(n: int, root: Path) -> float:
     return time.perf_counter() - t
 
 
+def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int) -> dict:
+    """One model's stages in a fresh process (its own peak RSS); stage lines go straight to the console (stderr):
+    a 1M-item worker runs for half an hour."""
+    res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads)],
+                         env={**os.environ, "OMP_NUM_THREADS": str(threads)}, stdout=subprocess.PIPE, text=True)
+    if res.returncode:
+        raise SystemExit(f"{model} at {root} with {threads} threads failed (exit {res.returncode}); its last stage lines are above")
+    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def fit_exponent(x: pd.Series, y: pd.Series) -> float:
     ok = (x > 0) & (y > 0)
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
@@ -130,27 +140,23 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["lightgcn", "lattice", "mmgef"])
     ap.add_argument("--full-up-to", type=int, default=30_000, help="largest size that also times a full-propagation epoch")
     ap.add_argument("--append", action="store_true", help="keep the committed rows of other sizes / models (scale.csv)")
-    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads of each worker (its 'threads' setting)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1],
+                    help="torch / OpenMP threads of each worker (its 'threads' setting); several: one worker each, same data")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every model, e.g. knn_method=faiss-pca")
     args = ap.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    settings = " ".join([*args.sets, *([f"threads={args.threads}"] if args.threads != 1 else [])])
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             gen = generate(n, Path(tmp))
             print(f"{n:>9,} items: generated in {gen:.1f} s", flush=True)
             for model in args.models:
-                # stage lines go straight to the console (stderr): a 1M-item worker runs for an hour
-                res = subprocess.run([sys.executable, "-c", WORKER, model, tmp, str(STEPS), str(int(n <= args.full_up_to)),
-                                      json.dumps(args.sets), str(args.threads)],
-                                     env=env, stdout=subprocess.PIPE, text=True)
-                if res.returncode:
-                    raise SystemExit(f"{model} at {n} items failed (exit {res.returncode}); its last stage lines are above")
-                row = {"items": n, "users": n, "model": model, "threads": args.threads, "settings": settings, "generate_s": gen, **json.loads(res.stdout.strip().splitlines()[-1])}
-                row["interactions"] = round(row["train_pairs"] / 0.8)
-                rows.append(row)
-                print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+                for threads in args.threads:
+                    row = {"items": n, "users": n, "model": model, "threads": threads, "generate_s": gen,
+                           "settings": " ".join([*args.sets, *([f"threads={threads}"] if threads != 1 else [])]),
+                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads)}
+                    row["interactions"] = round(row["train_pairs"] / 0.8)
+                    rows.append(row)
+                    print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
     from mmgef.experiments.report import code_version
     from mmgef.report import markdown_table
 

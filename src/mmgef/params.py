@@ -110,6 +110,12 @@ class LatticeParams(ModelParamsBase):
         "lattice", description="feats: convolve the projected content instead of IDs; cf_feats: add it with no graph")
     modalities: Modalities = None
     knn_method: KnnMethod = "auto"
+    graph_refresh: Literal["full", "local"] = later_field(
+        "full", description="full: every rebuild of the learned graph searches all items (the paper); local: between "
+                            "full searches each item's new neighbours are the best of its last ones, theirs, its "
+                            "raw-content neighbours and k random items (one NN-descent round: linear in the items)")
+    full_refresh_every: int = later_field(10, ge=1, description="with graph_refresh=local: every n-th rebuild is a "
+                                                                "full search")
     use_cf_graph: bool = later_field(False, description="add MM-GEF's co-occurrence graph E^c to the item graph with "
                                                         "equal weight (MM-GEF Table 2's 'LATTICE + CF'; not in LATTICE)")
     cf_k: int = later_field(10, gt=0, description="neighbours kept per item in E^c (with use_cf_graph)")
@@ -148,6 +154,12 @@ class MMGEFParams(ModelParamsBase):
     cf_shrink: float = later_field(10.0, ge=0.0, description="β of cf_weight=shrunk")
     cf_min_count: int = later_field(1, ge=1, description="drop co-occurring pairs seen by fewer users")
     knn_method: KnnMethod = "auto"
+    graph_refresh: Literal["full", "local"] = later_field(
+        "full", description="full: every rebuild of the learned graph searches all items (the paper); local: between "
+                            "full searches each item's new neighbours are the best of its last ones, theirs, its "
+                            "raw-content neighbours and k random items (one NN-descent round: linear in the items)")
+    full_refresh_every: int = later_field(10, ge=1, description="with graph_refresh=local: every n-th rebuild is a "
+                                                                "full search")
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
     h_gate: Literal["none", "global", "degree"] = later_field(
         "none", description="scale h by a learned gate 2σ(c) (global) or 2σ(c + d·z_i) with z_i the item's standardised "

@@ -44,6 +44,42 @@ def test_rebuild_batch_trains_the_projection_and_later_batches_do_not(ctx, name)
     assert proj.weight.grad is None or proj.weight.grad.abs().sum() == 0
 
 
+@pytest.mark.parametrize("name", ["lattice", "mmgef"])
+def test_local_refresh_searches_all_items_only_every_nth_rebuild(ctx, name, monkeypatch):
+    """graph_refresh=local: after the build's full search, rebuilds re-rank local candidates except every
+    full_refresh_every-th; a loaded model's next rebuild searches everything (its lists are gone)."""
+    import mmgef.graphs.learned as learned
+
+    calls = []
+    for fn in ("knn_indices", "refine_topk"):
+        original = getattr(learned, fn)
+        monkeypatch.setattr(learned, fn, lambda *a, _f=original, _n=fn, **k: calls.append(_n) or _f(*a, **k))
+    torch.manual_seed(0)
+    model = make_model(name, {"graph_refresh": "local", "full_refresh_every": 3}, ctx)
+    n_graphs = 2 if name == "lattice" else 1  # learned graphs per rebuild (LATTICE: one per modality)
+    model.train()
+    pattern = []
+    for epoch in range(1, 7):
+        calls.clear()
+        model.on_epoch_start(epoch)
+        model.loss(_batch(ctx)).backward()
+        assert len(calls) == n_graphs and len(set(calls)) == 1
+        pattern.append("full" if calls[0] == "knn_indices" else "local")
+    assert pattern == ["local", "local", "full", "local", "local", "full"]
+    model.load_state_dict(model.state_dict())
+    calls.clear()
+    model.on_epoch_start(7)
+    model.loss(_batch(ctx)).backward()
+    assert calls == ["knn_indices"] * n_graphs
+    full = make_model(name, {}, ctx)  # the default: every rebuild is a full search
+    full.train()
+    calls.clear()
+    for epoch in range(1, 4):
+        full.on_epoch_start(epoch)
+        full.loss(_batch(ctx)).backward()
+    assert calls == ["knn_indices"] * (3 * n_graphs)
+
+
 def test_mmgef_ablation_switches_change_the_computation(ctx):
     variants = {"full": {}, "w/o CF": {"use_cf_graph": False}, "w/o Att": {"use_attention": False},
                 "w/o CF+Att": {"use_cf_graph": False, "use_attention": False}}

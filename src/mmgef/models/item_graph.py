@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmgef.graphs.learned import DiffGraph
+from mmgef.graphs.knn import Method, local_candidates
+from mmgef.graphs.learned import DiffGraph, KGraph, knn_graph
 from mmgef.graphs.modules import FrozenKnnGraph
 from mmgef.graphs.propagation import Graph, propagate
 from mmgef.models.base import ModelContext, Recommender, id_embedding
@@ -154,15 +155,45 @@ class LearnedGraphRecommender(ItemGraphRecommender):
     graph_sources: tuple[str, ...] = ()
 
     def __init__(self, ctx: ModelContext, reg: float, backbone: Recommender, item_layers: int,
-                 rebuild_every: int, normalize_h: bool = True, h_gate: str = "none") -> None:
+                 rebuild_every: int, normalize_h: bool = True, h_gate: str = "none", refresh: str = "full",
+                 full_refresh_every: int = 10) -> None:
         super().__init__(ctx, reg, backbone, item_layers, normalize_h, h_gate)
         self.rebuild_every = rebuild_every
+        self.refresh, self.full_refresh_every = refresh, full_refresh_every
+        # ``refresh=local``: each learned kNN graph's last neighbour lists, by name, and the rebuilds since the last
+        # full search. Not saved: a loaded or resumed model's next rebuild is a full search.
+        self._last_idx: dict[str, torch.Tensor] = {}
+        self._since_full = 0
         # Set by on_epoch_start, consumed by that epoch's first training batch. A run resumed
         # between rebuilds finds it False and keeps the frozen graph its checkpoint restored.
         self._build_due = False
 
     def build_content_graph(self) -> DiffGraph:
         raise NotImplementedError
+
+    def learned_knn(self, name: str, x: torch.Tensor, k: int, method: Method, extra: list[torch.Tensor]) -> KGraph:
+        """The kNN graph of the projected features ``x`` (graph ``name``). With ``refresh=local`` a rebuild between
+        full searches only re-ranks each item's last neighbours, theirs, ``extra`` lists and k random items
+        (``local_candidates``): O(N·k²·d) against the full search's O(N^1.5·d) with IVF, for projections that
+        move a little per epoch. Every ``full_refresh_every``-th rebuild is a full search."""
+        last = self._last_idx.get(name)
+        candidates = None if last is None else local_candidates(last, extra, k)
+        graph = knn_graph(x, k, method, candidates)
+        if self.refresh == "local":
+            self._last_idx[name] = graph.idx
+        return graph
+
+    def _start_rebuild(self) -> None:
+        """Before a training rebuild: forget the last graphs when a full search is due."""
+        self._since_full += 1
+        if self._since_full >= self.full_refresh_every:
+            self._last_idx.clear()
+        if not self._last_idx:
+            self._since_full = 0
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._last_idx.clear()  # the loaded weights' graph was not built from these lists
+        super()._load_from_state_dict(*args, **kwargs)
 
     def source_params(self) -> dict[str, nn.Parameter]:
         """The parameters the learned graph is built from, by name."""
@@ -186,6 +217,7 @@ class LearnedGraphRecommender(ItemGraphRecommender):
         """Build the frozen graph again, over this model's items, from the parameters the stored one was
         built from: the graph the run would have had over these items."""
         params = self.source_params()
+        self._last_idx.clear()  # over other items: a full search
         with torch.no_grad(), self.graph_source.applied(params):
             self.frozen.store(*self.build_content_graph().rows())
 
@@ -198,6 +230,7 @@ class LearnedGraphRecommender(ItemGraphRecommender):
         """The fresh differentiable graph on a rebuild batch (stored frozen as it is built), else the frozen one."""
         if self.training and self._build_due:
             self._build_due = False
+            self._start_rebuild()
             graph = self.build_content_graph()
             self.frozen.store(*graph.rows())
             self.graph_source.take(self.source_params())

@@ -35,7 +35,8 @@ class Lattice(LearnedGraphRecommender):
 
     def __init__(self, params: LatticeParams, ctx: ModelContext, reg: float = 0.0) -> None:
         backbone = build_backbone(params.backbone, params.embedding_dim, params.n_layers, ctx)
-        super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every)
+        super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every,
+                         refresh=params.graph_refresh, full_refresh_every=params.full_refresh_every)
         self.p = params
         content = select(ctx.content, params.modalities, "lattice")
         self.names = list(content)
@@ -56,7 +57,8 @@ class Lattice(LearnedGraphRecommender):
     def build_content_graph(self) -> DiffGraph:
         w = F.softmax(self.modal_weight, dim=0)
         lam = self.p.lambda_coeff
-        learned = normalize_knn([knn_graph(self.proj[m](self.feats[m]), self.p.knn_k, self.p.knn_method).scaled(w[k])
+        learned = normalize_knn([self.learned_knn(m, self.proj[m](self.feats[m]), self.p.knn_k, self.p.knn_method,
+                                                  [self.initial[k].idx]).scaled(w[k])
                                  for k, m in enumerate(self.names)])
         initial = [g.piece().scaled(lam * w[k]) for k, g in enumerate(self.initial)]
         return DiffGraph(initial + [g.scaled(1 - lam) for g in learned])

@@ -71,7 +71,7 @@ class MMGEF(LearnedGraphRecommender):
     def __init__(self, params: MMGEFParams, ctx: ModelContext, reg: float = 0.0) -> None:
         backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
         super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h,
-                         params.h_gate)
+                         params.h_gate, params.graph_refresh, params.full_refresh_every)
         self.p = params
         content = {m: l2_normalize(x, inplace=ctx.owns_content)
                    for m, x in select(ctx.content, params.modalities, "mmgef").items()}
@@ -151,7 +151,8 @@ class MMGEF(LearnedGraphRecommender):
         return known + (1 - keep) * borrowed
 
     def build_content_graph(self) -> DiffGraph:
-        learned = normalize_knn([knn_graph(self.fused_projection(), self.p.knn_k, self.p.knn_method)])[0]
+        learned = normalize_knn([self.learned_knn("fused", self.fused_projection(), self.p.knn_k, self.p.knn_method,
+                                                  [self.initial.idx])])[0]
         lam = self.p.lambda_coeff
         return DiffGraph([self.initial.piece().scaled(lam), learned.scaled(1 - lam)])
 

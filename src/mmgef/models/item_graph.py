@@ -164,7 +164,6 @@ class LearnedGraphRecommender(ItemGraphRecommender):
         # full search. Not saved: a loaded or resumed model's next rebuild is a full search.
         self._last_idx: dict[str, torch.Tensor] = {}
         self._since_full = 0
-        self._built = False  # init_graph has built the first graph
         # Set by on_epoch_start, consumed by that epoch's first training batch. A run resumed
         # between rebuilds finds it False and keeps the frozen graph its checkpoint restored.
         self._build_due = False
@@ -176,13 +175,8 @@ class LearnedGraphRecommender(ItemGraphRecommender):
         """The kNN graph of the projected features ``x`` (graph ``name``). With ``refresh=local`` a rebuild between
         full searches only re-ranks each item's last neighbours, theirs, ``extra`` lists and k random items
         (``local_candidates``): O(N·k²·d) against the full search's O(N^1.5·d) with IVF, for projections that
-        move a little per epoch; the model's first graph starts from ``extra[0]`` (the raw-content graph). Every
-        ``full_refresh_every``-th rebuild is a full search."""
+        move a little per epoch. Every ``full_refresh_every``-th rebuild is a full search."""
         last = self._last_idx.get(name)
-        if last is None and self.refresh == "local" and not self._built and extra:
-            # the model's first graph: its projections are random, and a random projection roughly keeps cosines,
-            # so the raw-content graph's neighbourhoods seed it instead of a full search
-            last = extra[0]
         candidates = None if last is None else local_candidates(last, extra, k)
         graph = knn_graph(x, k, method, candidates)
         if self.refresh == "local":
@@ -217,7 +211,6 @@ class LearnedGraphRecommender(ItemGraphRecommender):
             graph = self.build_content_graph()
             self.frozen = FrozenKnnGraph(self.n_items, graph.width)
             self.frozen.store(*graph.rows())
-        self._built = True
         self.graph_source = ParamSnapshot(self.source_params())
 
     def rebuild_frozen_graph(self) -> None:

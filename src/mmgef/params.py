@@ -112,8 +112,9 @@ class LatticeParams(ModelParamsBase):
     knn_method: KnnMethod = "auto"
     graph_refresh: Literal["full", "local"] = later_field(
         "full", description="full: every rebuild of the learned graph searches all items (the paper); local: between "
-                            "full searches each item's new neighbours are the best of its last ones, theirs, its "
-                            "raw-content neighbours and k random items (one NN-descent round: linear in the items)")
+                            "full searches each item's new neighbours are the best of its last ones, theirs, those "
+                            "that had it as a neighbour, its raw-content neighbours and k random items (one "
+                            "NN-descent round: linear in the items)")
     full_refresh_every: int = later_field(10, ge=1, description="with graph_refresh=local: every n-th rebuild is a "
                                                                 "full search")
     use_cf_graph: bool = later_field(False, description="add MM-GEF's co-occurrence graph E^c to the item graph with "
@@ -156,8 +157,9 @@ class MMGEFParams(ModelParamsBase):
     knn_method: KnnMethod = "auto"
     graph_refresh: Literal["full", "local"] = later_field(
         "full", description="full: every rebuild of the learned graph searches all items (the paper); local: between "
-                            "full searches each item's new neighbours are the best of its last ones, theirs, its "
-                            "raw-content neighbours and k random items (one NN-descent round: linear in the items)")
+                            "full searches each item's new neighbours are the best of its last ones, theirs, those "
+                            "that had it as a neighbour, its raw-content neighbours and k random items (one "
+                            "NN-descent round: linear in the items)")
     full_refresh_every: int = later_field(10, ge=1, description="with graph_refresh=local: every n-th rebuild is a "
                                                                 "full search")
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")

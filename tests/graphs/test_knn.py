@@ -66,7 +66,6 @@ def test_edge_cosine_matches_definition():
     assert torch.allclose(edge_cosine(x, idx), want, atol=1e-6)
 
 
-
 def test_edge_cosine_gradient_matches_plain_autograd_across_chunks():
     """The chunked backward (one shared gradient, not one per chunk) gives autograd's gradient, repeated
     neighbours and self-edges included, whatever the chunk size."""
@@ -114,6 +113,7 @@ def test_local_refresh_tracks_moving_features():
 
     got = refine_topk(moved, 10, local_candidates(old, [], 10, g))
     assert recall(got) > 0.85 > recall(old) + 0.3  # measured: 0.89 against 0.54
+
 
 MEMORY_SCRIPT = """
 import numpy as np, scipy.sparse as sp, torch

@@ -161,7 +161,6 @@ def knn_indices(x: Blocks, k: int, method: Method = "auto", chunk_size: int = 20
     return exact_topk(blocks, k, chunk_size)
 
 
-
 @torch.no_grad()
 def refine_topk(x: Blocks, k: int, candidates: torch.Tensor) -> torch.Tensor:
     """Each row's k most similar rows among its own ``candidates`` [N, c] (repeats allowed), scored exactly:
@@ -203,6 +202,7 @@ def reverse_neighbours(idx: torch.Tensor) -> torch.Tensor:
     out = torch.arange(n, device=idx.device)[:, None].repeat(1, k)
     out[target[keep], rank[keep]] = source[keep]
     return out
+
 
 CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per temporary block
 

@@ -26,6 +26,14 @@ KnnMethod = Annotated[Literal["auto", "exact", "faiss", "faiss-pca"],
                       Field(description="kNN search: exact in row chunks, a FAISS inverted file, auto (FAISS above 50k "
                                         "items), or faiss-pca (PCA to 64-d, IVF, exact re-rank: for wide features at 1M items)")]
 
+# the learned graph's rebuild (LATTICE and MM-GEF); added after runs existed, so at their defaults they leave digests alone
+GraphRefresh = Annotated[Literal["full", "local"], Field(
+    json_schema_extra={"added_later": True},
+    description="full: every rebuild of the learned graph searches all items (the paper); local: between full searches "
+                "each item's new neighbours are the best of its last ones, theirs, those that had it as a neighbour, its "
+                "raw-content neighbours and k random items (one NN-descent round: linear in the items)")]
+FullRefreshEvery = Annotated[int, Field(ge=1, json_schema_extra={"added_later": True},
+                                        description="with graph_refresh=local: every n-th rebuild is a full search")]
 
 def _alias(name: str, *old: str) -> AliasChoices:
     return AliasChoices(name, *old)
@@ -110,13 +118,8 @@ class LatticeParams(ModelParamsBase):
         "lattice", description="feats: convolve the projected content instead of IDs; cf_feats: add it with no graph")
     modalities: Modalities = None
     knn_method: KnnMethod = "auto"
-    graph_refresh: Literal["full", "local"] = later_field(
-        "full", description="full: every rebuild of the learned graph searches all items (the paper); local: between "
-                            "full searches each item's new neighbours are the best of its last ones, theirs, those "
-                            "that had it as a neighbour, its raw-content neighbours and k random items (one "
-                            "NN-descent round: linear in the items)")
-    full_refresh_every: int = later_field(10, ge=1, description="with graph_refresh=local: every n-th rebuild is a "
-                                                                "full search")
+    graph_refresh: GraphRefresh = "full"
+    full_refresh_every: FullRefreshEvery = 10
     use_cf_graph: bool = later_field(False, description="add MM-GEF's co-occurrence graph E^c to the item graph with "
                                                         "equal weight (MM-GEF Table 2's 'LATTICE + CF'; not in LATTICE)")
     cf_k: int = later_field(10, gt=0, description="neighbours kept per item in E^c (with use_cf_graph)")
@@ -155,13 +158,8 @@ class MMGEFParams(ModelParamsBase):
     cf_shrink: float = later_field(10.0, ge=0.0, description="β of cf_weight=shrunk")
     cf_min_count: int = later_field(1, ge=1, description="drop co-occurring pairs seen by fewer users")
     knn_method: KnnMethod = "auto"
-    graph_refresh: Literal["full", "local"] = later_field(
-        "full", description="full: every rebuild of the learned graph searches all items (the paper); local: between "
-                            "full searches each item's new neighbours are the best of its last ones, theirs, those "
-                            "that had it as a neighbour, its raw-content neighbours and k random items (one "
-                            "NN-descent round: linear in the items)")
-    full_refresh_every: int = later_field(10, ge=1, description="with graph_refresh=local: every n-th rebuild is a "
-                                                                "full search")
+    graph_refresh: GraphRefresh = "full"
+    full_refresh_every: FullRefreshEvery = 10
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
     h_gate: Literal["none", "global", "degree"] = later_field(
         "none", description="scale h by a learned gate 2σ(c) (global) or 2σ(c + d·z_i) with z_i the item's standardised "
@@ -273,7 +271,8 @@ def param_keys(cls: type[ModelParamsBase]) -> set[str]:
 
 
 def later_defaults(cls: type[ModelParamsBase]) -> dict[str, Any]:
-    """Keys declared with ``later_field`` and their defaults (dropped from the digest at the default)."""
+    """Keys marked as added later (``later_field``, or a type alias with the same marker) and their defaults (dropped
+    from the digest at the default)."""
     return {k: f.default for k, f in cls.model_fields.items()
             if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("added_later")}
 

@@ -153,8 +153,9 @@ class MMGEFParams(ModelParamsBase):
         "topk", description="E^c: top cf_k co-occurring items per row, symmetrically normalised; all_pairs: every "
                             "co-occurring pair, C_ij / C_max, un-normalised (Eq. 3–4 as written)")
     cf_weight: CooccurrenceWeight = later_field(
-        "count", description="E^c edge weight: count (the paper's C_ij), jaccard, or shrunk (cosine of the user sets "
-                             "× C/(C+cf_shrink)): confidence-aware E^c, so pairs seen once weigh less")
+        "count", description="E^c edge weight: count (the paper's C_ij), jaccard, shrunk (cosine of the user sets "
+                             "× C/(C+cf_shrink)): confidence-aware E^c, so pairs seen once weigh less; or iuf "
+                             "(Σ_u 1/|I_u|: a user with many items links each pair less)")
     cf_shrink: float = later_field(10.0, ge=0.0, description="β of cf_weight=shrunk")
     cf_min_count: int = later_field(1, ge=1, description="drop co-occurring pairs seen by fewer users")
     knn_method: KnnMethod = "auto"

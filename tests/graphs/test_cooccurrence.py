@@ -75,3 +75,31 @@ def test_confidence_weights_by_hand():
     assert shr[1, 3] < shr[0, 1]
     kept = cooccurrence_graph(r, topk=None, min_count=2).toarray()
     assert np.count_nonzero(kept) == 2 and kept[0, 1] == kept[1, 0] == 1.0
+
+
+def test_inverse_user_frequency_by_hand():
+    # users: u0 {0,1,2} (|I_u| = 3), u1 {0,1} (2), u2 {1,3} (2)
+    r = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 1, 0, 0], [0, 1, 0, 1]], dtype=np.float32))
+    iuf = cooccurrence_graph(r, topk=None, weight="iuf", max_entries=3).toarray()
+    want = {(0, 1): 1 / 3 + 1 / 2, (0, 2): 1 / 3, (1, 2): 1 / 3, (1, 3): 1 / 2}
+    for (i, j), w in want.items():
+        assert np.isclose(iuf[i, j], w / (5 / 6)) and np.isclose(iuf[j, i], iuf[i, j])
+    assert np.count_nonzero(iuf) == 2 * len(want)
+    # the pair (1, 3), linked by a user with two items, now outweighs (1, 2), linked by one with three;
+    # by count they tie
+    assert iuf[1, 3] > iuf[1, 2]
+    # min_count counts users, not weights: only (0, 1) is seen twice
+    kept = cooccurrence_graph(r, topk=None, weight="iuf", min_count=2).toarray()
+    assert np.count_nonzero(kept) == 2 and kept[0, 1] == kept[1, 0] == 1.0
+
+
+def test_inverse_user_frequency_damps_a_heavy_user():
+    # 50 light users each link items 0 and 1; one heavy user touches all 200 items, linking 0 with 2..199 too.
+    # Pair (0, 1) wins under both weights, but by count (0, 2) keeps 1/51 of it, by iuf ≈ 1/5000.
+    light = np.zeros((50, 200), dtype=np.float32)
+    light[:, :2] = 1
+    r = sp.csr_matrix(np.vstack([light, np.ones((1, 200), dtype=np.float32)]))
+    count = cooccurrence_graph(r, topk=None).toarray()
+    iuf = cooccurrence_graph(r, topk=None, weight="iuf").toarray()
+    assert np.isclose(count[0, 2] / count[0, 1], 1 / 51)
+    assert np.isclose(iuf[0, 2] / iuf[0, 1], (1 / 200) / (50 / 2 + 1 / 200))

@@ -10,7 +10,10 @@ at a million items.
 confidence-aware E^c; ``count`` is the paper's): ``jaccard`` = C_ij / (d_i + d_j − C_ij), and
 ``shrunk`` = C_ij / √(d_i d_j) · C_ij / (C_ij + β), the cosine of the two items' user sets shrunk
 towards 0 by its support (Koren-style shrinkage), so a pair seen once among popular items no longer
-weighs like one seen fifty times. ``min_count`` drops pairs seen fewer times.
+weighs like one seen fifty times. ``iuf`` = Σ_u 1/|I_u| over the users who have both (inverse user
+frequency): a user who touched thousands of items links them all, and on sparse data such users make
+most of the counts (TikTok: as an item-kNN recommender, top-10 E^c by count reaches validation Recall@20
+0.028, below most-popular's 0.063; by ``iuf`` 0.075). ``min_count`` drops pairs seen by fewer users.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-CooccurrenceWeight = Literal["count", "jaccard", "shrunk"]
+CooccurrenceWeight = Literal["count", "jaccard", "shrunk", "iuf"]
 
 
 def topk_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -68,8 +71,9 @@ def chunk_bounds(cost: np.ndarray, budget: float) -> list[tuple[int, int]]:
 
 def pair_weights(counts: np.ndarray, deg_i: np.ndarray, deg_j: np.ndarray, weight: CooccurrenceWeight,
                  shrink: float) -> np.ndarray:
-    """The edge weight of pairs seen ``counts`` times between items of ``deg_i`` and ``deg_j`` users."""
-    if weight == "count":
+    """The edge weight of pairs seen ``counts`` times between items of ``deg_i`` and ``deg_j`` users (``iuf``'s
+    weights are summed in the product itself: here they pass through as ``counts``)."""
+    if weight in ("count", "iuf"):
         return counts
     if weight == "jaccard":
         return counts / np.maximum(deg_i + deg_j - counts, 1.0)
@@ -86,18 +90,22 @@ def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries:
     n_items = r.shape[1]
     user_degree = np.diff(r.indptr).astype(np.float64)
     item_degree = np.diff(rt.indptr).astype(np.float64)
+    # iuf: each user's pairs weigh 1/|I_u|, summed by the same product (R^T · diag(1/|I_u|) R)
+    r_weighted = sp.diags((1.0 / np.maximum(user_degree, 1.0)).astype(np.float32)) @ r if weight == "iuf" else r
     parts = []
     w_max = 0.0
     for start, stop in chunk_bounds(rt @ user_degree, max_entries):
-        block = (rt[start:stop] @ r).tocsr()
+        block = (rt[start:stop] @ r_weighted).tocsr()
+        block.sort_indices()  # in place on our own block (topk_per_row would otherwise sort a copy)
         rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)) + start
-        dropped = (block.indices == rows) | (block.data < min_count)  # i == j, too little support
+        dropped = block.indices == rows  # i == j
+        if min_count > 1:  # too little support, counted without iuf's weights (the same non-zeros, sorted alike)
+            support = block if r_weighted is r else (rt[start:stop] @ r).tocsr().sorted_indices()
+            dropped |= support.data < min_count
         block.data = pair_weights(block.data.astype(np.float64), item_degree[rows], item_degree[block.indices], weight,
                                   shrink).astype(np.float32)  # > 0 for every count ≥ 1
         block.data[dropped] = 0
         block.eliminate_zeros()
-        if topk:
-            block.sort_indices()  # in place on our own block: topk_per_row would otherwise sort a copy
         if block.nnz:
             w_max = max(w_max, float(block.data.max()))
         parts.append(topk_per_row(block, topk) if topk else block)

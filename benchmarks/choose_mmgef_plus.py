@@ -5,7 +5,8 @@ improvement row ("+ …") the mean over seeds of validation Recall@20 at the set
 against the paper's MM-GEF row on the same datasets. An improvement joins the preset when it is at
 or above MM-GEF on validation on every dataset given, a cold-start report (mmgef_plus_cold.yaml)
 counting as one more dataset (a cost saving such as a rarer graph refresh
-joins on the same rule: it must not lose); of two rows setting the same key, the better one wins.
+joins on the same rule: it must not lose); of two rows setting the same key, the better one wins (and the
+other takes the key if the better one is later dropped).
 Options that each tie MM-GEF can still combine badly, so the combination is then checked on its own
 row (a "+ a + b" row of the spec, or the MM-GEF+ row when it holds that combination): below MM-GEF
 anywhere, the option with the smallest mean gain is dropped and the smaller combination checked.
@@ -78,6 +79,19 @@ def _gains(means: pd.DataFrame, label: str, baseline: str) -> tuple[pd.Series, s
                            for d, g in gain.items())
 
 
+def _combination(kept: list[tuple[float, str, dict]]) -> tuple[dict, set[str]]:
+    """The settings of options listed strongest first, each key set by the first option that sets it, and the
+    options that set at least one key (an option whose every key a stronger one set adds nothing)."""
+    combo: dict = {}
+    setters: set[str] = set()
+    for _, label, values in kept:
+        for key, value in values.items():
+            if key not in combo:
+                combo[key] = value
+                setters.add(label)
+    return combo, setters
+
+
 def choose(means: pd.DataFrame, measured: dict[str, set] | None = None,
            baseline: str = "MM-GEF") -> tuple[dict, list[list[str]], list[list[str]]]:
     """The preset's params, one verdict line per improvement row, and the checks of the combination.
@@ -85,9 +99,10 @@ def choose(means: pd.DataFrame, measured: dict[str, set] | None = None,
     Step 1 keeps each improvement at or above MM-GEF on every dataset. Step 2 (with ``measured``) checks
     the kept options together, since options that each tie can combine badly: the row whose settings are
     exactly the combination must itself be at or above MM-GEF everywhere, else the option with the smallest
-    mean gain is dropped and the smaller combination checked. A combination no row measured is not adopted
-    unseen: its weakest option is dropped the same way (add that row to adopt it), so the preset is always
-    a combination some row measured.
+    mean gain among those in the combination is dropped and the smaller combination checked. A combination no
+    row measured is not adopted unseen: its weakest option is dropped the same way (add that row to adopt it),
+    so the preset is always a combination some row measured. Where two options set one key, the one with the
+    larger mean gain is in the combination; once it is dropped the other takes the key.
     """
     kept: list[tuple[float, str, dict]] = []
     lines = []
@@ -99,31 +114,31 @@ def choose(means: pd.DataFrame, measured: dict[str, set] | None = None,
         lines.append([row.label, text, "kept" if keep else "left out"])
         if keep:
             kept.append((float(gain.mean()), row.label, row.set))
-    kept.sort(key=lambda k: k[0])  # weakest first: the better row's value wins a key two rows set
+    kept.sort(key=lambda k: -k[0])  # strongest first: of two rows setting one key, the larger mean gain wins it
     checks: list[list[str]] = []
     while kept and measured is not None:
-        combo: dict = {}
-        for _, _, values in kept:
-            combo.update(values)
-        names = " + ".join(label.removeprefix("+ ") for _, label, _ in reversed(kept))
-        match = next((label for label, diff in measured.items() if diff == _items(combo) and label in means.index), None)
-        if match is None:
-            checks.append([names, "not measured", f"no row has set {combo}: {kept[0][1]} dropped"])
-            kept = kept[1:]
-            continue
-        gain, text = _gains(means, match, baseline)
-        if bool((gain >= 0).all()):
-            checks.append([names, f"{text} (row {match})", "chosen"])
+        combo, setters = _combination(kept)
+        if not setters:  # options that set nothing: nothing to check
             break
-        checks.append([names, f"{text} (row {match})", f"below MM-GEF: {kept[0][1]} dropped"])
-        kept = kept[1:]
-    final = {label for _, label, _ in kept}
+        names = " + ".join(label.removeprefix("+ ") for _, label, _ in kept if label in setters)
+        match = next((label for label, diff in measured.items() if diff == _items(combo) and label in means.index), None)
+        weakest = min(setters, key=lambda label: next(g for g, lb, _ in kept if lb == label))
+        if match is None:
+            checks.append([names, "not measured", f"no row has set {combo}: {weakest} dropped"])
+        else:
+            gain, text = _gains(means, match, baseline)
+            if bool((gain >= 0).all()):
+                checks.append([names, f"{text} (row {match})", "chosen"])
+                break
+            checks.append([names, f"{text} (row {match})", f"below MM-GEF: {weakest} dropped"])
+        # the weakest option in the combination goes; an option it shadowed on a shared key comes back into play
+        kept = [k for k in kept if k[1] != weakest]
+    params, setters = _combination(kept)
+    in_play = {label for _, label, _ in kept}
     for line in lines:
-        if line[2] == "kept" and line[0] not in final:
-            line[2] = "kept alone, dropped from the combination"
-    params: dict = {}
-    for _, _, values in kept:
-        params.update(values)
+        if line[2] == "kept" and line[0] not in setters:
+            line[2] = ("kept alone; a stronger row's value of the same setting won" if line[0] in in_play
+                       else "kept alone, dropped from the combination")
     return params, lines, checks
 
 

@@ -39,8 +39,8 @@ def test_kept_only_when_not_below_mm_gef_on_every_dataset_and_test_never_read(tm
     assert checks == []  # no settings given: the combination is not checked
     assert params == {"cf_weight": "shrunk"}
     verdicts = {line[0]: line[2] for line in lines}
-    assert verdicts == {"+ shrunk E^c": "kept", "+ Jaccard E^c": "kept", "+ un-normalised h": "left out",
-                        "+ learned h gate": "left out"}
+    assert verdicts == {"+ shrunk E^c": "kept", "+ Jaccard E^c": "kept alone; a stronger row's value of the same setting won",
+                        "+ un-normalised h": "left out", "+ learned h gate": "left out"}
 
 
 def test_a_cold_start_report_counts_as_one_more_dataset(tmp_path):
@@ -83,3 +83,30 @@ def test_options_that_tie_alone_but_lose_together_are_dropped_weakest_first(tmp_
     params, _, checks = chooser.choose(means, {k: v for k, v in measured.items() if k != "+ content term + Jaccard E^c"})
     assert [c[1] for c in checks][1] == "not measured" and checks[1][2].endswith("+ Jaccard E^c dropped")
     assert params == {"content_term": True} and checks[-1][2] == "chosen"
+
+
+def test_a_shadowed_value_takes_its_key_back_when_the_stronger_option_is_dropped(tmp_path):
+    # Jaccard and IUF both set cf_weight; Jaccard's mean gain is larger, but no row measures it with the content
+    # term, while a row measures IUF with it: dropping Jaccard must hand cf_weight to IUF, not drop IUF unseen.
+    rows = []
+    for d, (base, content, jaccard, iuf, content_iuf) in {"a": (0.40, 0.45, 0.44, 0.41, 0.46),
+                                                          "b": (0.09, 0.095, 0.095, 0.092, 0.097)}.items():
+        rows += _rows("MM-GEF", d, [base], [0.0])
+        rows += _rows("+ content term", d, [content], [0.0], {"content_term": True})
+        rows += _rows("+ Jaccard E^c", d, [jaccard], [0.0], {"cf_weight": "jaccard"})
+        rows += _rows("+ IUF E^c", d, [iuf], [0.0], {"cf_weight": "iuf"})
+        rows += _rows("+ content term + IUF E^c", d, [content_iuf], [0.0], {"content_term": True, "cf_weight": "iuf"})
+    csv = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    chooser = _chooser()
+    chooser.improvement_rows = lambda: [type("Row", (), {"label": label, "set": values})() for label, values in (
+        ("+ content term", {"content_term": True}), ("+ Jaccard E^c", {"cf_weight": "jaccard"}),
+        ("+ IUF E^c", {"cf_weight": "iuf"}))]
+    seeds = chooser.chosen_seed_runs([csv])
+    params, lines, checks = chooser.choose(chooser.validation_means(seeds), chooser.measured_settings(seeds))
+    assert [c[2] for c in checks] == ["no row has set {'content_term': True, 'cf_weight': 'jaccard'}: + Jaccard E^c dropped",
+                                      "chosen"]
+    assert params == {"content_term": True, "cf_weight": "iuf"}
+    verdicts = {line[0]: line[2] for line in lines}
+    assert verdicts == {"+ content term": "kept", "+ IUF E^c": "kept",
+                        "+ Jaccard E^c": "kept alone, dropped from the combination"}

@@ -13,7 +13,7 @@ towards 0 by its support (Koren-style shrinkage), so a pair seen once among popu
 weighs like one seen fifty times. ``iuf`` = Σ_u 1/|I_u| over the users who have both (inverse user
 frequency): a user who touched thousands of items links them all, and on sparse data such users make
 most of the counts (TikTok: as an item-kNN recommender, top-10 E^c by count reaches validation Recall@20
-0.028, below most-popular's 0.063; by ``iuf`` 0.075). ``min_count`` drops pairs seen by fewer users.
+0.027, below most-popular's 0.063; by ``iuf`` 0.075). ``min_count`` drops pairs seen by fewer users.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ joins on the same rule: it must not lose); of two rows setting the same key, the
 other takes the key if the better one is later dropped).
 Options that each tie MM-GEF can still combine badly, so the combination is then checked on its own
 row (a "+ a + b" row of the spec, or the MM-GEF+ row when it holds that combination): below MM-GEF
-anywhere, the option with the smallest mean gain is dropped and the smaller combination checked.
+anywhere (or not measured), the option in it with the smallest mean gain is dropped and the smaller combination checked.
 
     python benchmarks/choose_mmgef_plus.py runs/experiments/mmgef_plus{,_tiktok,_cold}/report/results.csv --write
 

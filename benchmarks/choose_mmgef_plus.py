@@ -122,7 +122,7 @@ def choose(means: pd.DataFrame, measured: dict[str, set] | None = None,
             break
         names = " + ".join(label.removeprefix("+ ") for _, label, _ in kept if label in setters)
         match = next((label for label, diff in measured.items() if diff == _items(combo) and label in means.index), None)
-        weakest = min(setters, key=lambda label: next(g for g, lb, _ in kept if lb == label))
+        weakest = next(label for _, label, _ in reversed(kept) if label in setters)  # kept is strongest first
         if match is None:
             checks.append([names, "not measured", f"no row has set {combo}: {weakest} dropped"])
         else:

@@ -96,7 +96,7 @@ def cooccurrence_graph(train: sp.csr_matrix, topk: int | None = 10, max_entries:
     w_max = 0.0
     for start, stop in chunk_bounds(rt @ user_degree, max_entries):
         block = (rt[start:stop] @ r_weighted).tocsr()
-        block.sort_indices()  # in place on our own block (topk_per_row would otherwise sort a copy)
+        block.sort_indices()  # in place on our own block: topk_per_row would sort a copy, iuf's support is matched by position
         rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)) + start
         dropped = block.indices == rows  # i == j
         if min_count > 1:  # too little support, counted without iuf's weights (the same non-zeros, sorted alike)

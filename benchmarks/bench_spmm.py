@@ -16,17 +16,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 WORKER = r"""
 import json, sys, time
 import numpy as np, scipy.sparse as sp, torch
 from mmgef.graphs.sparse import sym_normalize, to_torch_csr
 n, order, threads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, sys.argv[4])
+from random_graph import zipf_interactions
 torch.set_num_threads(threads)
-rng = np.random.default_rng(0)
-p = (rng.permutation(n) + 1.0) ** -0.9
-items = rng.choice(n, size=20 * n, p=p / p.sum())
-r = sp.csr_matrix((np.ones(20 * n, np.float32), (rng.integers(0, n, 20 * n), items)), shape=(n, n))
+users, items = zipf_interactions(n, np.random.default_rng(0))
+r = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(n, n))
 a = sym_normalize(sp.bmat([[None, r], [r.T, None]]))
 if order == "degree":
     perm = np.argsort(-a.getnnz(axis=1), kind="stable")
@@ -54,7 +55,8 @@ def main() -> None:
                 env.pop("THP_MEM_ALLOC_ENABLE", None)
                 if thp:
                     env["THP_MEM_ALLOC_ENABLE"] = "1"
-                out = subprocess.run([sys.executable, "-c", WORKER, str(n), order.split()[0], str(args.threads)], env=env,
+                out = subprocess.run([sys.executable, "-c", WORKER, str(n), order.split()[0], str(args.threads),
+                                      str(Path(__file__).resolve().parent)], env=env,
                                      check=True, capture_output=True, text=True).stdout
                 row = json.loads(out.strip().splitlines()[-1])
                 print(f"| {n:,} | {order} | {'yes' if thp else 'no'} | {row['nnz']:,} | {row['s_per_product']:.3f} | "

@@ -24,15 +24,15 @@ from mmgef.config import resolve_run_config
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import build_model
 from mmgef.training.sampling import UniformSampler
+from random_graph import zipf_interactions
 
 
 def main() -> None:
     torch.set_num_threads(1)
     n, model_name, sets = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     rng = np.random.default_rng(0)
-    p = (rng.permutation(n) + 1.0) ** -0.9
-    items, users = rng.choice(n, size=20 * n, p=p / p.sum()), rng.integers(0, n, size=20 * n)
-    train = sp.csr_matrix((np.ones(20 * n, np.float32), (users, items)), shape=(n, n))
+    users, items = zipf_interactions(n, rng)
+    train = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(n, n))
     train.data[:] = 1
     content = {}
     if model_name != "lightgcn":

@@ -1,0 +1,153 @@
+"""Why cold-start numbers with every item ranked sit near chance: how much room each model gives cold items.
+
+On the cold split every validation and test item is cold (no training interaction), while the ranking
+holds every item. A model can order the cold items well and still score almost no hit, if its warm items
+outscore them all. For each finished run of a cold-start report (its seed runs, reloaded from their
+saved weights) this measures on the test part:
+
+- ``R@20 all``: Recall@20 with every item ranked, recomputed from the saved model (``reproduced`` says it
+  equals the report's number, so the weights are the ones the report used);
+- ``cold share``: the share of the top-20 slots held by untrained items (their share of the catalogue is
+  printed above the table);
+- ``R@20 cold only``: Recall@20 when only the test's cold items are ranked (the cold_eval=cold_only
+  protocol): how well the model orders cold items among themselves;
+- ``R@20 standardised``: every ranked, after each user's scores of untrained items are mapped onto the
+  distribution of their scores of trained items (mean and spread from the item vectors: u·m and
+  √(uᵀΣu) per group). A serving policy that gives new items the same footing, not a model; measured
+  to show how much of the gap is exposure and how much is ordering.
+
+    python benchmarks/bench_cold_exposure.py benchmarks/results/mmgef_plus_cold_tiktok --runs runs/experiments
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmgef.config import load_run_config
+from mmgef.eval.evaluator import Evaluator, ScoreFn
+from mmgef.io import write_text
+from mmgef.runs import load_run
+
+K = 20
+
+
+def seed_runs(report: Path) -> list[dict[str, str]]:
+    """The report's rows that make its mean ± std: each label's chosen grid run and its other seeds."""
+    rows = list(csv.DictReader((report / "results.csv").open()))
+    return [r for r in rows if r["stage"] == "seed" or r["chosen"] == "True"]
+
+
+def find_run(roots: list[Path], row: dict[str, str]) -> Path:
+    name = f"{row['model']}-{row['digest']}"
+    for root in roots:
+        for hit in root.glob(f"*/runs/{row['dataset']}/{name}"):
+            if (hit / "results.json").is_file():
+                return hit
+    raise SystemExit(f"run {row['dataset']}/{name} ({row['label']}, seed {row['seed']}): not found under "
+                     f"{', '.join(map(str, roots))}. Fix: pass the experiment directories with --runs.")
+
+
+def standardised(users_emb: torch.Tensor, items_emb: torch.Tensor, cold: torch.Tensor) -> ScoreFn:
+    """Scores where each user's untrained-item scores take the mean and spread of their trained-item scores."""
+
+    def moments(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = items_emb[sel]
+        return x.mean(0), torch.cov(x.T)
+
+    (m_w, c_w), (m_c, c_c) = moments(~cold), moments(cold)
+
+    def score(users: torch.Tensor, items: slice) -> torch.Tensor:
+        u = users_emb[users]
+        s = u @ items_emb[items].T
+        mu_w, mu_c = u @ m_w, u @ m_c
+        sd_w = ((u @ c_w) * u).sum(1).clamp_min(1e-12).sqrt()
+        sd_c = ((u @ c_c) * u).sum(1).clamp_min(1e-12).sqrt()
+        block_cold = cold[items]
+        mapped = (s - mu_c[:, None]) / sd_c[:, None] * sd_w[:, None] + mu_w[:, None]
+        return torch.where(block_cold[None, :], mapped, s)
+
+    return score
+
+
+@torch.no_grad()
+def measure(run_dir: Path) -> dict[str, float]:
+    p = load_run(run_dir)
+    s = p.split
+    users_emb, items_emb = (t.float() for t in p.model.cached_embeddings())
+    cold = torch.zeros(items_emb.shape[0], dtype=torch.bool)
+    cold[torch.as_tensor(s.untrained_items(), dtype=torch.long)] = True
+    exclude = [s.train, s.valid]
+
+    def raw(users: torch.Tensor, items: slice) -> torch.Tensor:
+        return p.model.scores(users, items)
+
+    every = Evaluator(s.test, exclude, [K])
+    blocks = [every.top_items(raw, every.users[i:i + 1024]) for i in range(0, every.n_users, 1024)]
+    if any(b is None for b in blocks):
+        raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
+    top = torch.cat(blocks)  # type: ignore[arg-type]
+    only_cold = Evaluator(s.test, exclude, [K], candidates=s.cold_test_items)
+    return {"all": every.evaluate(raw)[f"recall@{K}"], "cold_share": float(cold[top].float().mean()),
+            "cold_only": only_cold.evaluate(raw)[f"recall@{K}"],
+            "standardised": every.evaluate(standardised(users_emb, items_emb, cold))[f"recall@{K}"],
+            "catalogue_cold_share": float(cold.float().mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("report", type=Path, help="a cold-split report directory (its results.csv)")
+    ap.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/experiments")],
+                    help="directories holding experiment directories with the runs")
+    ap.add_argument("--labels", nargs="*", help="only these rows (default: every row)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cold_exposure"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = [r for r in seed_runs(args.report) if not args.labels or r["label"] in args.labels]
+    if not rows or any(r["split"] != "cold" for r in rows):
+        raise SystemExit(f"{args.report}/results.csv: needs runs of the cold split. Fix: pass a cold-start report.")
+    per: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    records = []
+    for r in rows:
+        run = find_run(args.runs, r)
+        if load_run_config(run / "config.yaml").data.cold_eval != "all":
+            continue  # a cold_eval=cold_only row: its own R@20 is this table's "cold only" column
+        m = measure(run)
+        m["reported"] = float(r["test_recall@20"])
+        per[(r["dataset"], r["label"])].append(m)
+        records.append({"dataset": r["dataset"], "label": r["label"], "seed": r["seed"], **m})
+        print(f"{r['dataset']} {r['label']} seed {r['seed']}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()), flush=True)
+
+    def cell(ms: list[dict[str, float]], key: str) -> str:
+        vals = [m[key] for m in ms]
+        return f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals) if len(vals) > 1 else 0.0:.4f}"
+
+    shares = {ds: ms[0]["catalogue_cold_share"] for (ds, _), ms in per.items()}
+    lines = [f"# Room for cold items: `{args.report.name}` (test part, Recall@{K}, mean ± std over seeds)", "",
+             f"`python benchmarks/bench_cold_exposure.py {args.report}`. Untrained items' share of the catalogue: "
+             + ", ".join(f"{ds} {share:.1%}" for ds, share in shares.items()) + ".", "",
+             "| dataset | model | seeds | R@20 all | reproduced | cold share of top 20 | R@20 cold only | R@20 standardised |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (ds, label), ms in per.items():
+        same = all(abs(m["all"] - m["reported"]) < 1e-6 for m in ms)
+        lines.append(f"| {ds} | {label} | {len(ms)} | {cell(ms, 'all')} | {'yes' if same else 'NO'} | {cell(ms, 'cold_share')} "
+                     f"| {cell(ms, 'cold_only')} | {cell(ms, 'standardised')} |")
+    out = args.out / args.report.name
+    write_text(out / "summary.md", "\n".join(lines) + "\n")
+    table = io.StringIO()
+    w = csv.DictWriter(table, fieldnames=list(records[0]))
+    w.writeheader()
+    w.writerows(records)
+    write_text(out / "runs.csv", table.getvalue())
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

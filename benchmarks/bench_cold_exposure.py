@@ -28,7 +28,6 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mmgef.config import load_run_config

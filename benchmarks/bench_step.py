@@ -19,12 +19,12 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import torch
+from random_graph import zipf_interactions
 
 from mmgef.config import resolve_run_config
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import build_model
 from mmgef.training.sampling import UniformSampler
-from random_graph import zipf_interactions
 
 
 def main() -> None:

@@ -170,6 +170,10 @@ class MMGEFParams(ModelParamsBase):
         False, description="also add a trainable projection of the item's content to its vector (VBPR's content "
                             "term): an item without interactions gets a vector learned from warm items' content "
                             "(MM-GEF+; false = the paper)")
+    content_gate: Literal["none", "degree"] = later_field(
+        "none", description="with content_term: scale the content term by 2σ(c + d·z_i), z_i the item's standardised "
+                            "log degree, starting at 1, so head items can take less of it than tail and cold items "
+                            "where content is weak (MM-GEF+)")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
                                       description="FREEDOM's user–item edge pruning in the LightGCN part, "
                                                   "resampled each epoch (0 = off, the paper's model)")

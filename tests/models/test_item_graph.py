@@ -205,6 +205,29 @@ def test_mmgef_content_term_adds_a_trained_map_of_each_items_content(ctx):
     assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in model.content_head.values())
 
 
+def test_mmgef_content_gate_scales_the_content_term_by_degree(ctx):
+    with pytest.raises(ConfigError, match="content_term=true"):
+        make_model("mmgef", {"content_gate": "degree"}, ctx)
+    _, ungated = _item_vectors("mmgef", {"content_term": True}, ctx)
+    model, gated = _item_vectors("mmgef", {"content_term": True, "content_gate": "degree"}, ctx)
+    assert torch.allclose(ungated, gated, atol=1e-6)  # a gate of 1 at the start
+    model.train()
+    model.loss(_batch(ctx)).backward()
+    assert model.content_gate.c.grad != 0 and model.content_gate.d.grad != 0
+    with torch.no_grad():
+        model.content_gate.d.fill_(-2.0)  # head items take less of the content term than tail items
+    model.eval()
+    _, items = model.embeddings()
+    with torch.no_grad():
+        model.content_gate.c.fill_(-30.0)  # closed: the item vectors without the content term
+    model.eval()
+    _, closed = model.embeddings()
+    share = (items - closed).norm(dim=1) / model.content_vectors().norm(dim=1)
+    degree = torch.as_tensor(ctx.train.getnnz(axis=0))
+    assert share[degree.argmax()] < share[degree.argmin()]
+    assert torch.allclose(share, 2 * torch.sigmoid(-2.0 * model.content_gate.z), atol=1e-4)
+
+
 def test_mmgef_id_dropout_gives_an_item_without_interactions_its_neighbours_id_part(ctx):
     train = ctx.train.tolil(copy=True)
     train[:, 7] = 0  # item 7 loses its training interactions

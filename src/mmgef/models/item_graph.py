@@ -81,9 +81,9 @@ def standardised_log_degree(train: sp.csr_matrix) -> torch.Tensor:
 
 
 class ContentGate(nn.Module):
-    """How much of the item-graph vector h an item takes (MM-GEF+): 2σ(c) for all items, or 2σ(c + d·z_i)
-    with z_i its standardised log degree (``by_degree``), so head items can take less content than tail
-    items. c = d = 0 at the start: a gate of 1, the paper's model; a gate near 0 is plain LightGCN."""
+    """How much of a content-derived vector (the item-graph vector h, or MM-GEF's content term) an item takes
+    (MM-GEF+): 2σ(c) for all items, or 2σ(c + d·z_i) with z_i its standardised log degree (``by_degree``), so
+    head items can take less content than tail items. c = d = 0 at the start: a gate of 1, the ungated model."""
 
     def __init__(self, by_degree: bool, train: sp.csr_matrix) -> None:
         super().__init__()

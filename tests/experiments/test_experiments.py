@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,6 +217,26 @@ def test_runs_finished_by_another_experiment_after_start_are_reused(tmp_path):
     runner.execute([cfg], "grid")
     assert runner.run_dir(cfg) == tmp_path / "other" / "shared-run"
     assert not (tmp_path / "exp" / "runs").exists()
+
+
+def test_the_first_folder_holding_a_config_keeps_it(tmp_path):
+    """Own folder first, then --reuse folders in the order given: a retrained copy never replaces a run."""
+    spec = load_spec(SPEC)
+    cfg = Runner(spec, tmp_path / "exp", workers=1).plan(["synthetic"])[0].grid[0][1]
+    runs.train(cfg, tmp_path / "a" / "run")
+    shutil.copytree(tmp_path / "a" / "run", tmp_path / "b" / "run")
+    retrained = json.loads((tmp_path / "b" / "run" / "results.json").read_text())
+    retrained["test"]["recall@20"] = -1.0
+    (tmp_path / "b" / "run" / "results.json").write_text(json.dumps(retrained))
+    first_a = Runner(spec, tmp_path / "exp", workers=1, reuse=[tmp_path / "a", tmp_path / "b"])
+    first_b = Runner(spec, tmp_path / "exp", workers=1, reuse=[tmp_path / "b", tmp_path / "a"])
+    assert first_a.run_dir(cfg) == tmp_path / "a" / "run" and first_b.run_dir(cfg) == tmp_path / "b" / "run"
+    assert first_b.done[cfg.digest()]["test"]["recall@20"] == -1.0
+    assert first_a.done[cfg.digest()]["test"]["recall@20"] != -1.0
+    first_a._refresh()  # re-indexing keeps the first folder's run
+    assert first_a.run_dir(cfg) == tmp_path / "a" / "run"
+    shutil.copytree(tmp_path / "b" / "run", tmp_path / "exp" / "runs" / "own")
+    assert Runner(spec, tmp_path / "exp", workers=1, reuse=[tmp_path / "a"]).run_dir(cfg) == tmp_path / "exp" / "runs" / "own"
 
 
 def test_a_reuse_folders_run_this_version_cannot_read_is_skipped_not_fatal(tmp_path, caplog):

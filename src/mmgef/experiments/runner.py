@@ -66,6 +66,7 @@ class Runner:
         self.done: dict[str, dict[str, Any]] = {}
         self.run_dirs: dict[str, Path] = {}
         self.unreadable: set[Path] = set()  # runs in --reuse folders this version cannot read (warned once)
+        self.shadowed: set[Path] = set()  # runs whose config an earlier folder already holds
         self.roots = [self.exp_dir, *(Path(r) for r in reuse or [])]
         self._refresh()
 
@@ -77,12 +78,15 @@ class Runner:
     def _index(self, root: Path) -> None:
         """Find finished runs anywhere under ``root``, keyed by the digest of their config.
 
+        The first folder that holds a config's run keeps it — the experiment's own folder, then the
+        ``--reuse`` folders in the order given — so a report's runs follow from its command: a copy of
+        the same config retrained elsewhere (another commit, another seed's luck) never replaces it.
         A run in a ``--reuse`` folder that this version cannot read (written by a newer mmgef with an
         option this one lacks, say) is skipped with a warning: it cannot be one of this spec's configs.
         In the experiment's own folder it stays an error, since a new run would land beside it.
         """
-        known = set(self.run_dirs.values()) | self.unreadable
-        for res in root.glob("**/results.json"):
+        known = set(self.run_dirs.values()) | self.unreadable | self.shadowed
+        for res in sorted(root.glob("**/results.json")):
             cfg_file = res.parent / "config.yaml"
             if res.parent not in known and cfg_file.exists():
                 try:
@@ -92,6 +96,9 @@ class Runner:
                         raise
                     log.warning("--reuse: skipping %s (%s)", res.parent, err)
                     self.unreadable.add(res.parent)
+                    continue
+                if digest in self.done:
+                    self.shadowed.add(res.parent)
                     continue
                 self.done[digest] = json.loads(res.read_text())
                 self.run_dirs[digest] = res.parent

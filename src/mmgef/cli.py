@@ -369,7 +369,8 @@ def reproduce(
     workers: int = typer.Option(2, "--workers", help="parallel local worker processes (one thread each)"),
     ray_address: str | None = typer.Option(None, "--ray-address", help="run on Ray Tune: 'local' or a cluster address"),
     out: Path | None = typer.Option(None, "--out", help="experiment directory (default runs/experiments/<name>)"),
-    reuse: list[Path] = typer.Option([], "--reuse", help="other directories whose finished runs may be reused; where several hold one config, the experiment's own folder wins, then the first listed"),
+    reuse: list[Path] = typer.Option([], "--reuse", help="other directories whose finished runs may be reused; where several "
+                                                         "hold one config, the experiment's own folder wins, then the first listed"),
 ) -> None:
     """Re-test a paper table: grid on validation, chosen settings × seeds, report with tables, claims and plots."""
     _setup()

@@ -1,19 +1,14 @@
 """benchmarks/choose_mmgef_plus.py: the preset is chosen from validation means only."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "choose_mmgef_plus.py"
+from tests.helpers import load_benchmark
 
 
 def _chooser():
-    spec = importlib.util.spec_from_file_location("choose_mmgef_plus", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("choose_mmgef_plus")
 
 
 def _rows(label, dataset, valids, tests, params=None):

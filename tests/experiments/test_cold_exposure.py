@@ -1,18 +1,8 @@
 """benchmarks/bench_cold_exposure.py: untrained items' scores take the trained items' mean and spread per user."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_cold_exposure.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_cold_exposure", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_benchmark
 
 
 def test_standardised_scores_match_the_trained_items_moments_per_user():
@@ -22,7 +12,7 @@ def test_standardised_scores_match_the_trained_items_moments_per_user():
     cold = torch.zeros(300, dtype=torch.bool)
     cold[:60] = True
     raw = users @ items.T
-    score = _bench().standardised(users, items, cold)
+    score = load_benchmark("bench_cold_exposure").standardised(users, items, cold)
     out = torch.cat([score(torch.arange(5), slice(0, 128)), score(torch.arange(5), slice(128, 300))], dim=1)  # in blocks
     assert torch.equal(out[:, ~cold], raw[:, ~cold])  # trained items untouched
     assert torch.allclose(out[:, cold].mean(1), raw[:, ~cold].mean(1), atol=1e-4)

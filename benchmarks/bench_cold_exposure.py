@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -45,11 +46,16 @@ def seed_runs(report: Path) -> list[dict[str, str]]:
 
 
 def find_run(roots: list[Path], row: dict[str, str]) -> Path:
+    """The run the report used. The same config may have runs in several experiment folders (retrained at
+    another commit): the one whose test Recall@20 is the report's, else the first in path order."""
     name = f"{row['model']}-{row['digest']}"
     for root in roots:
-        for hit in root.glob(f"*/runs/{row['dataset']}/{name}"):
-            if (hit / "results.json").is_file():
+        hits = [h for h in sorted(root.glob(f"*/runs/{row['dataset']}/{name}")) if (h / "results.json").is_file()]
+        for hit in hits:
+            if abs(json.loads((hit / "results.json").read_text())["test"]["recall@20"] - float(row["test_recall@20"])) < 1e-9:
                 return hit
+        if hits:
+            return hits[0]
     raise SystemExit(f"run {row['dataset']}/{name} ({row['label']}, seed {row['seed']}): not found under "
                      f"{', '.join(map(str, roots))}. Fix: pass the experiment directories with --runs.")
 
@@ -89,7 +95,8 @@ def measure(run_dir: Path) -> dict[str, float]:
         return p.model.scores(users, items)
 
     every = Evaluator(s.test, exclude, [K])
-    blocks = [every.top_items(raw, every.users[i:i + 1024]) for i in range(0, every.n_users, 1024)]
+    step = every.batch_size
+    blocks = [every.top_items(raw, every.users[i:i + step]) for i in range(0, every.n_users, step)]
     if any(b is None for b in blocks):
         raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
     top = torch.cat(blocks)  # type: ignore[arg-type]

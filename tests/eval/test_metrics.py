@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmgef.eval.evaluator import Evaluator
+from mmgef.eval.evaluator import Evaluator, top_k_by_index
 from mmgef.eval.metrics import compute
 
 
@@ -111,6 +111,34 @@ def test_item_blocks_merge_to_the_same_top_k_as_one_block(block):
     assert torch.equal(whole.top_items(score, users), blocked.top_items(score, users))
     assert max(seen) <= max(block, n_items) and min(seen) <= block
     assert blocked.evaluate(score) == pytest.approx(whole.evaluate(score), abs=1e-12)
+
+
+def test_ties_rank_by_item_index_whatever_k_block_or_batch():
+    """Scores drawn from 3 levels: most of the top K is tied. The top items must be the largest scores with
+    the lowest indices among equals, and a K-truncated list must be the prefix of a longer one."""
+    rng = np.random.default_rng(0)
+    n_users, n_items = 40, 300
+    scores = torch.from_numpy(rng.integers(0, 3, (n_users, n_items)).astype(np.float32))
+    test = sp.random(n_users, n_items, density=0.1, random_state=1, format="csr")
+
+    def score(users, items):
+        return scores[users][:, items]
+
+    # expected: by score descending, then index ascending
+    expected = torch.from_numpy(np.lexsort((np.arange(n_items)[None].repeat(n_users, 0), -scores.numpy()), axis=1))
+    users = np.arange(n_users)
+    for ks, block, batch in [([20], 65_536, 1024), ([60], 65_536, 7), ([5, 60], 13, 1024), ([60], 1, 3)]:
+        ev = Evaluator(test, [], ks, batch_size=batch, item_block=block)
+        top = ev.top_items(score, users)
+        assert torch.equal(top, expected[:, : ks[-1]]), (ks, block)
+    r20 = Evaluator(test, [], [20]).evaluate(score)["recall@20"]
+    assert Evaluator(test, [], [10, 20, 60], item_block=17).evaluate(score)["recall@20"] == pytest.approx(r20, abs=1e-12)
+
+
+def test_top_k_by_index_keeps_untied_rows_as_topk_orders_them():
+    values = torch.tensor([[0.5, 2.0, 1.0, 2.0], [3.0, 1.0, 2.0, 0.0]])
+    vals, ids = top_k_by_index(values, torch.arange(4).expand(2, -1), 2)
+    assert ids.tolist() == [[1, 3], [0, 2]] and vals.tolist() == [[2.0, 2.0], [3.0, 2.0]]
 
 
 def test_a_seeded_user_sample_is_reproducible_and_a_subset():

@@ -3,6 +3,10 @@
 Users go in batches and, for each batch, the catalogue in blocks of items: each block's scores are
 masked, cut to their top K and merged into the running top K, so one million items never need a
 users × items matrix. Hits are looked up in the targets' sparse (row, item) keys, not a dense mask.
+Equal scores are ranked by item index (lower first), so the top K does not depend on K, the item
+block or the device: ``torch.topk`` alone picks among ties however its kernel happens to, and a model
+with tied scores (a content model's user without training items, items with identical features) would
+score differently when re-evaluated with another K.
 """
 
 from __future__ import annotations
@@ -16,6 +20,28 @@ import torch
 from mmgef.eval.metrics import METRICS, compute
 
 ScoreFn = Callable[[torch.Tensor, slice], torch.Tensor]  # (users, items[start:stop]) → [len(users), stop - start]
+
+
+def top_k_by_index(values: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's ``k`` largest values and their ids, best first, equal values in ascending id.
+
+    ``ids`` must ascend along each row among equal values (true of a block's item indices and of a
+    merge of two lists this function returned, the lower ids first). Only rows whose k-th value is tied
+    beyond the cut are redone; the order within the top k is then a stable sort, so it costs O(k log k).
+    """
+    vals, pos = torch.topk(values, k, dim=1)
+    kth = vals[:, -1:]
+    spill = ((values == kth).sum(1) > (vals == kth).sum(1)).nonzero().squeeze(1)
+    if len(spill):  # topk chose among ties at the cut: keep every larger value, then the first tied ones
+        rows, cut = values[spill], kth[spill]
+        tied = rows == cut
+        keep = (rows > cut) | (tied & (tied.cumsum(1) <= k - (rows > cut).sum(1, keepdim=True)))
+        pos[spill] = keep.nonzero()[:, 1].view(len(spill), k)
+        vals[spill] = rows.gather(1, pos[spill])
+    pos, by_pos = pos.sort(dim=1)  # column order = ascending id among equal values
+    vals = vals.gather(1, by_pos)
+    vals, order = vals.sort(dim=1, descending=True, stable=True)
+    return vals, ids.gather(1, pos.gather(1, order))
 
 
 class Evaluator:
@@ -86,11 +112,11 @@ class Evaluator:
             scores[ex_rows[inside], ex_cols[inside] - start] = -torch.inf
             if self.candidate_mask is not None:
                 scores[:, self.candidate_mask[start:stop]] = -torch.inf
-            vals, idx = torch.topk(scores, min(k_max, stop - start), dim=1)
+            block_ids = torch.arange(start, stop, device=self.device).expand(len(users), -1)
+            vals, idx = top_k_by_index(scores, block_ids, min(k_max, stop - start))
             merged_vals = torch.cat([best_vals, vals], dim=1)
-            merged_idx = torch.cat([best_idx, idx + start], dim=1)
-            best_vals, order = torch.topk(merged_vals, min(k_max, merged_vals.shape[1]), dim=1)
-            best_idx = merged_idx.gather(1, order)
+            merged_idx = torch.cat([best_idx, idx], dim=1)
+            best_vals, best_idx = top_k_by_index(merged_vals, merged_idx, min(k_max, merged_vals.shape[1]))
         return best_idx
 
     @torch.no_grad()

@@ -26,14 +26,15 @@ def top_k_by_index(values: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[tor
     """Each row's ``k`` largest values and their ids, best first, equal values in ascending id.
 
     ``ids`` must ascend along each row among equal values (true of a block's item indices and of a
-    merge of two lists this function returned, the lower ids first). Only rows whose k-th value is tied
-    beyond the cut are redone; the order within the top k is then a stable sort, so it costs O(k log k).
+    merge of two lists this function returned, the lower ids first). One more value than asked shows
+    whether a tie crosses the cut; only such rows are redone, and the order within the top k is a stable
+    sort, so rows without ties cost what ``torch.topk`` costs.
     """
-    vals, pos = torch.topk(values, k, dim=1)
-    kth = vals[:, -1:]
-    spill = ((values == kth).sum(1) > (vals == kth).sum(1)).nonzero().squeeze(1)
+    vals, pos = torch.topk(values, min(k + 1, values.shape[1]), dim=1)
+    spill = (vals[:, k] == vals[:, k - 1]).nonzero().squeeze(1) if vals.shape[1] > k else vals.new_zeros(0, dtype=torch.long)
+    vals, pos = vals[:, :k], pos[:, :k]
     if len(spill):  # topk chose among ties at the cut: keep every larger value, then the first tied ones
-        rows, cut = values[spill], kth[spill]
+        rows, cut = values[spill], vals[spill, -1:]
         tied = rows == cut
         keep = (rows > cut) | (tied & (tied.cumsum(1) <= k - (rows > cut).sum(1, keepdim=True)))
         pos[spill] = keep.nonzero()[:, 1].view(len(spill), k)

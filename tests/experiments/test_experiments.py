@@ -166,6 +166,34 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
         assert (out / png).stat().st_size > 5000
 
 
+def test_a_sweep_searched_once_keeps_the_default_values_setting_for_every_point(tmp_path):
+    """sweep_search=once (the papers' sensitivity analyses): lr × L2 searched at the default only, then every swept
+    value trains with the chosen setting; the shared search is listed once in results.csv."""
+    (tmp_path / "spec.yaml").write_text("""
+name: once
+datasets: [synthetic]
+split: random
+seeds: 2
+common: {epochs: 2, patience: 5}
+search: {lr: [0.0001, 0.05]}
+rows:
+  - {label: MF, model: mf, sweep: {embedding_dim: [4, 16]}, sweep_search: once}
+""")
+    spec = load_spec(tmp_path / "spec.yaml")
+    runner = Runner(spec, tmp_path / "exp", workers=1)
+    cells = runner.run()
+    assert [c.sweep for c in cells] == [("embedding_dim", 4), ("embedding_dim", 16)]
+    grids = [[cfg.digest() for _, cfg in c.grid] for c in cells]
+    assert grids[0] == grids[1] and {cfg.params.embedding_dim for _, cfg in cells[0].grid} == {64}  # the default
+    best = max(cells[0].grid, key=lambda pc: runner.results(pc[1])["valid"]["recall@20"])[0]
+    assert all(c.chosen == best for c in cells)
+    assert [(cfg.params.embedding_dim, cfg.train.lr, cfg.seed) for c in cells for cfg in c.seeds] == [
+        (4, best["lr"], 0), (4, best["lr"], 1), (16, best["lr"], 0), (16, best["lr"], 1)]
+    assert len(list((tmp_path / "exp").glob("runs/**/results.json"))) == 2 + 4  # one search, then the seeds
+    df = pd.read_csv(write_report(runner, cells, spec.datasets, 1.0) / "results.csv")
+    assert len(df[df.stage == "grid"]) == 2 and len(df[df.stage == "seed"]) == 4
+
+
 def test_bad_sweep_and_published_path_are_clear_errors(tmp_path):
     (tmp_path / "spec.yaml").write_text(SWEEP_SPEC)
     with pytest.raises(ConfigError, match="published: published.csv does not exist"):

@@ -43,12 +43,17 @@ def provenance() -> str:
 
 def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:
     rows = []
+    shared_grid: set[str] = set()  # a sweep_search=once row's search, listed under its first swept value only
     for c in cells:
         chosen = {cfg.digest() for cfg in c.seeds}
         for stage, configs in (("grid", [cfg for _, cfg in c.grid]), ("seed", c.seeds)):
             for cfg in configs:
                 if stage == "grid" and cfg.digest() in chosen:
                     continue  # reported once, as a seed run
+                if stage == "grid" and c.fixed:
+                    if cfg.digest() in shared_grid:
+                        continue
+                    shared_grid.add(cfg.digest())
                 r = runner.results(cfg)
                 rows.append({
                     "label": c.label, "dataset": c.dataset, "split": c.split, "column": c.column, "model": cfg.model,

@@ -42,6 +42,7 @@ class Cell:
     label: str
     column: str  # the table column group: the dataset, suffixed with the split when it is not the main one
     sweep: tuple[str, Any] | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)  # the swept value, set on the seed runs only (sweep_search=once)
     source: Cell | None = None  # the pre-training cell whose embeddings initialise this one (init_from)
     grid: list[tuple[dict[str, Any], RunConfig]] = field(default_factory=list)
     chosen: dict[str, Any] = field(default_factory=dict)
@@ -112,7 +113,8 @@ class Runner:
         if not todo:
             return
         t0, total = time.time(), len(todo)
-        print(f"[{self.spec.name}] {stage}: {total} runs to do, {len(configs) - total} already finished", flush=True)
+        print(f"[{self.spec.name}] {stage}: {total} runs to do, {len({c.digest() for c in configs}) - total} already finished",
+              flush=True)
         if self.ray_address:
             from mmgef.experiments.ray_backend import run_with_tune
 
@@ -146,6 +148,8 @@ class Runner:
                         label = substitute(row.label, names) + (f" {sweep[0]}={sweep[1]}" if sweep else "")
                         cell = Cell(row, dataset, split, label, column, sweep)
                         fixed = dict([sweep]) if sweep else {}
+                        if row.sweep_search == "once":  # searched at the default value, shared by every swept value
+                            cell.fixed, fixed = fixed, {}
                         cell.grid = [({**point, **fixed}, run_config(self.spec, row, dataset, split, 0, {**point, **fixed}))
                                      for point in grid_points(self.spec, row)]
                         cells.append(cell)
@@ -176,7 +180,7 @@ class Runner:
         for c in cells:
             best_point, _ = max(c.grid, key=lambda pc: self.done[pc[1].digest()]["valid"][key])
             c.chosen = {k: v for k, v in best_point.items() if k != "train.init"}
-            c.seeds = [self._config(c, s, c.chosen) for s in range(n_seeds)]
+            c.seeds = [self._config(c, s, {**c.chosen, **c.fixed}) for s in range(n_seeds)]
         self.execute([cfg for c in cells for cfg in c.seeds], f"{what}{n_seeds} seeds of the chosen settings")
 
     def results(self, cfg: RunConfig) -> dict[str, Any]:

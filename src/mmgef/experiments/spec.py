@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -30,6 +30,10 @@ class RowSpec(Strict):
                          "such as CB)")
     published_as: str | None = Field(None, description="this row's label in published.csv (default: the label without †)")
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description="one parameter: a line per value, plotted as a curve")
+    sweep_search: Literal["each", "once"] = Field(
+        "each", description="each: every swept value gets the spec's search on validation; once: the search runs once, "
+        "at the model's default value of the swept parameter, and every value keeps the chosen setting (the papers' "
+        "sensitivity analyses fix the other hyper-parameters at their optimum)")
     baseline: bool = Field(False, description="a baseline for the paired test against the best one")
     datasets: list[str] | None = Field(None, description="only on these of the spec's datasets (e.g. a content model "
                                        "on data that has no features: leave that dataset out)")

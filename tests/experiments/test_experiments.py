@@ -190,8 +190,13 @@ rows:
     assert [(cfg.params.embedding_dim, cfg.train.lr, cfg.seed) for c in cells for cfg in c.seeds] == [
         (4, best["lr"], 0), (4, best["lr"], 1), (16, best["lr"], 0), (16, best["lr"], 1)]
     assert len(list((tmp_path / "exp").glob("runs/**/results.json"))) == 2 + 4  # one search, then the seeds
-    df = pd.read_csv(write_report(runner, cells, spec.datasets, 1.0) / "results.csv")
+    out = write_report(runner, cells, spec.datasets, 1.0)
+    df = pd.read_csv(out / "results.csv")
     assert len(df[df.stage == "grid"]) == 2 and len(df[df.stage == "seed"]) == 4
+    cost = (out / "summary.md").read_text().split("## Hyper-parameter search and its cost")[1]
+    second = next(line for line in cost.splitlines() if line.startswith("| MF embedding_dim=16 |"))
+    seeds_s = df[df.label == "MF embedding_dim=16"]["train_seconds"].sum()
+    assert second.split(" | ")[3:5] == ["0", f"{seeds_s:.0f}"]  # no search of its own; both seeds are its runs
 
 
 def test_bad_sweep_and_published_path_are_clear_errors(tmp_path):

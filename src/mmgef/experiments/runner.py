@@ -42,11 +42,15 @@ class Cell:
     label: str
     column: str  # the table column group: the dataset, suffixed with the split when it is not the main one
     sweep: tuple[str, Any] | None = None
-    fixed: dict[str, Any] = field(default_factory=dict)  # the swept value, set on the seed runs only (sweep_search=once)
     source: Cell | None = None  # the pre-training cell whose embeddings initialise this one (init_from)
     grid: list[tuple[dict[str, Any], RunConfig]] = field(default_factory=list)
     chosen: dict[str, Any] = field(default_factory=dict)
     seeds: list[RunConfig] = field(default_factory=list)
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The swept value where it is set on the seed runs only (``sweep_search: once``: the grid ran at the default)."""
+        return dict([self.sweep]) if self.sweep and self.row.sweep_search == "once" else {}
 
 
 def train_config(cfg_json: str, run_dir: str) -> dict[str, Any]:
@@ -147,9 +151,8 @@ class Runner:
                     for sweep in sweep_points(row):
                         label = substitute(row.label, names) + (f" {sweep[0]}={sweep[1]}" if sweep else "")
                         cell = Cell(row, dataset, split, label, column, sweep)
-                        fixed = dict([sweep]) if sweep else {}
-                        if row.sweep_search == "once":  # searched at the default value, shared by every swept value
-                            cell.fixed, fixed = fixed, {}
+                        # sweep_search=once: searched at the default value, shared by every swept value (cell.fixed)
+                        fixed = dict([sweep]) if sweep and row.sweep_search == "each" else {}
                         cell.grid = [({**point, **fixed}, run_config(self.spec, row, dataset, split, 0, {**point, **fixed}))
                                      for point in grid_points(self.spec, row)]
                         cells.append(cell)

@@ -34,6 +34,7 @@ import torch
 from mmgef.config import load_run_config
 from mmgef.eval.evaluator import Evaluator, ScoreFn
 from mmgef.io import write_text
+from mmgef.models.new_items import standardise_new_items
 from mmgef.runs import load_run
 
 K = 20
@@ -61,23 +62,12 @@ def find_run(roots: list[Path], row: dict[str, str]) -> Path:
 
 
 def standardised(users_emb: torch.Tensor, items_emb: torch.Tensor, cold: torch.Tensor) -> ScoreFn:
-    """Scores where each user's untrained-item scores take the mean and spread of their trained-item scores."""
+    """Scores where each user's untrained-item scores take the mean and spread of their trained-item scores
+    (what ``new_item_scores=standardised`` does inside a model, applied here to a model trained without it)."""
+    users, items = standardise_new_items(users_emb, items_emb, cold)
 
-    def moments(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = items_emb[sel]
-        return x.mean(0), torch.cov(x.T)
-
-    (m_w, c_w), (m_c, c_c) = moments(~cold), moments(cold)
-
-    def score(users: torch.Tensor, items: slice) -> torch.Tensor:
-        u = users_emb[users]
-        s = u @ items_emb[items].T
-        mu_w, mu_c = u @ m_w, u @ m_c
-        sd_w = ((u @ c_w) * u).sum(1).clamp_min(1e-12).sqrt()
-        sd_c = ((u @ c_c) * u).sum(1).clamp_min(1e-12).sqrt()
-        block_cold = cold[items]
-        mapped = (s - mu_c[:, None]) / sd_c[:, None] * sd_w[:, None] + mu_w[:, None]
-        return torch.where(block_cold[None, :], mapped, s)
+    def score(rows: torch.Tensor, block: slice) -> torch.Tensor:
+        return users[rows] @ items[block].T
 
     return score
 

@@ -33,7 +33,8 @@ class TrainedModel:
         self._user_index = {u: k for k, u in enumerate(self.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self._seen = p.dataset.matrix()  # train, valid and test: everything the user already has
-        self._users, self._items = (t.detach() for t in self.model.cached_embeddings())
+        self._users, self._items = (t.detach() for t in self.model.ranking_vectors())  # score = user · item
+        self._final_items = self.model.cached_embeddings()[1].detach()  # for cosine neighbours
 
     @property
     def name(self) -> str:
@@ -82,18 +83,19 @@ class TrainedModel:
         """The k items whose final vectors are closest in cosine to the item's (itself excluded)."""
         self._check_k(k)
         i = self._row(self._item_index, item_id, "item")
-        items = torch.nn.functional.normalize(self._items.float(), dim=1)
+        items = torch.nn.functional.normalize(self._final_items.float(), dim=1)
         sims = (items @ items[i]).cpu()
         sims[i] = -torch.inf
         top = torch.topk(sims, min(k, len(self.item_ids) - 1))
         return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
 
     def user_embeddings(self) -> tuple[list[str], np.ndarray]:
-        """Raw user ids and their final vectors ``[n_users, d]`` (score = user · item)."""
+        """Raw user ids and their vectors ``[n_users, d]`` (score = user · item; with ``new_item_scores=standardised``
+        the final vectors with the standardisation's block and column appended, see models/new_items.py)."""
         return list(self.user_ids), self._users.float().cpu().numpy()
 
     def item_embeddings(self) -> tuple[list[str], np.ndarray]:
-        """Raw item ids and their final vectors ``[n_items, d]``."""
+        """Raw item ids and their vectors ``[n_items, d]`` (the partners of ``user_embeddings``)."""
         return list(self.item_ids), self._items.float().cpu().numpy()
 
     def export(self, out: str | Path) -> Path:

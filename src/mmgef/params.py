@@ -40,12 +40,16 @@ def _alias(name: str, *old: str) -> AliasChoices:
 
 
 class ModelParamsBase(Strict):
-    """What every model schema declares besides its keys."""
+    """What every model schema declares besides its keys, and the keys every model has."""
 
     description: ClassVar[str] = ""
     uses_content: ClassVar[bool] = True
     layered: ClassVar[bool] = False  # per-layer embeddings pooled into the final ones: MixGCF can mix them
     pretrains: ClassVar[bool] = False  # its final embeddings are exported as pretrained.safetensors
+    new_item_scores: Literal["raw", "standardised"] = later_field(
+        "raw", description="raw: the dot product (every paper); standardised: each user's scores of items without "
+                           "training interactions are mapped onto the mean and spread of their scores of trained "
+                           "items, so new items compete on the same footing (in validation too; models/new_items.py)")
 
 
 class MFParams(ModelParamsBase):
@@ -285,7 +289,9 @@ def later_defaults(cls: type[ModelParamsBase]) -> dict[str, Any]:
 def describe(cls: type[ModelParamsBase]) -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) for every key: what ``mmgef models NAME`` prints."""
     rows = []
-    for name, f in cls.model_fields.items():
+    shared = list(ModelParamsBase.model_fields)  # the keys every model has come after the model's own
+    for name in [n for n in cls.model_fields if n not in shared] + shared:
+        f = cls.model_fields[name]
         if name == "model":
             continue
         rows.append((name, _type_name(f.annotation), repr(f.default), f.description or ""))

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mmgef.models.losses import bpr_loss, l2_loss
+from mmgef.models.new_items import standardise_new_items
 
 
 class Batch(NamedTuple):
@@ -86,7 +87,8 @@ def ego_l2(user_emb: nn.Embedding, item_emb: nn.Embedding, batch: Batch) -> torc
 class Recommender(nn.Module):
     """Base class. Subclasses implement ``embeddings()`` (final user and item vectors, with
     gradients in training mode); the default loss is BPR + ``reg`` · L2 on the batch's final
-    vectors. Scoring is the dot product; evaluation computes the embeddings once and reuses them
+    vectors. Scoring is the dot product of ``ranking_vectors()`` (the embeddings, or with
+    ``standardise_new_item_scores`` their augmented form); evaluation computes them once and reuses them
     for every batch of users until the model goes back to training mode.
     """
 
@@ -98,6 +100,14 @@ class Recommender(nn.Module):
         self.n_items = ctx.n_items
         self.reg = reg
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None  # derived in eval mode, never saved
+        self._ranking: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.register_buffer("untrained", None, persistent=False)  # set by standardise_new_item_scores
+
+    def standardise_new_item_scores(self, train: sp.csr_matrix) -> None:
+        """Score items without training interactions (in ``train``) on their users' trained-item scale
+        (``new_item_scores=standardised``, see ``models/new_items.py``)."""
+        mask = torch.as_tensor(np.diff(train.tocsc().indptr) == 0)
+        self.register_buffer("untrained", mask, persistent=False)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -120,11 +130,11 @@ class Recommender(nn.Module):
         """Hook for per-epoch work (e.g. rebuilding a learned item graph, resampling a pruned one)."""
 
     def train(self, mode: bool = True) -> Recommender:
-        self._cache = None
+        self._cache = self._ranking = None
         return super().train(mode)
 
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
-        self._cache = None  # moved or cast: recompute on the new tensors
+        self._cache = self._ranking = None  # moved or cast: recompute on the new tensors
         return super()._apply(fn, recurse)
 
     @torch.no_grad()
@@ -134,7 +144,16 @@ class Recommender(nn.Module):
         return self._cache
 
     @torch.no_grad()
+    def ranking_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """User and item vectors whose dot product is ``scores``: what serving, export and ANN indexes use. The
+        embeddings themselves unless new items' scores are standardised (then one block and a column more)."""
+        if self._ranking is None or self.training:
+            u, i = self.cached_embeddings()
+            self._ranking = (u, i) if self.untrained is None else standardise_new_items(u, i, self.untrained)
+        return self._ranking
+
+    @torch.no_grad()
     def scores(self, users: torch.Tensor, items: slice = slice(None)) -> torch.Tensor:
         """Scores of the items ``items`` (all by default) for each user, shape [len(users), len(items)]."""
-        u, i = self.cached_embeddings()
+        u, i = self.ranking_vectors()
         return u[users] @ i[items].T

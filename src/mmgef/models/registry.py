@@ -37,4 +37,7 @@ def build_model(params: ModelParamsBase | str, ctx: ModelContext, reg: float = 0
     """The model ``params`` describe (or the named model with its defaults and ``overrides``)."""
     if isinstance(params, str):
         params = validate(params_class(params), dict(overrides), f"model '{params}'")
-    return MODELS[params.model](params, ctx, reg)  # type: ignore[attr-defined]
+    model = MODELS[params.model](params, ctx, reg)  # type: ignore[attr-defined]
+    if params.new_item_scores == "standardised":
+        model.standardise_new_item_scores(ctx.train)
+    return model

@@ -57,9 +57,9 @@ class View:
     """One consistent state of the catalogue: the model and every array a query reads."""
 
     model: Recommender
-    users: torch.Tensor
+    users: torch.Tensor  # ranking vectors: score = users · items (models/base.py ranking_vectors)
     items: torch.Tensor
-    unit: torch.Tensor  # items / ‖items‖, for cosine neighbours
+    unit: torch.Tensor  # final item vectors / ‖·‖, for cosine neighbours
     item_ids: list[str]
     item_index: dict[str, int]
     seen: sp.csr_matrix  # per user, the items `mmgef recommend` excludes (train, valid and test)
@@ -115,7 +115,8 @@ class Catalog:
         return self.view.model
 
     def _view(self, model: Recommender, seen: sp.csr_matrix) -> View:
-        users, items = (x.detach().float().cpu() for x in model.cached_embeddings())
+        users, items = (x.detach().float().cpu() for x in model.ranking_vectors())
+        final_items = model.cached_embeddings()[1].detach().float().cpu()
         item_ids = self.base_items + self.added
         index = None
         if len(item_ids) > self.faiss_above:
@@ -123,7 +124,7 @@ class Catalog:
 
             index = faiss.IndexFlatIP(items.shape[1])
             index.add(np.ascontiguousarray(items.numpy()))
-        return View(model, users, items, torch.nn.functional.normalize(items, dim=1), item_ids,
+        return View(model, users, items, torch.nn.functional.normalize(final_items, dim=1), item_ids,
                     {i: k for k, i in enumerate(item_ids)}, seen, index)
 
     def _hold_out(self, ids: list[str], seen: sp.csr_matrix) -> tuple[Recommender, sp.csr_matrix]:

@@ -13,6 +13,8 @@ anywhere (or not measured), the option in it with the smallest mean gain is drop
 
     python benchmarks/choose_mmgef_plus.py runs/experiments/mmgef_plus{,_tiktok,_cold}/report/results.csv --write
 
+The same run can be in several reports (a config's digest is its identity): the first file given wins.
+
 Test columns are never read.
 """
 
@@ -146,10 +148,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results_csv", type=Path, nargs="+", help="results.csv of mmgef_plus reports (datasets may be split "
                                                               "over several)")
+    ap.add_argument("--only", nargs="+", metavar="COLUMN", help="the validation sets that count, e.g. lastfm2k "
+                    "'lastfm2k cold' tiktok (default: every one in the reports; a set few rows were run on would leave "
+                    "every other option out)")
     ap.add_argument("--write", action="store_true", help="write the chosen preset to src/mmgef/presets/mmgef+.yaml")
     args = ap.parse_args()
     seeds = chosen_seed_runs(args.results_csv)
     means = validation_means(seeds)
+    if args.only:
+        missing = sorted(set(args.only) - set(means.columns))
+        if missing:
+            raise SystemExit(f"--only {missing}: not in the reports (they hold {list(means.columns)})")
+        means = means[args.only]
     params, lines, checks = choose(means, measured_settings(seeds))
     print(markdown_table(["improvement", "validation Recall@20 (gain over MM-GEF)", "verdict"], lines))
     print("\nThe kept options together (each combination's own row):\n")

@@ -11,7 +11,8 @@ Options that each tie MM-GEF can still combine badly, so the combination is then
 row (a "+ a + b" row of the spec, or the MM-GEF+ row when it holds that combination): below MM-GEF
 anywhere (or not measured), the option in it with the smallest mean gain is dropped and the smaller combination checked.
 
-    python benchmarks/choose_mmgef_plus.py runs/experiments/mmgef_plus{,_tiktok,_cold}/report/results.csv --write
+    python benchmarks/choose_mmgef_plus.py benchmarks/results/{mmgef_plus,mmgef_plus_tiktok,mmgef_plus_cold,\
+        new_item_scores,new_item_scores_cold}/results.csv --only lastfm2k "lastfm2k cold" tiktok --write
 
 The same run can be in several reports (a config's digest is its identity): the first file given wins.
 

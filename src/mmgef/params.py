@@ -46,10 +46,12 @@ class ModelParamsBase(Strict):
     uses_content: ClassVar[bool] = True
     layered: ClassVar[bool] = False  # per-layer embeddings pooled into the final ones: MixGCF can mix them
     pretrains: ClassVar[bool] = False  # its final embeddings are exported as pretrained.safetensors
-    new_item_scores: Literal["raw", "standardised"] = later_field(
+    new_item_scores: Literal["raw", "standardised", "standardised_unseen"] = later_field(
         "raw", description="raw: the dot product (every paper); standardised: each user's scores of items without "
                            "training interactions are mapped onto the mean and spread of their scores of trained "
-                           "items, so new items compete on the same footing (in validation too; models/new_items.py)")
+                           "items, so new items compete on the same footing (in validation too; models/new_items.py); "
+                           "standardised_unseen: the same, with the user's own training items (masked at ranking) "
+                           "left out of the trained items' mean and spread")
 
 
 class MFParams(ModelParamsBase):

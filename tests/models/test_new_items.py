@@ -32,6 +32,26 @@ def test_untrained_scores_take_the_trained_items_moments_and_keep_their_order():
     assert torch.equal(out[:, cold].argsort(1), raw[:, cold].argsort(1))
 
 
+def test_without_own_items_the_scale_is_the_warm_items_each_user_can_still_be_shown():
+    g = torch.Generator().manual_seed(1)
+    users, items = torch.randn(6, 8, generator=g), torch.randn(200, 8, generator=g)
+    cold = torch.zeros(200, dtype=torch.bool)
+    cold[150:] = True
+    rows = torch.tensor([0, 0, 0, 1, 3, 3, 5])  # user 2 and 4 have no training items
+    cols = torch.tensor([3, 7, 9, 10, 0, 149, 20])
+    u, i = standardise_new_items(users, items, cold, (rows, cols))
+    out, raw = u @ i.T, users @ items.T
+    assert torch.allclose(out[:, ~cold], raw[:, ~cold], atol=1e-5)
+    for user in range(6):
+        shown = torch.ones(200, dtype=torch.bool)
+        shown[cols[rows == user]] = False
+        warm = raw[user, ~cold & shown]
+        assert torch.allclose(out[user, cold].mean(), warm.mean(), atol=1e-4)
+        assert torch.allclose(out[user, cold].std(), warm.std(), atol=1e-4)
+    u_all, i_all = standardise_new_items(users, items, cold)  # with the own items in, user 0's scale differs
+    assert not torch.allclose((u_all @ i_all.T)[0, cold], out[0, cold], atol=1e-4)
+
+
 def test_with_fewer_than_two_untrained_items_the_vectors_are_unchanged():
     users, items = torch.randn(4, 6), torch.randn(50, 6)
     one = torch.zeros(50, dtype=torch.bool)
@@ -48,23 +68,25 @@ def cold_ctx() -> ModelContext:
     return ModelContext(ds.n_users, ds.n_items, split.train, ds.content)
 
 
-@pytest.mark.parametrize("name", ["mmgef", "vbpr", "lightgcn"])
-def test_the_option_changes_only_untrained_items_scores(cold_ctx, name):
+@pytest.mark.parametrize("name,value", [("mmgef", "standardised"), ("vbpr", "standardised"), ("lightgcn", "standardised"),
+                                        ("vbpr", "standardised_unseen")])
+def test_the_option_changes_only_untrained_items_scores(cold_ctx, name, value):
     untrained = np.diff(cold_ctx.train.tocsc().indptr) == 0
     torch.manual_seed(0)
     raw = make_model(name, {}, cold_ctx).eval()
     torch.manual_seed(0)
-    std = make_model(name, {"new_item_scores": "standardised"}, cold_ctx).eval()
+    std = make_model(name, {"new_item_scores": value}, cold_ctx).eval()
     std.load_state_dict(raw.state_dict())
     users = torch.arange(20)
     a, b = raw.scores(users), std.scores(users)
     assert torch.allclose(a[:, ~untrained], b[:, ~untrained], atol=1e-5)
-    assert torch.allclose(b[:, untrained].mean(1), b[:, ~untrained].mean(1), atol=1e-4)
+    if value == "standardised":
+        assert torch.allclose(b[:, untrained].mean(1), b[:, ~untrained].mean(1), atol=1e-4)
     if name != "lightgcn":  # LightGCN's untrained items hold only their random ID rows: already near the mean
         assert not torch.allclose(a[:, untrained], b[:, untrained], atol=1e-3)
     u, i = std.ranking_vectors()
     assert torch.allclose(u[users] @ i.T, b)
-    assert "untrained" not in std.state_dict()  # derived from the training data at build time, never saved
+    assert not {"untrained", "own_rows", "own_cols"} & set(std.state_dict())  # derived from the training data, never saved
 
 
 def test_a_training_step_refreshes_the_standardised_scores(cold_ctx):

@@ -102,12 +102,19 @@ class Recommender(nn.Module):
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None  # derived in eval mode, never saved
         self._ranking: tuple[torch.Tensor, torch.Tensor] | None = None
         self.register_buffer("untrained", None, persistent=False)  # set by standardise_new_item_scores
+        self.register_buffer("own_rows", None, persistent=False)  # each user's training pairs, with own_items=False
+        self.register_buffer("own_cols", None, persistent=False)
 
-    def standardise_new_item_scores(self, train: sp.csr_matrix) -> None:
+    def standardise_new_item_scores(self, train: sp.csr_matrix, own_items: bool = True) -> None:
         """Score items without training interactions (in ``train``) on their users' trained-item scale
-        (``new_item_scores=standardised``, see ``models/new_items.py``)."""
+        (``new_item_scores``, see ``models/new_items.py``); ``own_items=False`` leaves each user's own training
+        items out of that scale."""
         mask = torch.as_tensor(np.diff(train.tocsc().indptr) == 0)
         self.register_buffer("untrained", mask, persistent=False)
+        if not own_items:
+            coo = train.tocoo()
+            self.register_buffer("own_rows", torch.as_tensor(coo.row, dtype=torch.long), persistent=False)
+            self.register_buffer("own_cols", torch.as_tensor(coo.col, dtype=torch.long), persistent=False)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -149,7 +156,8 @@ class Recommender(nn.Module):
         embeddings themselves unless new items' scores are standardised (then one block and a column more)."""
         if self._ranking is None or self.training:
             u, i = self.cached_embeddings()
-            self._ranking = (u, i) if self.untrained is None else standardise_new_items(u, i, self.untrained)
+            own = None if self.own_rows is None else (self.own_rows, self.own_cols)
+            self._ranking = (u, i) if self.untrained is None else standardise_new_items(u, i, self.untrained, own)
         return self._ranking
 
     @torch.no_grad()

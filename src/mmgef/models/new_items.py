@@ -23,20 +23,48 @@ def group_moments(items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return items.mean(0), torch.cov(items.T)
 
 
+def own_score_sums(users: torch.Tensor, items: torch.Tensor, own: tuple[torch.Tensor, torch.Tensor],
+                   chunk: int = 1 << 18) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per user, the sum and the sum of squares of their scores of their own (training) items, from the
+    (user, item) pairs ``own``: O(pairs × d) in chunks, never a user × item matrix."""
+    rows, cols = own
+    s1 = users.new_zeros(users.shape[0])
+    s2 = users.new_zeros(users.shape[0])
+    for start in range(0, rows.numel(), chunk):
+        r, c = rows[start:start + chunk], cols[start:start + chunk]
+        dots = (users[r] * items[c]).sum(1)
+        s1.index_add_(0, r, dots)
+        s2.index_add_(0, r, dots * dots)
+    return s1, s2
+
+
 def standardise_new_items(users: torch.Tensor, items: torch.Tensor, untrained: torch.Tensor,
+                          own: tuple[torch.Tensor, torch.Tensor] | None = None,
                           eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented (users, items) whose dot products are the raw scores for trained items and the standardised
-    scores for ``untrained`` ones (a boolean mask over items). With fewer than two items in either group the
-    spread is undefined: the vectors come back unchanged."""
+    scores for ``untrained`` ones (a boolean mask over items). With ``own`` (each user's training pairs) the
+    trained items' moments leave out the user's own items — the ones ranking masks, which score highest, so
+    with them in the new items are matched to a distribution above the warm items that actually compete.
+    With fewer than two items in either group the spread is undefined: the vectors come back unchanged."""
     n_new = int(untrained.sum())
     if n_new < 2 or items.shape[0] - n_new < 2:
         return users, items
-    m_w, c_w = group_moments(items[~untrained])
+    warm = items[~untrained]
     m_n, c_n = group_moments(items[untrained])
-    sd_w = ((users @ c_w) * users).sum(1).clamp_min(eps).sqrt()
     sd_n = ((users @ c_n) * users).sum(1).clamp_min(eps).sqrt()
+    if own is None:
+        m_w, c_w = group_moments(warm)
+        mu_w = users @ m_w
+        sd_w = ((users @ c_w) * users).sum(1).clamp_min(eps).sqrt()
+    else:  # Σ over the warm items less the user's own, from the warm sum, Gram matrix and the own-item sums
+        s1, s2 = own_score_sums(users, items, own)
+        n = (warm.shape[0] - torch.bincount(own[0], minlength=users.shape[0]).to(users.dtype)).clamp_min(2.0)
+        total1 = users @ warm.sum(0) - s1
+        total2 = ((users @ (warm.T @ warm)) * users).sum(1) - s2
+        mu_w = total1 / n
+        sd_w = ((total2 - n * mu_w * mu_w) / (n - 1)).clamp_min(eps).sqrt()
     a = sd_w / sd_n
-    b = users @ m_w - a * (users @ m_n)
+    b = mu_w - a * (users @ m_n)
     new = untrained[:, None].to(items.dtype)
     aug_users = torch.cat([users, a[:, None] * users, b[:, None]], dim=1)
     aug_items = torch.cat([items * (1 - new), items * new, new], dim=1)

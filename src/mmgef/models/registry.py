@@ -38,6 +38,6 @@ def build_model(params: ModelParamsBase | str, ctx: ModelContext, reg: float = 0
     if isinstance(params, str):
         params = validate(params_class(params), dict(overrides), f"model '{params}'")
     model = MODELS[params.model](params, ctx, reg)  # type: ignore[attr-defined]
-    if params.new_item_scores == "standardised":
-        model.standardise_new_item_scores(ctx.train)
+    if params.new_item_scores != "raw":
+        model.standardise_new_item_scores(ctx.train, own_items=params.new_item_scores == "standardised")
     return model

@@ -43,8 +43,9 @@ def standardise_new_items(users: torch.Tensor, items: torch.Tensor, untrained: t
                           eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented (users, items) whose dot products are the raw scores for trained items and the standardised
     scores for ``untrained`` ones (a boolean mask over items). With ``own`` (each user's training pairs) the
-    trained items' moments leave out the user's own items — the ones ranking masks, which score highest, so
-    with them in the new items are matched to a distribution above the warm items that actually compete.
+    trained items' moments leave out the user's own items — the ones ranking masks, which score highest
+    (measured on the cold splits: new items' share of the top 20 falls only from 70% to 66%, so they are not
+    what over-exposes new items; README "Standardised new-item scores").
     With fewer than two items in either group the spread is undefined: the vectors come back unchanged."""
     n_new = int(untrained.sum())
     if n_new < 2 or items.shape[0] - n_new < 2:

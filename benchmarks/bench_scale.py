@@ -33,7 +33,7 @@ STEPS = 32
 POOL = 4096  # the generator's candidate pool at every size: cost O(users × pool), the same distribution throughout
 
 WORKER = r"""
-import json, sys, time
+import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[6]))
 from mmgef.config import resolve_run_config
@@ -44,6 +44,7 @@ from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.knn import knn_indices
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import build_model
+from mmgef.training.allocator import reuse_freed_memory
 from mmgef.training.sampling import UniformSampler
 from mmgef.training.trainer import peak_rss_mb
 
@@ -75,7 +76,12 @@ def epoch(batch_size):
         loss = model.loss(Batch(torch.as_tensor(users), torch.as_tensor(pos), torch.as_tensor(neg)))
         opt.zero_grad(); loss.backward(); opt.step()
 cfg.train.steps_per_epoch = steps
+if cfg.train.reuse_freed_memory:  # as the trainer does, after the build
+    reuse_freed_memory()
+cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 timed("epoch_linear_s", lambda: epoch(cfg.train.batch_for(len(sampler))))
+out["epoch_linear_cpu_s"] = time.process_time() - cpu  # user + system: steady when other jobs share the cores
+out["epoch_linear_page_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 if full:
     timed("epoch_full_s", lambda: epoch(cfg.train.batch_size))
 model.eval()

@@ -69,7 +69,8 @@ def _train_cmd(out: Path, resume: bool) -> list[str]:
 
 def _train_outcome(run: Path) -> dict[str, object]:
     res = json.loads((run / "results.json").read_text())
-    history = [{k: v for k, v in json.loads(x).items() if k != "train_seconds"} for x in (run / "history.jsonl").read_text().splitlines()]
+    measured = {"train_seconds", "peak_rss_mb"}  # of this process, not of the run
+    history = [{k: v for k, v in json.loads(x).items() if k not in measured} for x in (run / "history.jsonl").read_text().splitlines()]
     weights = {k: v.numpy().tobytes() for k, v in load_file(str(run / "model.safetensors")).items()}
     return {"metrics": {k: res[k] for k in ("valid", "test", "best_epoch", "epochs")}, "history": history, "weights": weights}
 

@@ -102,3 +102,13 @@ def test_cold_ids_is_a_cold_split_setting_that_keeps_old_digests():
         resolve_run_config(model="mmgef", sets=["cold_ids=none"])
     with pytest.raises(MMGEFError, match="no item ID embedding"):
         runs.prepare(resolve_run_config(model="cb", sets=["split=cold", "cold_ids=none"]))
+
+
+def test_cold_targets_is_a_cold_split_setting_that_keeps_old_digests():
+    base = resolve_run_config(model="mmgef", sets=["split=cold"])
+    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_targets=new"]).digest() == base.digest()
+    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_targets=new+warm"]).digest() != base.digest()
+    with pytest.raises(MMGEFError, match="cold split only"):
+        resolve_run_config(model="mmgef", sets=["cold_targets=new+warm"])
+    with pytest.raises(MMGEFError, match="every item must be ranked"):
+        resolve_run_config(model="mmgef", sets=["split=cold", "cold_eval=cold_only", "cold_targets=new+warm"])

@@ -38,6 +38,9 @@ class DataConfig(Strict):
     cold_eval: Literal["all", "cold_only"] = Field(
         "all", description="cold split: rank every item (MM-GEF §4.5, 'the test set contains all items'), or only the "
                            "part's cold items (warm items never compete with them; an easier, older protocol of ours)")
+    cold_targets: Literal["new", "new+warm"] = Field(
+        "new", description="cold split: validation and test hold only the held-out new items' interactions (the papers), "
+                           "or also a per-user 10% + 10% of the warm interactions, so showing new items costs warm hits")
     cold_ids: Literal["trained", "none"] = Field(
         "trained", description="cold split: cold items keep an ID embedding, trained only as sampled negatives (the papers), "
                                "or have none (zero, never trained): content alone places them, as it places an item "
@@ -77,6 +80,10 @@ class TrainConfig(Strict):
         "train+valid", description="items masked when ranking for test: train+valid (ours), or train only (MMRec's protocol)")
     device: str = "cpu"
     threads: int | None = Field(None, gt=0, description="torch CPU threads; unset: the cores other jobs leave free")
+    reuse_freed_memory: bool = Field(
+        False, description="glibc: keep the training loop's freed tensors in the heap for the next step instead of "
+                           "unmapping them: 15-33% faster epochs above ~100k items, at a higher peak RSS "
+                           "(benchmarks/results/scale/allocator.md); the results do not change")
     sampler: Literal["uniform", "mixgcf"] = Field("uniform", description="mixgcf: hard negatives mixed from candidates")
     n_candidates: int = Field(64, gt=0, description="MixGCF candidate negatives per pair (M; 64 in the paper)")
     negatives: Literal["all", "interacted"] = Field(
@@ -139,9 +146,13 @@ class RunConfig(Strict):
         return raw
 
     @model_validator(mode="after")
-    def _cold_ids_need_the_cold_split(self) -> RunConfig:
-        if self.data.cold_ids != "trained" and self.data.split != "cold":
-            raise ValueError(f"cold_ids={self.data.cold_ids} applies to the cold split only; add split=cold or drop it")
+    def _cold_options_need_the_cold_split(self) -> RunConfig:
+        for key, default in (("cold_ids", "trained"), ("cold_targets", "new")):
+            if getattr(self.data, key) != default and self.data.split != "cold":
+                raise ValueError(f"{key}={getattr(self.data, key)} applies to the cold split only; add split=cold or drop it")
+        if self.data.cold_targets != "new" and self.data.cold_eval != "all":
+            raise ValueError("cold_targets=new+warm puts warm items in the targets, so every item must be ranked; "
+                             "drop cold_eval=cold_only")
         return self
 
     @model_validator(mode="after")
@@ -168,7 +179,8 @@ class RunConfig(Strict):
         checkpoint is compatible with a config that differs only there, so a finished run can be
         extended with ``--resume --set epochs=N``.
 
-        Settings that cannot change the run are left out: the progress bar, the device, the thread count, the evaluation's item block, where the
+        Settings that cannot change the run are left out: the progress bar, the device, the thread count, the allocator
+        setting, the evaluation's item block, where the
         data was found and its fingerprint (checked separately when a run is loaded), MixGCF's
         candidate count under uniform sampling, an absent initialisation. (The last two also keep
         the digests of runs made before those settings existed.) An initialisation file counts by
@@ -177,7 +189,7 @@ class RunConfig(Strict):
         ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
         """
         dumped = self.dump()
-        for key in ("progress", "device", "threads", "eval_item_block", *(() if stopping else ("epochs", "patience"))):
+        for key in ("progress", "device", "threads", "reuse_freed_memory", "eval_item_block", *(() if stopping else ("epochs", "patience"))):
             dumped["train"].pop(key)
         for key in ("eval_users", "steps_per_epoch"):
             if dumped["train"][key] is None:
@@ -192,6 +204,8 @@ class RunConfig(Strict):
             dumped["data"].pop("cold_eval")
         if self.data.cold_ids == "trained":
             dumped["data"].pop("cold_ids")
+        if self.data.cold_targets == "new":
+            dumped["data"].pop("cold_targets")
         if self.train.eval_mask == "train+valid":
             dumped["train"].pop("eval_mask")
         if self.train.sampler != "mixgcf":

@@ -62,7 +62,8 @@ def prepare(cfg: RunConfig, keep_context: bool = False, device: str | None = Non
     if not cfg.params.uses_content:
         modalities = []
     dataset = load_dataset(cfg.data.location or cfg.data.name, modalities, cfg.data.encoding)
-    split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio, cfg.data.cold_eval)
+    split = make_split(dataset, cfg.data.split, cfg.seed, cfg.data.ratios, cfg.data.cold_ratio, cfg.data.cold_eval,
+                       cfg.data.cold_targets)
     torch.manual_seed(cfg.seed)
     # Without keep_context the model gets the content arrays to keep (it may normalise them in place rather
     # than copy them) and the dataset drops its reference after the build: the fingerprint is taken first.

@@ -87,6 +87,37 @@ def test_cold_all_item_protocol_ranks_warm_items_too(ds):
     assert results["cold_only"] > 0.5
 
 
+def test_cold_split_with_warm_targets_mixes_warm_and_new_items(ds):
+    """cold_targets=new+warm: the same held-out items as the papers' protocol, and about 10% + 10% of the warm
+    interactions per user in validation and test beside them; nothing of a cold item is trained on."""
+    new = make_split(ds, "cold", 0)
+    mixed = make_split(ds, "cold", 0, cold_targets="new+warm")
+    assert np.array_equal(mixed.cold_test_items, new.cold_test_items)
+    assert mixed.train[:, mixed.cold_items].nnz == 0
+    assert _pairs(new.test) < _pairs(mixed.test) and _pairs(new.valid) < _pairs(mixed.valid)
+    warm_test = _pairs(mixed.test) - _pairs(new.test)
+    assert not {i for _, i in warm_test} & set(mixed.cold_items.tolist())
+    assert not _pairs(mixed.train) & (_pairs(mixed.valid) | _pairs(mixed.test))
+    assert len(_pairs(mixed.train) | _pairs(mixed.valid) | _pairs(mixed.test)) == ds.n_interactions
+    warm_total = ds.n_interactions - int(np.isin(ds.items, new.cold_items).sum())
+    assert abs(len(warm_test) / warm_total - 0.1) < 0.03
+    # a model that ranks every new item first now loses the warm hits it displaces
+    from mmgef.training.trainer import make_evaluators
+
+    cold_first = torch.zeros(ds.n_items)
+    cold_first[torch.as_tensor(new.cold_items)] = 1.0
+    recall = {}
+    for name, s in (("new", new), ("mixed", mixed)):
+        _, test = make_evaluators(s, TrainConfig(topk=[20], eval_batch_size=64), "cpu")
+        recall[name] = test.evaluate(lambda users, items: cold_first[items].expand(len(users), -1))["recall@20"]
+    assert recall["mixed"] < 0.8 * recall["new"]
+
+
+def test_warm_targets_need_every_item_ranked(ds):
+    with pytest.raises(ConfigError, match="every item must be ranked"):
+        make_split(ds, "cold", 0, cold_eval="cold_only", cold_targets="new+warm")
+
+
 def test_given_split_needs_labels(ds):
     with pytest.raises(ConfigError, match="no given split"):
         make_split(ds, "given", 0)

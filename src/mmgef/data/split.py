@@ -8,7 +8,9 @@
 - cold: LATTICE's cold-start protocol. A seeded 20% of items lose every training interaction;
   half of them (with all their interactions) form the validation items, half the test items.
   Warm interactions stay in training. Evaluation ranks every item (``cold_eval="all"``, MM-GEF §4.5),
-  or only that part's cold items (``cold_eval="cold_only"``).
+  or only that part's cold items (``cold_eval="cold_only"``). With ``warm_targets`` the warm
+  interactions are also split per user as ``random`` does, so validation and test hold warm and new
+  items together: a model that pushes new items up pays for it in the warm items it displaces.
 """
 
 from __future__ import annotations
@@ -83,11 +85,11 @@ def given_split(ds: Dataset) -> Split:
     return _from_labels(ds, ds.labels, "given")
 
 
-def _per_user_labels(ds: Dataset, order_key: np.ndarray, ratios: tuple[float, float, float]) -> np.ndarray:
-    """Label each interaction 0/1/2 by its rank within the user under ``order_key`` (ascending)."""
-    labels = np.zeros(ds.n_interactions, dtype=np.int64)
-    order = np.lexsort((order_key, ds.users))
-    users_sorted = ds.users[order]
+def _per_user_labels(users: np.ndarray, order_key: np.ndarray, ratios: tuple[float, float, float]) -> np.ndarray:
+    """Label each interaction (of ``users``) 0/1/2 by its rank within the user under ``order_key`` (ascending)."""
+    labels = np.zeros(len(users), dtype=np.int64)
+    order = np.lexsort((order_key, users))
+    users_sorted = users[order]
     starts = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
     sizes = np.diff(np.r_[starts, len(order)])
     rank = np.arange(len(order)) - np.repeat(starts, sizes)
@@ -103,16 +105,21 @@ def _per_user_labels(ds: Dataset, order_key: np.ndarray, ratios: tuple[float, fl
 
 def random_split(ds: Dataset, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
     rng = np.random.default_rng(seed)
-    return _from_labels(ds, _per_user_labels(ds, rng.random(ds.n_interactions), ratios), "random")
+    return _from_labels(ds, _per_user_labels(ds.users, rng.random(ds.n_interactions), ratios), "random")
 
 
 def temporal_split(ds: Dataset, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
     if ds.timestamps is None:
         raise ConfigError(f"dataset '{ds.name}' has no timestamps. Fix: use --split random or given.")
-    return _from_labels(ds, _per_user_labels(ds, ds.timestamps, ratios), "temporal")
+    return _from_labels(ds, _per_user_labels(ds.users, ds.timestamps, ratios), "temporal")
 
 
-def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2, cold_eval: str = "all") -> Split:
+def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2, cold_eval: str = "all", warm_targets: bool = False,
+                     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
+    """See the module doc; ``warm_targets`` splits the warm interactions by ``ratios`` per user as well."""
+    if warm_targets and cold_eval != "all":
+        raise ConfigError("cold_targets=new+warm puts warm items in the targets, so every item must be ranked. "
+                          "Fix: drop cold_eval=cold_only.")
     rng = np.random.default_rng(seed)
     seen = np.unique(ds.items)
     n_cold = round(cold_ratio * len(seen))
@@ -123,13 +130,16 @@ def cold_start_split(ds: Dataset, seed: int, cold_ratio: float = 0.2, cold_eval:
     labels = np.zeros(ds.n_interactions, dtype=np.int64)
     labels[np.isin(ds.items, cold_valid)] = 1
     labels[np.isin(ds.items, cold_test)] = 2
+    if warm_targets:  # drawn after the cold items, so both protocols hold out the same items
+        warm = labels == 0
+        labels[warm] = _per_user_labels(ds.users[warm], rng.random(int(warm.sum())), ratios)
     split = _from_labels(ds, labels, "cold")
     split.cold_valid_items, split.cold_test_items, split.cold_eval = cold_valid, cold_test, cold_eval
     return split
 
 
 def make_split(ds: Dataset, kind: str, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), cold_ratio: float = 0.2,
-               cold_eval: str = "all") -> Split:
+               cold_eval: str = "all", cold_targets: str = "new") -> Split:
     if kind == "auto":
         kind = "given" if ds.has_given_split else "random"
     if kind == "given":
@@ -139,5 +149,5 @@ def make_split(ds: Dataset, kind: str, seed: int, ratios: tuple[float, float, fl
     if kind == "temporal":
         return temporal_split(ds, ratios)
     if kind == "cold":
-        return cold_start_split(ds, seed, cold_ratio, cold_eval)
+        return cold_start_split(ds, seed, cold_ratio, cold_eval, cold_targets == "new+warm", ratios)
     raise ConfigError(f"unknown split '{kind}'. Fix: use given, random, temporal or cold.")

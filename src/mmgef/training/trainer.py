@@ -27,6 +27,7 @@ from mmgef.io import read_safetensors, read_safetensors_metadata, write_safetens
 from mmgef.models.base import Batch, Recommender
 from mmgef.models.mixgcf import mixgcf_loss
 from mmgef.training import distributed
+from mmgef.training.allocator import release_freed_memory, reuse_freed_memory
 from mmgef.training.distributed import ALONE, Group
 
 log = logging.getLogger(__name__)
@@ -227,15 +228,20 @@ class Trainer:
         main = self.group.is_main
         if self.group.world > 1:
             distributed.broadcast_parameters(self.params)
+        if tc.reuse_freed_memory:  # after the build, whose one-off temporaries may go back to the kernel
+            reuse_freed_memory()
         if self.optimizer is not None and not self.state.stopped_early:
             history = open(self.run_dir / HISTORY, "a") if main else None
             try:
                 for epoch in range(self.state.epoch, tc.epochs):
+                    if tc.reuse_freed_memory:
+                        release_freed_memory()  # what the last epoch and its evaluation left unused
                     t0 = time.perf_counter()
                     loss = self._train_epoch(epoch, self.optimizer)
                     train_s = time.perf_counter() - t0
                     self.state.train_seconds += train_s
-                    record: dict[str, Any] = {"epoch": epoch, "loss": loss, "train_seconds": round(train_s, 4)}
+                    record: dict[str, Any] = {"epoch": epoch, "loss": loss, "train_seconds": round(train_s, 4),
+                                              "peak_rss_mb": round(peak_rss_mb(), 1)}
                     if main and ((epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs):
                         record.update(self._validate(epoch))
                     self.state.epoch = epoch + 1

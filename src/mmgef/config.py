@@ -179,17 +179,18 @@ class RunConfig(Strict):
         checkpoint is compatible with a config that differs only there, so a finished run can be
         extended with ``--resume --set epochs=N``.
 
-        Settings that cannot change the run are left out: the progress bar, the device, the thread count, the allocator
-        setting, the evaluation's item block, where the
-        data was found and its fingerprint (checked separately when a run is loaded), MixGCF's
-        candidate count under uniform sampling, an absent initialisation. (The last two also keep
-        the digests of runs made before those settings existed.) An initialisation file counts by
-        its content, not its path: the same pre-trained weights reached by a relative path, an
-        absolute one or from a moved folder are the same run. Hyper-parameters declared with
-        ``later_field`` drop out while at their default, so runs made before they existed stay reusable.
+        Settings that cannot change the run are left out: the progress bar, the device, the thread count,
+        the allocator setting, the evaluation's item block, where the data was found and its fingerprint
+        (checked separately when a run is loaded), MixGCF's candidate count under uniform sampling, an
+        absent initialisation. (The last two also keep the digests of runs made before those settings
+        existed.) An initialisation file counts by its content, not its path: the same pre-trained
+        weights reached by a relative path, an absolute one or from a moved folder are the same run.
+        Hyper-parameters declared with ``later_field`` drop out while at their default, so runs made
+        before they existed stay reusable.
         """
         dumped = self.dump()
-        for key in ("progress", "device", "threads", "reuse_freed_memory", "eval_item_block", *(() if stopping else ("epochs", "patience"))):
+        runtime = ("progress", "device", "threads", "reuse_freed_memory", "eval_item_block")
+        for key in (*runtime, *(() if stopping else ("epochs", "patience"))):
             dumped["train"].pop(key)
         for key in ("eval_users", "steps_per_epoch"):
             if dumped["train"][key] is None:

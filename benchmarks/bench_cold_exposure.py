@@ -90,8 +90,9 @@ def measure(run_dir: Path) -> dict[str, float]:
     p = load_run(run_dir)
     s = p.split
     users_emb, items_emb = (t.float() for t in p.model.cached_embeddings())
+    untrained = s.untrained_items()
     cold = torch.zeros(items_emb.shape[0], dtype=torch.bool)
-    cold[torch.as_tensor(s.untrained_items(), dtype=torch.long)] = True
+    cold[torch.as_tensor(untrained, dtype=torch.long)] = True
     exclude = [s.train, s.valid]
 
     def raw(users: torch.Tensor, items: slice) -> torch.Tensor:
@@ -103,7 +104,6 @@ def measure(run_dir: Path) -> dict[str, float]:
     if any(b is None for b in blocks):
         raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
     top = torch.cat(blocks)  # type: ignore[arg-type]
-    untrained = s.untrained_items()
     new_targets, warm_targets = columns(s.test, untrained, True), columns(s.test, untrained, False)
     only_cold = Evaluator(new_targets, exclude, [K], candidates=s.cold_test_items)
     out = {"all": every.evaluate(raw)[f"recall@{K}"], "cold_share": float(cold[top].float().mean()),

@@ -94,21 +94,20 @@ def test_negatives_and_id_dropout_at_their_defaults_keep_old_digests():
         resolve_run_config(model="mmgef", sets=["negatives=unseen"])
 
 
-def test_cold_ids_is_a_cold_split_setting_that_keeps_old_digests():
+@pytest.mark.parametrize("key, default, other", [("cold_ids", "trained", "none"), ("cold_targets", "new", "new+warm")])
+def test_a_cold_split_setting_keeps_old_digests_and_needs_the_cold_split(key, default, other):
     base = resolve_run_config(model="mmgef", sets=["split=cold"])
-    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_ids=trained"]).digest() == base.digest()
-    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_ids=none"]).digest() != base.digest()
+    assert resolve_run_config(model="mmgef", sets=["split=cold", f"{key}={default}"]).digest() == base.digest()
+    assert resolve_run_config(model="mmgef", sets=["split=cold", f"{key}={other}"]).digest() != base.digest()
     with pytest.raises(MMGEFError, match="cold split only"):
-        resolve_run_config(model="mmgef", sets=["cold_ids=none"])
+        resolve_run_config(model="mmgef", sets=[f"{key}={other}"])
+
+
+def test_cold_ids_none_needs_an_item_id_embedding():
     with pytest.raises(MMGEFError, match="no item ID embedding"):
         runs.prepare(resolve_run_config(model="cb", sets=["split=cold", "cold_ids=none"]))
 
 
-def test_cold_targets_is_a_cold_split_setting_that_keeps_old_digests():
-    base = resolve_run_config(model="mmgef", sets=["split=cold"])
-    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_targets=new"]).digest() == base.digest()
-    assert resolve_run_config(model="mmgef", sets=["split=cold", "cold_targets=new+warm"]).digest() != base.digest()
-    with pytest.raises(MMGEFError, match="cold split only"):
-        resolve_run_config(model="mmgef", sets=["cold_targets=new+warm"])
+def test_warm_targets_need_every_item_ranked():
     with pytest.raises(MMGEFError, match="every item must be ranked"):
         resolve_run_config(model="mmgef", sets=["split=cold", "cold_eval=cold_only", "cold_targets=new+warm"])

@@ -166,6 +166,57 @@ def test_sweep_lines_warm_split_and_published_numbers(tmp_path):
         assert (out / png).stat().st_size > 5000
 
 
+SETTINGS_SPEC = """
+name: ablation
+datasets: [synthetic]
+split: random
+seeds: 2
+common: {epochs: 2, patience: 5}
+search: {lr: [0.0001, 0.05], reg: [0.0, 0.001]}
+rows:
+  - {label: MF, model: mf}
+  - {label: MF dim 4, model: mf, set: {embedding_dim: 4, reg: 0.0}, settings_from: MF}
+"""
+
+
+def test_a_row_with_settings_from_trains_only_its_seeds_with_the_searched_rows_choice(tmp_path):
+    """The papers' ablations keep the full model's hyper-parameters: no grid of its own, the keys it sets stay its own."""
+    (tmp_path / "spec.yaml").write_text(SETTINGS_SPEC)
+    spec = load_spec(tmp_path / "spec.yaml")
+    runner = Runner(spec, tmp_path / "exp", workers=1)
+    full, ablation = runner.run()
+    assert ablation.grid == [] and ablation.settings_source is full
+    assert ablation.chosen == {"lr": full.chosen["lr"]}  # reg is the row's own
+    assert [(cfg.train.lr, cfg.train.reg, cfg.params.embedding_dim, cfg.seed) for cfg in ablation.seeds] == [
+        (full.chosen["lr"], 0.0, 4, 0), (full.chosen["lr"], 0.0, 4, 1)]
+    assert len(list((tmp_path / "exp").glob("runs/**/results.json"))) == 4 + 1 + 2  # the search, MF's seed 1, the ablation
+    summary = (write_report(runner, [full, ablation], spec.datasets, 1.0) / "summary.md").read_text()
+    cost = summary.split("## Hyper-parameter search and its cost")[1]
+    line = next(row for row in cost.splitlines() if row.startswith("| MF dim 4 |"))
+    assert line.split(" | ")[2] == "0" and line.endswith("(taken from MF) |")
+
+
+@pytest.mark.parametrize("row, problem", [
+    ("{label: B, model: mf, settings_from: Nope}", "'Nope' is not a row"),
+    ("{label: B, model: mf, settings_from: MF dim 4}", "takes settings from another row itself"),
+    ("{label: B, model: mf, settings_from: MF, grid: {embedding_dim: [4, 8]}}", "cannot also have a grid"),
+    ("{label: B, model: mf, settings_from: MF, datasets: [synthetic, lastfm2k]}", None),
+])
+def test_settings_from_is_checked_when_the_spec_loads(tmp_path, row, problem):
+    (tmp_path / "spec.yaml").write_text(SETTINGS_SPEC + f"  - {row}\n")
+    if problem is None:
+        load_spec(tmp_path / "spec.yaml")  # the source runs on every dataset: nothing to complain about
+        return
+    with pytest.raises(ConfigError, match=f"row 'B': settings_from .*{problem}"):
+        load_spec(tmp_path / "spec.yaml")
+
+
+def test_settings_from_a_row_that_starts_from_pretraining_must_start_from_it_too(tmp_path):
+    (tmp_path / "spec.yaml").write_text(INIT_SPEC + "  - {label: B, model: lightgcn, settings_from: Pre → LightGCN + MixGCF}\n")
+    with pytest.raises(ConfigError, match="runs after this one"):
+        load_spec(tmp_path / "spec.yaml")
+
+
 def test_a_sweep_searched_once_keeps_the_default_values_setting_for_every_point(tmp_path):
     """sweep_search=once (the papers' sensitivity analyses): lr × L2 searched at the default only, then every swept
     value trains with the chosen setting; the shared search is listed once in results.csv."""

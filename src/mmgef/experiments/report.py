@@ -218,12 +218,15 @@ def search_cost(df: pd.DataFrame, cells: list[Cell]) -> str:
         searched_with_seed_0 = runs.chosen & (runs.seed == 0) & (not c.fixed)  # a once-searched value's seed 0 is its own run
         grid_s = runs[(runs.stage == "grid") | searched_with_seed_0]["train_seconds"].sum()
         seed_s = runs[runs.chosen & ~searched_with_seed_0]["train_seconds"].sum()
-        lines.append(f"| {c.label} | {c.column} | {len(c.grid)} | {grid_s:.0f} | {seed_s:.0f} | "
-                     f"{json.dumps(c.chosen) if c.chosen else '(no search)'} |")
+        chosen = json.dumps(c.chosen) if c.chosen else "(no search)"
+        if c.settings_source:
+            chosen += f" (taken from {c.settings_source.label})"
+        lines.append(f"| {c.label} | {c.column} | {len(c.grid)} | {grid_s:.0f} | {seed_s:.0f} | {chosen} |")
     total = df["train_seconds"].sum()
     return (f"\n\n## Hyper-parameter search and its cost\n\nEvery grid point is trained once (seed 0) and chosen on "
             f"validation {HEADLINE[0]}; the chosen point is then trained with every seed (its seed-0 run is reused). A "
-            f"sweep searched once lists its search under its first value; every value's seeds are its own runs. "
+            f"sweep searched once lists its search under its first value; every value's seeds are its own runs. A row "
+            f"that takes another row's chosen settings (as the papers' ablations do) searches nothing of its own. "
             f"Training seconds exclude evaluation; total over all runs: {total:.0f} s.\n\n" + "\n".join(lines))
 
 

@@ -43,6 +43,7 @@ class Cell:
     column: str  # the table column group: the dataset, suffixed with the split when it is not the main one
     sweep: tuple[str, Any] | None = None
     source: Cell | None = None  # the pre-training cell whose embeddings initialise this one (init_from)
+    settings_source: Cell | None = None  # the searched cell whose chosen settings this one takes (settings_from)
     grid: list[tuple[dict[str, Any], RunConfig]] = field(default_factory=list)
     chosen: dict[str, Any] = field(default_factory=dict)
     seeds: list[RunConfig] = field(default_factory=list)
@@ -153,13 +154,20 @@ class Runner:
                         cell = Cell(row, dataset, split, label, column, sweep)
                         # sweep_search=once: searched at the default value, shared by every swept value (cell.fixed)
                         fixed = dict([sweep]) if sweep and row.sweep_search == "each" else {}
-                        cell.grid = [({**point, **fixed}, run_config(self.spec, row, dataset, split, 0, {**point, **fixed}))
-                                     for point in grid_points(self.spec, row)]
+                        cell.grid = [] if row.settings_from else [
+                            ({**point, **fixed}, run_config(self.spec, row, dataset, split, 0, {**point, **fixed}))
+                            for point in grid_points(self.spec, row)]
                         cells.append(cell)
         for c in cells:
             if c.row.init_from:
-                c.source = next(s for s in cells if s.column == c.column and s.row.label == c.row.init_from and not s.sweep)
+                c.source = self._cell(cells, c, c.row.init_from)
+            if c.row.settings_from:
+                c.settings_source = self._cell(cells, c, c.row.settings_from)
         return cells
+
+    @staticmethod
+    def _cell(cells: list[Cell], c: Cell, label: str) -> Cell:
+        return next(s for s in cells if s.column == c.column and s.row.label == label and not s.sweep)
 
     def run(self, datasets: list[str] | None = None, seeds: int | None = None) -> list[Cell]:
         """Rows without ``init_from`` first (grid, then seeds); then the rows that start from their embeddings."""
@@ -180,9 +188,12 @@ class Runner:
     def _run_stage(self, cells: list[Cell], n_seeds: int, what: str) -> None:
         self.execute([cfg for c in cells for _, cfg in c.grid], f"{what}grid (seed 0, selected on validation)")
         key = self.spec.select_metric
-        for c in cells:
-            best_point, _ = max(c.grid, key=lambda pc: self.done[pc[1].digest()]["valid"][key])
-            c.chosen = {k: v for k, v in best_point.items() if k != "train.init"}
+        for c in sorted(cells, key=lambda c: c.settings_source is not None):  # a settings source is chosen first
+            if c.settings_source:
+                c.chosen = {k: v for k, v in c.settings_source.chosen.items() if k not in c.row.set}
+            else:
+                best_point, _ = max(c.grid, key=lambda pc: self.done[pc[1].digest()]["valid"][key])
+                c.chosen = {k: v for k, v in best_point.items() if k != "train.init"}
             c.seeds = [self._config(c, s, {**c.chosen, **c.fixed}) for s in range(n_seeds)]
         self.execute([cfg for c in cells for cfg in c.seeds], f"{what}{n_seeds} seeds of the chosen settings")
 

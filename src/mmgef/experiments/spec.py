@@ -2,8 +2,10 @@
 
 A row is one line of a paper table: a model, fixed overrides (``set``), and an optional grid
 searched on validation. A row with a ``sweep`` (one parameter, several values) becomes one line
-per value, never selected between: that is a sensitivity curve (LATTICE's Figure 4). ``$A``/``$B`` in labels and values stand for the dataset's modality
-names (``modalities:`` in the spec), so one row such as "MM-GEF $A only" serves every dataset.
+per value, never selected between: that is a sensitivity curve (LATTICE's Figure 4). A row with
+``settings_from`` searches nothing and takes another row's chosen settings (an ablation of the
+full model). ``$A``/``$B`` in labels and values stand for the dataset's modality names
+(``modalities:`` in the spec), so one row such as "MM-GEF $A only" serves every dataset.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class RowSpec(Strict):
                                        "on data that has no features: leave that dataset out)")
     init_from: str | None = Field(None, description="label of a pre-training row: each seed starts from that row's "
                                   "pretrained.safetensors of the same dataset and seed")
+    settings_from: str | None = Field(None, description="label of a searched row: this row searches nothing and takes "
+                                      "that row's chosen settings on each dataset (minus the keys it sets itself), as "
+                                      "the papers' ablations keep the full model's hyper-parameters — a fifth of a "
+                                      "search's runs with 5 seeds and a 3×3 grid")
 
 
 class ClaimSpec(Strict):
@@ -84,6 +90,9 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         if row.init_from and (row.init_from not in labels or labels[row.init_from].init_from):
             raise ConfigError(f"{path}: row '{row.label}': init_from '{row.init_from}' must name a row without init_from "
                               f"(rows: {list(labels)}). Fix: point it at the pre-training row's label.")
+    for row in spec.rows:
+        if row.settings_from:
+            _check_settings_from(path, row, labels)
     evaluated = TrainConfig(topk=spec.common.get("topk", TrainConfig().topk)).eval_ks
     if missing_k := [k for k in spec.report_k if k not in evaluated]:
         raise ConfigError(f"{path}: report_k {missing_k} is not evaluated (cut-offs: {evaluated}). "
@@ -95,6 +104,23 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                               "Fix: point it at configs/published/published.csv or remove the key.")
         spec.published = str(published)
     return spec
+
+
+def _check_settings_from(path: str | Path, row: RowSpec, labels: dict[str, RowSpec]) -> None:
+    """The row a setting comes from must be searched, cover the same datasets and run no later than this one."""
+    source = labels.get(row.settings_from or "")
+    problem = (
+        f"'{row.settings_from}' is not a row (rows: {list(labels)})" if source is None
+        else "it takes settings from another row itself" if source.settings_from
+        else "that row runs after this one (it starts from pre-training, this row does not)" if source.init_from and not row.init_from
+        else "that row does not run on every dataset this one does"
+        if source.datasets is not None and (row.datasets is None or not set(row.datasets) <= set(source.datasets))
+        else "a row that takes its settings cannot also have a grid or a sweep" if row.grid or row.sweep
+        else None
+    )
+    if problem:
+        raise ConfigError(f"{path}: row '{row.label}': settings_from '{row.settings_from}': {problem}. "
+                          "Fix: point it at a searched row (no settings_from of its own) on the same datasets and stage.")
 
 
 def sweep_points(row: RowSpec) -> list[tuple[str, Any] | None]:

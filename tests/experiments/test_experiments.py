@@ -190,10 +190,12 @@ def test_a_row_with_settings_from_trains_only_its_seeds_with_the_searched_rows_c
     assert [(cfg.train.lr, cfg.train.reg, cfg.params.embedding_dim, cfg.seed) for cfg in ablation.seeds] == [
         (full.chosen["lr"], 0.0, 4, 0), (full.chosen["lr"], 0.0, 4, 1)]
     assert len(list((tmp_path / "exp").glob("runs/**/results.json"))) == 4 + 1 + 2  # the search, MF's seed 1, the ablation
-    summary = (write_report(runner, [full, ablation], spec.datasets, 1.0) / "summary.md").read_text()
+    out = write_report(runner, [full, ablation], spec.datasets, 1.0)
+    summary = (out / "summary.md").read_text()
     cost = summary.split("## Hyper-parameter search and its cost")[1]
     line = next(row for row in cost.splitlines() if row.startswith("| MF dim 4 |"))
-    assert line.split(" | ")[2] == "0" and line.endswith("(taken from MF) |")
+    seeds_s = pd.read_csv(out / "results.csv").query("label == 'MF dim 4'")["train_seconds"].sum()
+    assert line.split(" | ")[2:5] == ["0", "0", f"{seeds_s:.0f}"] and line.endswith("(taken from MF) |")
 
 
 @pytest.mark.parametrize("row, problem", [

@@ -215,7 +215,8 @@ def search_cost(df: pd.DataFrame, cells: list[Cell]) -> str:
     lines = ["| model | dataset | grid points | grid training s | seed runs training s | chosen |", "|---|---|---|---|---|---|"]
     for c in cells:
         runs = df[(df.label == c.label) & (df.column == c.column)]
-        searched_with_seed_0 = runs.chosen & (runs.seed == 0) & (not c.fixed)  # a once-searched value's seed 0 is its own run
+        # a once-searched value's seed 0 is its own run, and so is every seed of a row that takes its settings
+        searched_with_seed_0 = runs.chosen & (runs.seed == 0) & (not c.fixed) & (c.settings_source is None)
         grid_s = runs[(runs.stage == "grid") | searched_with_seed_0]["train_seconds"].sum()
         seed_s = runs[runs.chosen & ~searched_with_seed_0]["train_seconds"].sum()
         chosen = json.dumps(c.chosen) if c.chosen else "(no search)"

@@ -202,6 +202,7 @@ def test_a_row_with_settings_from_trains_only_its_seeds_with_the_searched_rows_c
     ("{label: B, model: mf, settings_from: Nope}", "'Nope' is not a row"),
     ("{label: B, model: mf, settings_from: MF dim 4}", "takes settings from another row itself"),
     ("{label: B, model: mf, settings_from: MF, grid: {embedding_dim: [4, 8]}}", "cannot also have a grid"),
+    ("{label: S, model: mf, sweep: {embedding_dim: [4, 8]}}\n  - {label: B, model: mf, settings_from: S}", "is a sweep"),
     ("{label: B, model: mf, settings_from: MF, datasets: [synthetic, lastfm2k]}", None),
 ])
 def test_settings_from_is_checked_when_the_spec_loads(tmp_path, row, problem):

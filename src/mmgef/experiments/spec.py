@@ -112,6 +112,7 @@ def _check_settings_from(path: str | Path, row: RowSpec, labels: dict[str, RowSp
     problem = (
         f"'{row.settings_from}' is not a row (rows: {list(labels)})" if source is None
         else "it takes settings from another row itself" if source.settings_from
+        else "that row is a sweep (one line per value, no single choice)" if source.sweep
         else "that row runs after this one (it starts from pre-training, this row does not)" if source.init_from and not row.init_from
         else "that row does not run on every dataset this one does"
         if source.datasets is not None and (row.datasets is None or not set(row.datasets) <= set(source.datasets))

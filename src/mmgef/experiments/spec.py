@@ -90,7 +90,6 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         if row.init_from and (row.init_from not in labels or labels[row.init_from].init_from):
             raise ConfigError(f"{path}: row '{row.label}': init_from '{row.init_from}' must name a row without init_from "
                               f"(rows: {list(labels)}). Fix: point it at the pre-training row's label.")
-    for row in spec.rows:
         if row.settings_from:
             _check_settings_from(path, row, labels)
     evaluated = TrainConfig(topk=spec.common.get("topk", TrainConfig().topk)).eval_ks

@@ -167,6 +167,10 @@ class MMGEFParams(ModelParamsBase):
     knn_method: KnnMethod = "auto"
     graph_refresh: GraphRefresh = "full"
     full_refresh_every: FullRefreshEvery = 10
+    learned_graph: Literal["fused", "per_modality"] = later_field(
+        "fused", description="fused: E^m's learned part is one kNN graph of the fused projection (the paper); "
+                             "per_modality: one learned kNN graph per modality on its own projection, mixed by "
+                             "softmax modality weights as LATTICE does (MM-GEF+; needs per-modality fusion)")
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
     h_gate: Literal["none", "global", "degree"] = later_field(
         "none", description="scale h by a learned gate 2σ(c) (global) or 2σ(c + d·z_i) with z_i the item's standardised "

@@ -121,6 +121,35 @@ def test_mmgef_fusion_is_per_modality_unless_a_joint_encoder_made_the_features(c
         make_model("mmgef", {"fusion": "shared"}, ctx)  # 128-d image, 64-d text
 
 
+def test_mmgef_per_modality_learned_graphs_are_lattices_mix(ctx):
+    """learned_graph=per_modality: one learned kNN graph per modality on its own projection, mixed by softmax
+    modality weights that train on a rebuild batch; with equal weights each modality's graph is half the learned part."""
+    from dataclasses import replace
+
+    from mmgef.graphs.learned import knn_graph, normalize_knn
+
+    torch.manual_seed(0)
+    model = make_model("mmgef", {"learned_graph": "per_modality", "lambda_coeff": 0.0}, ctx)
+    k = model.p.knn_k
+    assert model.frozen.idx.shape[1] == k + 2 * k  # the raw-feature graph (weight 0 here) and one graph per modality
+    with torch.no_grad():
+        built = model.build_content_graph()
+        parts = [knn_graph(model.proj_m[m](model.feats[m]), k) for m in model.names]
+        expected = normalize_knn([p.scaled(0.5) for p in parts])
+    x = torch.randn(ctx.n_items, 3)
+    assert torch.allclose(built.mm(x), sum(p.mm(x) for p in expected), atol=1e-5)
+    model.train()
+    model.on_epoch_start(0)
+    model.loss(_batch(ctx)).backward()
+    assert model.modal_weight.grad is not None and model.modal_weight.grad.abs().sum() > 0
+    fused = make_model("mmgef", {}, ctx)
+    assert fused.modal_weight is None and fused.frozen.idx.shape[1] == 2 * k
+    joint = replace(ctx, content={"image": ctx.content["image"][:, :64], "text": ctx.content["text"]},
+                    joint_modalities=frozenset({"image", "text"}))
+    with pytest.raises(ConfigError, match="learned_graph=per_modality"):
+        make_model("mmgef", {"learned_graph": "per_modality"}, joint)  # one shared projection: nothing per modality
+
+
 def test_mmgef_cf_graph_all_pairs_is_eq_3_4(ctx):
     model = make_model("mmgef", {"cf_graph": "all_pairs"}, ctx)
     r = torch.as_tensor((ctx.train > 0).toarray(), dtype=torch.float32)

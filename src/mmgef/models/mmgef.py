@@ -9,6 +9,9 @@
 2. E^m: cosine kNN graph (k=10) of the projected fused vectors, rebuilt every epoch with gradients
    into the projection, mixed as in LATTICE with the kNN graph of the raw fused features
    (λ·initial + (1−λ)·learned; λ = 0 gives the learned graph alone, the paper's E^m).
+   ``learned_graph=per_modality`` (MM-GEF+) learns one kNN graph per modality on its own projection
+   and mixes them by softmax modality weights, as LATTICE does: fusing first lets one modality's
+   neighbours crowd out the other's.
 3. E^c: item co-occurrence C_ij / max C; ``cf_graph=topk`` keeps the top-k per row, symmetrically
    normalised; ``all_pairs`` keeps every co-occurring pair un-normalised (Eq. 3–4 as written).
    ``cf_weight`` jaccard / shrunk and ``cf_min_count`` weigh pairs by their support (MM-GEF+).
@@ -70,7 +73,7 @@ from mmgef.params import MMGEFParams
 
 
 class MMGEF(LearnedGraphRecommender):
-    graph_sources = ("proj", "proj_m")
+    graph_sources = ("proj", "proj_m", "modal_weight")
 
     def __init__(self, params: MMGEFParams, ctx: ModelContext, reg: float = 0.0) -> None:
         backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
@@ -90,6 +93,12 @@ class MMGEF(LearnedGraphRecommender):
             self.proj_m = self._fusion_head(content, params.proj_dim)
             # similarity = mean of the per-modality cosines (the cosine of the concatenated unit vectors)
             raw_for_graph = [self.feats[m] for m in self.names]
+        if params.learned_graph == "per_modality" and self.shared_space:
+            raise ConfigError("mmgef: learned_graph=per_modality learns one graph per modality's own projection, and "
+                              "these features are fused into one shared space first (fusion=shared). "
+                              "Fix: set fusion=per_modality, or learned_graph=fused.")
+        # learned_graph=per_modality: LATTICE's softmax modality weights over the per-modality learned graphs
+        self.modal_weight = nn.Parameter(torch.zeros(len(self.names))) if params.learned_graph == "per_modality" else None
         with torch.no_grad():
             self.initial = FrozenKnnGraph.of(normalize_knn([knn_graph(raw_for_graph, params.knn_k, params.knn_method)])[0],
                                              persistent=False)
@@ -162,10 +171,15 @@ class MMGEF(LearnedGraphRecommender):
         return known + (1 - keep) * borrowed
 
     def build_content_graph(self) -> DiffGraph:
-        learned = normalize_knn([self.learned_knn("fused", self.fused_projection(), self.p.knn_k, self.p.knn_method,
-                                                  [self.initial.idx])])[0]
+        k, method, extra = self.p.knn_k, self.p.knn_method, [self.initial.idx]
+        if self.modal_weight is None:
+            learned = normalize_knn([self.learned_knn("fused", self.fused_projection(), k, method, extra)])
+        else:  # as LATTICE: norm(Σ_m w_m Ã^m), each Ã^m the kNN graph of modality m's own projection
+            w = F.softmax(self.modal_weight, dim=0)
+            learned = normalize_knn([self.learned_knn(m, self.proj_m[m](self.feats[m]), k, method, extra).scaled(w[i])
+                                     for i, m in enumerate(self.names)])
         lam = self.p.lambda_coeff
-        return DiffGraph([self.initial.piece().scaled(lam), learned.scaled(1 - lam)])
+        return DiffGraph([self.initial.piece().scaled(lam)] + [g.scaled(1 - lam) for g in learned])
 
     def attention_weights(self) -> torch.Tensor:
         n_graphs = self.att_global.shape[0]

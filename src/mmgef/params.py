@@ -167,6 +167,9 @@ class MMGEFParams(ModelParamsBase):
     knn_method: KnnMethod = "auto"
     graph_refresh: GraphRefresh = "full"
     full_refresh_every: FullRefreshEvery = 10
+    normalize_content: bool = later_field(
+        True, description="L2-normalise each modality's item vectors before fusion and projection (true: the paper's "
+                          "CLIP practice); false feeds the raw vectors to the projections, as LATTICE does")
     learned_graph: Literal["fused", "per_modality"] = later_field(
         "fused", description="fused: E^m's learned part is one kNN graph of the fused projection (the paper); "
                              "per_modality: one learned kNN graph per modality on its own projection, mixed by "

@@ -150,6 +150,16 @@ def test_mmgef_per_modality_learned_graphs_are_lattices_mix(ctx):
         make_model("mmgef", {"learned_graph": "per_modality"}, joint)  # one shared projection: nothing per modality
 
 
+def test_mmgef_normalize_content_false_projects_the_raw_vectors(ctx):
+    raw = {m: 3.0 * x.astype("float32") for m, x in ctx.content.items()}
+    borrowed = ModelContext(ctx.n_users, ctx.n_items, ctx.train, raw)
+    as_given, _ = _item_vectors("mmgef", {"normalize_content": False}, borrowed)
+    for m, x in raw.items():
+        np.testing.assert_array_equal(as_given.feats[m].numpy(), x)
+    _, normalised_scores = _item_vectors("mmgef", {}, borrowed)
+    assert not torch.allclose(as_given.scores(torch.arange(10)), normalised_scores)
+
+
 def test_mmgef_cf_graph_all_pairs_is_eq_3_4(ctx):
     model = make_model("mmgef", {"cf_graph": "all_pairs"}, ctx)
     r = torch.as_tensor((ctx.train > 0).toarray(), dtype=torch.float32)

@@ -80,7 +80,7 @@ class MMGEF(LearnedGraphRecommender):
         super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h,
                          params.h_gate, params.graph_refresh, params.full_refresh_every)
         self.p = params
-        content = {m: l2_normalize(x, inplace=ctx.owns_content)
+        content = {m: l2_normalize(x, inplace=ctx.owns_content) if params.normalize_content else x
                    for m, x in select(ctx.content, params.modalities, "mmgef").items()}
         self.names = list(content)
         self.shared_space = shared_fusion(params.fusion, content, ctx.joint_modalities)

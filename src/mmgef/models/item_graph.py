@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmgef.graphs.knn import Method, local_candidates
-from mmgef.graphs.learned import DiffGraph, KGraph, knn_graph
+from mmgef.graphs.learned import DiffGraph, KGraph, knn_graph, normalize_knn
 from mmgef.graphs.modules import FrozenKnnGraph
 from mmgef.graphs.propagation import Graph, propagate
 from mmgef.models.base import ModelContext, Recommender, id_embedding
@@ -182,6 +182,13 @@ class LearnedGraphRecommender(ItemGraphRecommender):
         if self.refresh == "local":
             self._last_idx[name] = graph.idx
         return graph
+
+    def modality_knn_mix(self, projected: dict[str, torch.Tensor], w: torch.Tensor, k: int, method: Method,
+                         extra: list[list[torch.Tensor]]) -> list[KGraph]:
+        """LATTICE's learned graph, norm(Σ_m w_m Ã^m) (``w``: the modality weights): one kNN graph per modality of its
+        projected content, ``extra[i]`` the candidate lists ``learned_knn`` re-ranks for the i-th modality."""
+        return normalize_knn([self.learned_knn(m, x, k, method, extra[i]).scaled(w[i])
+                              for i, (m, x) in enumerate(projected.items())])
 
     def _start_rebuild(self) -> None:
         """Before a training rebuild: forget the last graphs when a full search is due."""

@@ -57,9 +57,8 @@ class Lattice(LearnedGraphRecommender):
     def build_content_graph(self) -> DiffGraph:
         w = F.softmax(self.modal_weight, dim=0)
         lam = self.p.lambda_coeff
-        learned = normalize_knn([self.learned_knn(m, self.proj[m](self.feats[m]), self.p.knn_k, self.p.knn_method,
-                                                  [self.initial[k].idx]).scaled(w[k])
-                                 for k, m in enumerate(self.names)])
+        learned = self.modality_knn_mix({m: self.proj[m](self.feats[m]) for m in self.names}, w,
+                                        self.p.knn_k, self.p.knn_method, [[g.idx] for g in self.initial])
         initial = [g.piece().scaled(lam * w[k]) for k, g in enumerate(self.initial)]
         return DiffGraph(initial + [g.scaled(1 - lam) for g in learned])
 

@@ -174,10 +174,9 @@ class MMGEF(LearnedGraphRecommender):
         k, method, extra = self.p.knn_k, self.p.knn_method, [self.initial.idx]
         if self.modal_weight is None:
             learned = normalize_knn([self.learned_knn("fused", self.fused_projection(), k, method, extra)])
-        else:  # as LATTICE: norm(Σ_m w_m Ã^m), each Ã^m the kNN graph of modality m's own projection
-            w = F.softmax(self.modal_weight, dim=0)
-            learned = normalize_knn([self.learned_knn(m, self.proj_m[m](self.feats[m]), k, method, extra).scaled(w[i])
-                                     for i, m in enumerate(self.names)])
+        else:  # as LATTICE: each modality's kNN graph of its own projection, mixed by softmax weights
+            learned = self.modality_knn_mix({m: self.proj_m[m](self.feats[m]) for m in self.names},
+                                            F.softmax(self.modal_weight, dim=0), k, method, [extra] * len(self.names))
         lam = self.p.lambda_coeff
         return DiffGraph([self.initial.piece().scaled(lam)] + [g.scaled(1 - lam) for g in learned])
 

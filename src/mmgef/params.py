@@ -174,6 +174,10 @@ class MMGEFParams(ModelParamsBase):
         "fused", description="fused: E^m's learned part is one kNN graph of the fused projection (the paper); "
                              "per_modality: one learned kNN graph per modality on its own projection, mixed by "
                              "softmax modality weights as LATTICE does (MM-GEF+; needs per-modality fusion)")
+    initial_graph: Literal["fused", "per_modality"] = later_field(
+        "fused", description="fused: E^m's initial part is one kNN graph of the raw items' mean per-modality cosine; "
+                             "per_modality: one raw kNN graph per modality, each normalised, mixed by the modality "
+                             "weights as LATTICE builds it (MM-GEF+)")
     normalize_h: bool = later_field(True, description="add h/‖h‖ (the paper); false adds h as FREEDOM does")
     h_gate: Literal["none", "global", "degree"] = later_field(
         "none", description="scale h by a learned gate 2σ(c) (global) or 2σ(c + d·z_i) with z_i the item's standardised "

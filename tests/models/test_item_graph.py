@@ -150,6 +150,28 @@ def test_mmgef_per_modality_learned_graphs_are_lattices_mix(ctx):
         make_model("mmgef", {"learned_graph": "per_modality"}, joint)  # one shared projection: nothing per modality
 
 
+def test_mmgef_per_modality_initial_and_learned_graphs_are_lattices_graph(ctx):
+    """initial_graph + learned_graph = per_modality, raw content, nothing else in E^u: MM-GEF's E^m is LATTICE's item
+    graph, λ Σ_m w_m norm(S̃^m) + (1 − λ) norm(Σ_m w_m Ã^m), given the same projections."""
+    torch.manual_seed(0)
+    lattice = make_model("lattice", {}, ctx)
+    mmgef = make_model("mmgef", {"initial_graph": "per_modality", "learned_graph": "per_modality", "use_cf_graph": False,
+                                 "modality_graphs": False, "normalize_content": False}, ctx)
+    mmgef.proj_m.load_state_dict(lattice.proj.state_dict())
+    x = torch.randn(ctx.n_items, 3)
+    with torch.no_grad():
+        assert torch.allclose(mmgef.build_content_graph().mm(x), lattice.build_content_graph().mm(x), atol=1e-5)
+        fused = make_model("mmgef", {"use_cf_graph": False, "modality_graphs": False, "normalize_content": False}, ctx)
+        assert not torch.allclose(fused.initial.mm(x), sum(0.5 * g.mm(x) for g in mmgef.modal_initial), atol=1e-3)
+    # the modality weights now also weigh the initial graphs: a gradient with the learned part switched off
+    only_initial = make_model("mmgef", {"initial_graph": "per_modality", "learned_graph": "per_modality",
+                                        "lambda_coeff": 1.0}, ctx)
+    only_initial.train()
+    only_initial.on_epoch_start(0)
+    only_initial.loss(_batch(ctx)).backward()
+    assert only_initial.modal_weight.grad.abs().sum() > 0
+
+
 def test_mmgef_normalize_content_false_projects_the_raw_vectors(ctx):
     raw = {m: 3.0 * x.astype("float32") for m, x in ctx.content.items()}
     borrowed = ModelContext(ctx.n_users, ctx.n_items, ctx.train, raw)

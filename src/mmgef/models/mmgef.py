@@ -9,6 +9,9 @@
 2. E^m: cosine kNN graph (k=10) of the projected fused vectors, rebuilt every epoch with gradients
    into the projection, mixed as in LATTICE with the kNN graph of the raw fused features
    (λ·initial + (1−λ)·learned; λ = 0 gives the learned graph alone, the paper's E^m).
+   ``initial_graph=per_modality`` (MM-GEF+) makes the initial part LATTICE's: one raw kNN graph per modality,
+   normalised on its own and mixed by the modality weights, instead of one kNN graph of the mean cosine, where
+   a modality with spread-out similarities decides most neighbour lists.
    ``learned_graph=per_modality`` (MM-GEF+) learns one kNN graph per modality on its own projection
    and mixes them by softmax modality weights, as LATTICE does: fusing first lets one modality's
    neighbours crowd out the other's.
@@ -99,13 +102,17 @@ class MMGEF(LearnedGraphRecommender):
                               "Fix: set fusion=per_modality, or learned_graph=fused.")
         # learned_graph=per_modality: LATTICE's softmax modality weights over the per-modality learned graphs
         self.modal_weight = nn.Parameter(torch.zeros(len(self.names))) if params.learned_graph == "per_modality" else None
+        # each modality's own raw-content kNN graph, built once: an input of the attention (modality_graphs) and/or
+        # E^m's initial part (initial_graph=per_modality); one modality's is the fused graph itself
+        per_modality_raw = len(self.names) > 1 and (params.modality_graphs or params.initial_graph == "per_modality")
         with torch.no_grad():
             self.initial = FrozenKnnGraph.of(normalize_knn([knn_graph(raw_for_graph, params.knn_k, params.knn_method)])[0],
                                              persistent=False)
-            modal = [] if not params.modality_graphs or len(self.names) < 2 else [
+            modal = [] if not per_modality_raw else [
                 FrozenKnnGraph.of(normalize_knn([knn_graph(torch.as_tensor(content[m]), params.knn_k, params.knn_method)])[0],
                                   persistent=False) for m in self.names]
-        self.modal_graphs = nn.ModuleList(modal)
+        self.modal_graphs = nn.ModuleList(modal if params.modality_graphs else [])
+        self.modal_initial = nn.ModuleList(modal if params.initial_graph == "per_modality" else [])
         self.cf_graph = collaborative_item_graph(ctx.train, params.cf_graph, params.cf_k, params.cf_weight, params.cf_shrink,
                                                  params.cf_min_count) if params.use_cf_graph else None
         n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
@@ -170,15 +177,26 @@ class MMGEF(LearnedGraphRecommender):
         borrowed = self.initial.mm(known) / weight.clamp_min(1e-12)
         return known + (1 - keep) * borrowed
 
-    def build_content_graph(self) -> DiffGraph:
-        k, method, extra = self.p.knn_k, self.p.knn_method, [self.initial.idx]
+    def modality_weights(self) -> torch.Tensor:
+        """Softmax of the learned modality weights (learned_graph=per_modality), else equal weights."""
         if self.modal_weight is None:
-            learned = normalize_knn([self.learned_knn("fused", self.fused_projection(), k, method, extra)])
+            return torch.full((len(self.names),), 1.0 / len(self.names), device=self.att_global.device)
+        return F.softmax(self.modal_weight, dim=0)
+
+    def build_content_graph(self) -> DiffGraph:
+        k, method, lam = self.p.knn_k, self.p.knn_method, self.p.lambda_coeff
+        w = self.modality_weights()
+        if self.modal_initial:  # as LATTICE: λ Σ_m w_m norm(S̃^m), each modality's raw kNN graph on its own
+            initial = [g.piece().scaled(lam * w[i]) for i, g in enumerate(self.modal_initial)]
+            extra = [[g.idx] for g in self.modal_initial]
+        else:
+            initial, extra = [self.initial.piece().scaled(lam)], [[self.initial.idx]] * len(self.names)
+        if self.modal_weight is None:  # candidates for refresh=local: every initial graph's neighbours, once each
+            fused_extra = [g.idx for g in self.modal_initial] or [self.initial.idx]
+            learned = normalize_knn([self.learned_knn("fused", self.fused_projection(), k, method, fused_extra)])
         else:  # as LATTICE: each modality's kNN graph of its own projection, mixed by softmax weights
-            learned = self.modality_knn_mix({m: self.proj_m[m](self.feats[m]) for m in self.names},
-                                            F.softmax(self.modal_weight, dim=0), k, method, [extra] * len(self.names))
-        lam = self.p.lambda_coeff
-        return DiffGraph([self.initial.piece().scaled(lam)] + [g.scaled(1 - lam) for g in learned])
+            learned = self.modality_knn_mix({m: self.proj_m[m](self.feats[m]) for m in self.names}, w, k, method, extra)
+        return DiffGraph(initial + [g.scaled(1 - lam) for g in learned])
 
     def attention_weights(self) -> torch.Tensor:
         n_graphs = self.att_global.shape[0]

@@ -12,7 +12,7 @@ row (a "+ a + b" row of the spec, or the MM-GEF+ row when it holds that combinat
 anywhere (or not measured), the option in it with the smallest mean gain is dropped and the smaller combination checked.
 
     python benchmarks/choose_mmgef_plus.py benchmarks/results/{mmgef_plus,mmgef_plus_tiktok,mmgef_plus_cold,\
-        new_item_scores,new_item_scores_cold}/results.csv --only lastfm2k "lastfm2k cold" tiktok --write
+        new_item_scores,new_item_scores_cold,lattice_em,lattice_em_cold}/results.csv --only lastfm2k "lastfm2k cold" tiktok --write
 
 The same run can be in several reports (a config's digest is its identity): the first file given wins.
 
@@ -38,9 +38,14 @@ METRIC = "valid_recall@20"
 
 
 def chosen_seed_runs(results_csvs: list[Path]) -> pd.DataFrame:
-    """The reports' runs of each row's chosen setting, one line per seed."""
-    df = pd.concat([pd.read_csv(f) for f in results_csvs]).drop_duplicates(["label", "dataset", "seed", "stage", "digest"])
-    return df[(df["stage"] == "seed") & df["chosen"].astype(bool)].copy()
+    """The reports' runs of each row's chosen setting, one line per seed. A row (label, dataset, split) that several
+    reports hold is read from the first of them only: a later report re-running MM-GEF may choose another grid point,
+    and mixing both sets of seeds would move the baseline every earlier row was compared with."""
+    df = pd.concat([pd.read_csv(f).assign(source=k) for k, f in enumerate(results_csvs)])
+    df = df[(df["stage"] == "seed") & df["chosen"].astype(bool)].copy()
+    row = ["label", "dataset"] + (["split"] if "split" in df else [])
+    first = df.groupby(row, dropna=False)["source"].transform("min")
+    return df[df["source"] == first].drop_duplicates(["label", "dataset", "seed", "digest"])
 
 
 def validation_means(seeds: pd.DataFrame) -> pd.DataFrame:

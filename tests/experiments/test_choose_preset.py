@@ -51,6 +51,20 @@ def test_a_cold_start_report_counts_as_one_more_dataset(tmp_path):
     assert chooser.choose(chooser.validation_means(chooser.chosen_seed_runs([tmp_path / "o.csv"])))[0] == {"content_term": True}
 
 
+def test_a_row_in_several_reports_is_read_from_the_first_only(tmp_path):
+    """A later report that re-runs MM-GEF (another grid point, other digests) must not move the baseline."""
+    first = _rows("MM-GEF", "a", [0.40, 0.40], [0.1, 0.1]) + _rows("+ content term", "a", [0.41, 0.41], [0.1, 0.1])
+    later = [{**r, "digest": r["digest"] + "-rerun"} for r in _rows("MM-GEF", "a", [0.44, 0.44], [0.1, 0.1])]
+    later += _rows("+ IUF E^c", "a", [0.42, 0.42], [0.1, 0.1], {"cf_weight": "iuf"})
+    for name, rows in (("first.csv", first), ("later.csv", later)):
+        pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    chooser = _chooser()
+    means = chooser.validation_means(chooser.chosen_seed_runs([tmp_path / "first.csv", tmp_path / "later.csv"]))
+    assert means.loc["MM-GEF", "a"] == 0.40 and means.loc["+ IUF E^c", "a"] == 0.42
+    later_first = chooser.validation_means(chooser.chosen_seed_runs([tmp_path / "later.csv", tmp_path / "first.csv"]))
+    assert later_first.loc["MM-GEF", "a"] == 0.44
+
+
 def test_options_that_tie_alone_but_lose_together_are_dropped_weakest_first(tmp_path):
     rows = []
     for d, (base, content, jaccard, gate, trio, pair) in {"a": (0.40, 0.45, 0.43, 0.41, 0.46, 0.46),

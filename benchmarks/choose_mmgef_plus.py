@@ -14,7 +14,7 @@ anywhere (or not measured), the option in it with the smallest mean gain is drop
     python benchmarks/choose_mmgef_plus.py benchmarks/results/{mmgef_plus,mmgef_plus_tiktok,mmgef_plus_cold,\
         new_item_scores,new_item_scores_cold,lattice_em,lattice_em_cold}/results.csv --only lastfm2k "lastfm2k cold" tiktok --write
 
-The same run can be in several reports (a config's digest is its identity): the first file given wins.
+A row (label, dataset, split) can be in several reports: the first file given that holds it wins.
 
 Test columns are never read.
 """

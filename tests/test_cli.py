@@ -8,7 +8,7 @@ runner = CliRunner()
 
 
 def test_help_on_every_verb():
-    for verb in (["train"], ["evaluate"], ["recommend"], ["data", "stats"], ["data", "validate"], ["data", "synth"], ["demo"]):
+    for verb in (["train"], ["evaluate"], ["inspect"], ["recommend"], ["data", "stats"], ["data", "validate"], ["data", "synth"], ["demo"]):
         res = runner.invoke(app, [*verb, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output
 

@@ -42,6 +42,16 @@ def test_evaluate_reproduces_results_json_after_early_stopping(tiny_dir, tmp_pat
         assert again[part].keys() == saved[part].keys()
         for key, value in saved[part].items():
             assert again[part][key] == pytest.approx(value, abs=1e-6), (part, key)
+    # the recorded mixing weights are the saved (best-validation) model's, as `mmgef inspect` reads them back
+    inspected = CliRunner().invoke(app, ["inspect", str(tmp_path / "run"), "--json"])
+    assert inspected.exit_code == 0, inspected.output
+    assert json.loads(inspected.output) == pytest.approx(saved["mixing_weights"], abs=1e-6)
+    assert bool(saved["mixing_weights"]) == (name in ("lattice", "mmgef"))
+    if name == "mmgef":  # trained: the attention moved away from its equal start
+        att = [v for k, v in saved["mixing_weights"].items() if k.startswith("attention")]
+        assert len(att) == 4 and sum(att) == pytest.approx(1.0) and max(att) - min(att) > 1e-3
+        table = CliRunner().invoke(app, ["inspect", str(tmp_path / "run")])
+        assert "| attention E^c |" in table.output
 
 
 def test_a_run_refuses_changed_data_and_names_what_changed(tiny_dir, tmp_path):

@@ -89,6 +89,11 @@ class TrainedModel:
         top = torch.topk(sims, min(k, len(self.item_ids) - 1))
         return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
 
+    def mixing_weights(self) -> dict[str, float]:
+        """The model's learned mixing weights by name (attention over its item graphs, modality weights, gates);
+        empty for a model that mixes nothing."""
+        return self.model.mixing_weights()
+
     def user_embeddings(self) -> tuple[list[str], np.ndarray]:
         """Raw user ids and their vectors ``[n_users, d]`` (score = user · item; with ``new_item_scores=standardised``
         the final vectors with the standardisation's block and column appended, see models/new_items.py)."""

@@ -198,6 +198,26 @@ def evaluate(
     typer.echo(markdown_table(["split", *keys], [[part, *(metrics[part][k] for k in keys)] for part in ("valid", "test")]))
 
 
+@command(app, "inspect")
+def inspect_run(
+    run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),
+    as_json: bool = typer.Option(False, "--json", help='print {"<weight>": value, ...}'),
+) -> None:
+    """A finished run's learned mixing weights: the attention over its item graphs, modality weights, gates."""
+    _setup()
+    from mmgef import runs
+    from mmgef.report import markdown_table
+
+    loaded = runs.load_run(run_dir)
+    weights = loaded.model.mixing_weights()
+    if as_json:
+        typer.echo(json.dumps(weights, indent=2))
+    elif not weights:
+        typer.echo(f"{run_dir}: this model ({loaded.cfg.model}) learns no mixing weights.")
+    else:
+        typer.echo(markdown_table(["weight", "value"], [[k, v] for k, v in weights.items()]))
+
+
 @command(app)
 def recommend(
     run_dir: Path = typer.Argument(..., help="a directory written by `mmgef train`"),

@@ -176,6 +176,7 @@ def _fit(p: Prepared, run_dir: Path, resume: bool, saved: RunConfig | None, thre
         "threads": threads,
         "workers": group.world,
         **metrics,
+        "mixing_weights": p.model.mixing_weights(),  # of the best-validation weights, as `mmgef inspect` prints them
         "run_dir": str(run_dir),
     }
     write_json(run_dir / "results.json", results)

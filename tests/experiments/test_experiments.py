@@ -198,6 +198,42 @@ def test_a_row_with_settings_from_trains_only_its_seeds_with_the_searched_rows_c
     assert line.split(" | ")[2:5] == ["0", "0", f"{seeds_s:.0f}"] and line.endswith("(taken from MF) |")
 
 
+MIXING_SPEC = """
+name: mixing
+datasets: [synthetic]
+split: random
+seeds: 2
+common: {epochs: 2, patience: 5, lr: 0.01}
+rows:
+  - {label: MF, model: mf, baseline: true, search: false}
+  - {label: MM-GEF, model: mmgef, search: false}
+"""
+
+
+def test_the_report_lists_each_rows_learned_mixing_weights_over_the_seeds_that_recorded_them(tmp_path):
+    (tmp_path / "spec.yaml").write_text(MIXING_SPEC)
+    spec = load_spec(tmp_path / "spec.yaml")
+    Runner(spec, tmp_path / "exp", workers=1).run()
+    results = sorted((tmp_path / "exp").glob("runs/**/mmgef-*/results.json"))
+    recorded = [json.loads(p.read_text())["mixing_weights"] for p in results]
+    assert len(recorded) == 2 and all(len(w) == 4 for w in recorded)
+
+    def section() -> str:
+        runner = Runner(spec, tmp_path / "exp", workers=1)
+        out = write_report(runner, runner.run(), spec.datasets, 1.0)
+        return (out / "summary.md").read_text().split("## Learned mixing weights")[1]
+
+    line = next(row for row in section().splitlines() if row.startswith("| MM-GEF |"))
+    mean_ec = sum(w["attention E^c"] for w in recorded) / 2
+    assert " | 2 of 2 | " in line and f"attention E^c {mean_ec:.3f} ± " in line
+    assert "| MF |" not in section()  # MF mixes nothing
+    old = json.loads(results[1].read_text())
+    del old["mixing_weights"]  # a run made before the weights were recorded
+    results[1].write_text(json.dumps(old))
+    line = next(row for row in section().splitlines() if row.startswith("| MM-GEF |"))
+    assert " | 1 of 2 | " in line and line.endswith(f"attention E^c {recorded[0]['attention E^c']:.3f} |")
+
+
 @pytest.mark.parametrize("row, problem", [
     ("{label: B, model: mf, settings_from: Nope}", "'Nope' is not a row"),
     ("{label: B, model: mf, settings_from: MF dim 4}", "takes settings from another row itself"),

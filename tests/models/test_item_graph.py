@@ -414,3 +414,31 @@ def test_mmgef_normalises_handed_over_content_in_place_and_copies_borrowed_conte
         assert np.shares_memory(model_owned.feats[m].numpy(), x)  # one matrix, not two
         np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
         np.testing.assert_allclose(model_owned.feats[m].numpy(), model.feats[m].numpy(), rtol=1e-6)
+
+
+def test_mixing_weights_name_each_source_and_follow_the_learned_parameters(ctx):
+    model, _ = _item_vectors("mmgef", {}, ctx)
+    names = model.names  # the synthetic data's two modalities
+    att_keys = ["attention E^m", *(f"attention {m} kNN graph" for m in names), "attention E^c"]
+    w = model.mixing_weights()
+    assert list(w) == att_keys and w == pytest.approx(dict.fromkeys(att_keys, 0.25))  # equal logits at the start
+    with torch.no_grad():
+        model.att_global.copy_(torch.tensor([0.0, 0.0, 0.0, float(np.log(3.0))]))
+    assert model.mixing_weights()["attention E^c"] == pytest.approx(0.5)  # 3 / (1 + 1 + 1 + 3)
+    # one graph in E^u: no attention to report
+    alone, _ = _item_vectors("mmgef", {"use_cf_graph": False, "modality_graphs": False}, ctx)
+    assert alone.mixing_weights() == {}
+    item, _ = _item_vectors("mmgef", {"attention": "item"}, ctx)
+    assert list(item.mixing_weights().values()) == pytest.approx(item.attention_weights().mean(0).tolist())
+    plus, _ = _item_vectors("mmgef", {"learned_graph": "per_modality", "h_gate": "global", "content_term": True,
+                                      "content_gate": "degree"}, ctx)
+    with torch.no_grad():
+        plus.modal_weight.copy_(torch.tensor([float(np.log(4.0)), 0.0]))
+        plus.h_gate.c.fill_(-30.0)  # closed
+    got = plus.mixing_weights()
+    assert got[f"modality weight {names[0]}"] == pytest.approx(0.8) and got[f"modality weight {names[1]}"] == pytest.approx(0.2)
+    assert got["h gate"] == pytest.approx(0.0, abs=1e-6) and got["content gate"] == pytest.approx(1.0)
+    lattice, _ = _item_vectors("lattice", {}, ctx)
+    assert lattice.mixing_weights() == pytest.approx({f"modality weight {m}": 0.5 for m in names})
+    lightgcn, _ = _item_vectors("lightgcn", {}, ctx)
+    assert lightgcn.mixing_weights() == {}

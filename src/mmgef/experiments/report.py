@@ -17,6 +17,7 @@ from mmgef.io import write_text
 
 METRICS = ("recall@20", "precision@20", "ndcg@20")
 HEADLINE = ("recall@20", "ndcg@20")  # claims, published numbers and sensitivity curves
+MIX = "mix "  # results.csv column prefix of the learned mixing weights
 
 
 def code_version() -> str:
@@ -62,6 +63,7 @@ def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:
                     "best_epoch": r["best_epoch"], "seconds_per_epoch": r["seconds_per_epoch"],
                     "train_seconds": r.get("train_seconds", 0.0),
                     **{f"valid_{k}": v for k, v in r["valid"].items()}, **{f"test_{k}": v for k, v in r["test"].items()},
+                    **{f"{MIX}{k}": v for k, v in r.get("mixing_weights", {}).items()},
                 })
     return pd.DataFrame(rows)
 
@@ -231,6 +233,28 @@ def search_cost(df: pd.DataFrame, cells: list[Cell]) -> str:
             f"Training seconds exclude evaluation; total over all runs: {total:.0f} s.\n\n" + "\n".join(lines))
 
 
+def mixing_weights_table(df: pd.DataFrame, cells: list[Cell]) -> str:
+    """Each row's learned mixing weights (``Recommender.mixing_weights``) at its chosen settings, mean ± std over
+    the seeds whose results recorded them (runs older than the record have none), so a reader sees which graph or
+    modality a model leaned on for each dataset."""
+    names = [c for c in df.columns if c.startswith(MIX)]
+    lines = []
+    for c in cells:
+        runs = df[df.chosen & (df.label == c.label) & (df.column == c.column)]
+        got = runs[runs[names].notna().any(axis=1)] if names else runs.iloc[:0]
+        if got.empty:
+            continue
+        parts = [f"{n[len(MIX):]} {got[n].mean():.3f}" + (f" ± {got[n].std(ddof=1):.3f}" if len(got) > 1 else "")
+                 for n in names if got[n].notna().any()]
+        lines.append(f"| {c.label} | {c.column} | {len(got)} of {len(runs)} | {'; '.join(parts)} |")
+    if not lines:
+        return ""
+    return ("\n\n## Learned mixing weights\n\nAt each row's chosen settings, of the best-validation weights, mean ± std "
+            "over seeds (`mmgef inspect RUN_DIR` prints one run's): the attention over the item graphs that make "
+            "E^u (per-item attention: its mean over items), softmax modality weights, gates (1 = ungated).\n\n"
+            "| model | dataset | seeds | weights |\n|---|---|---|---|\n" + "\n".join(lines))
+
+
 def _slug(column: str) -> str:
     return column.replace(" (", "_").replace(")", "").replace(" ", "_")
 
@@ -322,6 +346,7 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
         body += f"\n\nRecall and NDCG @{k}:\n\n" + summary_tables(df, cells, columns, (f"recall@{k}", f"ndcg@{k}"), p_column=False)
     if any(len(c.grid) > 1 for c in cells):
         body += search_cost(df, cells)
+    body += mixing_weights_table(df, cells)
     if spec.published:
         body += published_side_by_side(df, cells, spec.published, spec.published_tables, columns)
     write_text(out / "summary.md", header + body + "\n")

@@ -55,6 +55,10 @@ class ItemGraphRecommender(Recommender):
     def on_epoch_start(self, epoch: int) -> None:
         self.backbone.on_epoch_start(epoch)
 
+    @torch.no_grad()
+    def mixing_weights(self) -> dict[str, float]:
+        return {} if self.h_gate is None else {"h gate": self.h_gate.mean_value()}
+
     def item_graph(self) -> Graph:
         raise NotImplementedError
 
@@ -95,6 +99,12 @@ class ContentGate(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         logit = self.c if self.d is None else self.c + self.d * self.z[:, None]
         return 2 * torch.sigmoid(logit) * h
+
+    @torch.no_grad()
+    def mean_value(self) -> float:
+        """The gate averaged over items (1 = the ungated model, 0 = closed)."""
+        logit = self.c if self.d is None else self.c + self.d * self.z
+        return float((2 * torch.sigmoid(logit)).mean())
 
 
 class ParamSnapshot(nn.Module):

@@ -62,6 +62,11 @@ class Lattice(LearnedGraphRecommender):
         initial = [g.piece().scaled(lam * w[k]) for k, g in enumerate(self.initial)]
         return DiffGraph(initial + [g.scaled(1 - lam) for g in learned])
 
+    @torch.no_grad()
+    def mixing_weights(self) -> dict[str, float]:
+        w = F.softmax(self.modal_weight, dim=0).tolist()
+        return {**super().mixing_weights(), **{f"modality weight {m}": x for m, x in zip(self.names, w)}}
+
     def item_graph(self) -> Graph:
         if self.cf_graph is None:
             return self.content_graph()

@@ -208,6 +208,26 @@ class MMGEF(LearnedGraphRecommender):
             return F.softmax(self.att_global + self.degree_z[:, None] * self.att_degree, dim=1)
         return F.softmax(self.att_global, dim=0)
 
+    def graph_names(self) -> list[str]:
+        """Names of E^u's inputs, in the attention's order."""
+        return ["E^m", *(f"{m} kNN graph" for m in self.names[:len(self.modal_graphs)])] + ["E^c"] * (self.cf_graph is not None)
+
+    @torch.no_grad()
+    def mixing_weights(self) -> dict[str, float]:
+        """The attention over E^u's inputs (per-item attention: its mean over items), the modality weights of the
+        per-modality graphs and the gates."""
+        out = super().mixing_weights()
+        names = self.graph_names()
+        if len(names) > 1:
+            att = self.attention_weights()
+            att = att.mean(0) if att.dim() == 2 else att
+            out.update({f"attention {n}": float(a) for n, a in zip(names, att)})
+        if self.modal_weight is not None:
+            out.update({f"modality weight {m}": float(w) for m, w in zip(self.names, self.modality_weights())})
+        if self.content_gate is not None:
+            out["content gate"] = self.content_gate.mean_value()
+        return out
+
     def item_graph(self) -> Graph:
         graphs: list[Graph] = [self.content_graph(), *self.modal_graphs]
         if self.cf_graph is not None:

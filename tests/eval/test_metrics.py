@@ -63,6 +63,13 @@ def test_evaluator_matches_slow_reference(use_candidates):
     want = _slow_reference(scores, test, train, ks, None if candidates is None else set(candidates.tolist()))
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
+    per_user = ev.per_user(lambda users, items: torch.from_numpy(scores)[users][:, items])
+    assert per_user.keys() == got.keys()
+    for key, values in per_user.items():  # one value per evaluated user, in ev.users order; their mean is evaluate's
+        assert values.shape == (ev.n_users,) and values.mean() == pytest.approx(got[key], abs=1e-12), key
+    u = int(ev.users[3])
+    first = _slow_reference(scores[u : u + 1], test[u], train[u], ks, None if candidates is None else set(candidates.tolist()))
+    assert {key: values[3] for key, values in per_user.items()} == pytest.approx(first, abs=1e-12)
 
 
 def test_evaluator_masks_training_items_and_skips_users_without_targets():

@@ -11,7 +11,7 @@ score differently when re-evaluated with another K.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -120,23 +120,47 @@ class Evaluator:
             best_vals, best_idx = top_k_by_index(merged_vals, merged_idx, min(k_max, merged_vals.shape[1]))
         return best_idx
 
-    @torch.no_grad()
-    def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
-        """Mean of every metric over evaluated users, keyed like ``recall@20``."""
-        totals: dict[str, float] = {}
+    def _batch_metrics(self, score_fn: ScoreFn) -> Iterator[dict[str, torch.Tensor] | None]:
+        """Per-user values of every metric, one user batch at a time (None: a score was not finite)."""
         n_items = self.target.shape[1]
         k_max = min(self.ks[-1], n_items)
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             top = self.top_items(score_fn, users)
-            if top is None:  # NaN/inf scores rank arbitrarily yet give finite-looking metrics: report them as NaN
-                return {f"{m}@{k}": float("nan") for k in self.ks for m in METRICS}
+            if top is None:
+                yield None
+                return
             tg = self.target[users]
             t_rows, t_cols = self._rows_cols(tg)
             hits = torch.isin(torch.arange(len(users), device=self.device)[:, None] * n_items + top, t_rows * n_items + t_cols)
             if k_max < self.ks[-1]:  # fewer items than K: the missing ranks are misses
                 hits = torch.nn.functional.pad(hits, (0, self.ks[-1] - k_max))
             n_rel = torch.as_tensor(np.diff(tg.indptr), device=self.device)
-            for key, values in compute(hits, n_rel, self.ks).items():
-                totals[key] = totals.get(key, 0.0) + float(values.sum())
+            yield compute(hits, n_rel, self.ks)
+
+    def _nan(self) -> dict[str, float]:
+        # NaN/inf scores rank arbitrarily yet give finite-looking metrics: report them as NaN
+        return {f"{m}@{k}": float("nan") for k in self.ks for m in METRICS}
+
+    @torch.no_grad()
+    def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
+        """Mean of every metric over evaluated users, keyed like ``recall@20``."""
+        totals: dict[str, float] = {}
+        for values in self._batch_metrics(score_fn):
+            if values is None:
+                return self._nan()
+            for key, v in values.items():
+                totals[key] = totals.get(key, 0.0) + float(v.sum())
         return {key: value / max(1, len(self.users)) for key, value in totals.items()}
+
+    @torch.no_grad()
+    def per_user(self, score_fn: ScoreFn) -> dict[str, np.ndarray]:
+        """Every metric of every evaluated user, in ``users`` order (their mean is ``evaluate``): what a paired
+        test of two models over the same users needs (NaN for every user if a score was not finite)."""
+        parts: dict[str, list[np.ndarray]] = {}
+        for values in self._batch_metrics(score_fn):
+            if values is None:
+                return {key: np.full(len(self.users), np.nan) for key in self._nan()}
+            for key, v in values.items():
+                parts.setdefault(key, []).append(v.cpu().numpy())
+        return {key: np.concatenate(vs) for key, vs in parts.items()}

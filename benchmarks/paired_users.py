@@ -1,0 +1,104 @@
+"""How much of a gap between two models is the sampling noise of the evaluated users?
+
+Runs of model A and model B (pairs of the same seed, e.g. from one ``mmgef reproduce`` folder) are re-scored user
+by user on validation and test (``Evaluator.per_user``; their means are the runs' results.json). For each split the
+table gives both means over the seeds, the standard error of one model's mean over users (std / √users: what a
+single number carries from the choice of users alone), and the mean difference with a paired bootstrap 95%
+interval over users of the seed-averaged per-user difference (seeds average training noise away; the users stay the
+ones the dataset happens to hold). A gap whose interval covers 0 is not one the data can show.
+
+    python benchmarks/paired_users.py --a RUN_A0 RUN_A1 ... --b RUN_B0 RUN_B1 ... --name lattice_parts \\
+        --label-a "MM-GEF+" --label-b LATTICE
+
+Writes ``benchmarks/results/<name>/paired_users.{md,csv}`` (a table per call is appended to the Markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmgef.report import markdown_table
+from mmgef.runs import load_run
+from mmgef.training.trainer import make_evaluators
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def per_user(run_dir: Path, metrics: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """{split: {metric: per-user values}} of a finished run, checked against its results.json."""
+    p = load_run(run_dir)
+    saved = json.loads((run_dir / "results.json").read_text())
+    out = {}
+    for split, ev in zip(("valid", "test"), make_evaluators(p.split, p.cfg.train, p.device)):
+        values = ev.per_user(p.model.scores)
+        for m in metrics:
+            if not np.isclose(values[m].mean(), saved[split][m], atol=1e-6):
+                raise SystemExit(f"{run_dir}: {split} {m} re-scored {values[m].mean():.6f}, results.json says "
+                                 f"{saved[split][m]:.6f}. Fix: re-run it on the data it was trained on.")
+        out[split] = {m: values[m] for m in metrics}
+    return out
+
+
+def bootstrap_ci(diff: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean of ``diff`` when the users are drawn again with replacement."""
+    rng = np.random.default_rng(seed)
+    means = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(n)])
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def compare(a: list[Path], b: list[Path], metrics: list[str], n_boot: int) -> list[dict]:
+    ua = [per_user(r, metrics) for r in a]
+    ub = [per_user(r, metrics) for r in b]
+    rows = []
+    for split in ("valid", "test"):
+        for m in metrics:
+            va = np.mean([u[split][m] for u in ua], axis=0)  # seed-averaged, per user
+            vb = np.mean([u[split][m] for u in ub], axis=0)
+            lo, hi = bootstrap_ci(va - vb, n_boot)
+            rows.append({"split": split, "metric": m, "users": len(va), "seeds": len(a), "mean_a": va.mean(),
+                         "mean_b": vb.mean(), "se_a": va.std(ddof=1) / np.sqrt(len(va)),
+                         "se_b": vb.std(ddof=1) / np.sqrt(len(vb)), "diff": va.mean() - vb.mean(), "ci_low": lo,
+                         "ci_high": hi, "users_differ": float(np.mean(np.abs(va - vb) > 1e-12))})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--a", type=Path, nargs="+", required=True, help="finished runs of model A, one per seed")
+    ap.add_argument("--b", type=Path, nargs="+", required=True, help="runs of model B, the same seeds in the same order")
+    ap.add_argument("--label-a", default="A")
+    ap.add_argument("--label-b", default="B")
+    ap.add_argument("--metrics", nargs="+", default=["recall@20", "ndcg@20"])
+    ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--name", default="paired_users", help="benchmarks/results/<name>/")
+    args = ap.parse_args()
+    if len(args.a) != len(args.b):
+        raise SystemExit(f"--a has {len(args.a)} runs and --b {len(args.b)}. Fix: pass one run per seed to each, same order.")
+    rows = compare(args.a, args.b, args.metrics, args.bootstrap)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    table = markdown_table(
+        ["split", "metric", "users", "seeds", args.label_a, args.label_b, "s.e. over users (A / B)", "A − B",
+         "95% interval (users resampled)", "users scored differently"],
+        [[r["split"], r["metric"], r["users"], r["seeds"], f"{r['mean_a']:.4f}", f"{r['mean_b']:.4f}",
+          f"{r['se_a']:.4f} / {r['se_b']:.4f}", f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+          f"{r['users_differ']:.1%}"] for r in rows])
+    out = RESULTS / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    text = (f"\n## {args.label_a} (A) against {args.label_b} (B)\n\n`python benchmarks/paired_users.py` at `{commit}`; "
+            f"runs A: {', '.join(str(r) for r in args.a)}; runs B: {', '.join(str(r) for r in args.b)}.\n\n{table}\n")
+    with open(out / "paired_users.md", "a") as fh:
+        fh.write(text)
+    frame = pd.DataFrame([{"a": args.label_a, "b": args.label_b, **r} for r in rows])
+    csv = out / "paired_users.csv"
+    frame.to_csv(csv, mode="a", header=not csv.exists(), index=False)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

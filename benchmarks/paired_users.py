@@ -5,7 +5,9 @@ by user on validation and test (``Evaluator.per_user``; their means are the runs
 table gives both means over the seeds, the standard error of one model's mean over users (std / √users: what a
 single number carries from the choice of users alone), and the mean difference with a paired bootstrap 95%
 interval over users of the seed-averaged per-user difference (seeds average training noise away; the users stay the
-ones the dataset happens to hold). A gap whose interval covers 0 is not one the data can show.
+ones the dataset happens to hold). Where each seed evaluates other users or targets (a split drawn per seed: random,
+cold), each seed's users are resampled on their own and the seeds' mean differences averaged. A gap whose interval
+covers 0 is not one the data can show.
 
     python benchmarks/paired_users.py --a RUN_A0 RUN_A1 ... --b RUN_B0 RUN_B1 ... --name lattice_parts \\
         --label-a "MM-GEF+" --label-b LATTICE
@@ -16,6 +18,7 @@ Writes ``benchmarks/results/<name>/paired_users.{md,csv}`` (a table per call is 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -30,8 +33,9 @@ from mmgef.training.trainer import make_evaluators
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def per_user(run_dir: Path, metrics: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """{split: {metric: per-user values}} of a finished run, checked against its results.json."""
+def per_user(run_dir: Path, metrics: list[str]) -> dict[str, tuple[str, dict[str, np.ndarray]]]:
+    """{split: (digest of the evaluated users and their target items, {metric: the users' values})} of a finished
+    run, checked against its results.json."""
     p = load_run(run_dir)
     saved = json.loads((run_dir / "results.json").read_text())
     out = {}
@@ -41,14 +45,17 @@ def per_user(run_dir: Path, metrics: list[str]) -> dict[str, dict[str, np.ndarra
             if not np.isclose(values[m].mean(), saved[split][m], atol=1e-6):
                 raise SystemExit(f"{run_dir}: {split} {m} re-scored {values[m].mean():.6f}, results.json says "
                                  f"{saved[split][m]:.6f}. Fix: re-run it on the data it was trained on.")
-        out[split] = {m: values[m] for m in metrics}
+        targets = ev.target[ev.users]
+        digest = hashlib.sha256(ev.users.tobytes() + targets.indptr.tobytes() + targets.indices.tobytes()).hexdigest()
+        out[split] = (digest, {m: values[m] for m in metrics})
     return out
 
 
-def bootstrap_ci(diff: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
-    """95% interval of the mean of ``diff`` when the users are drawn again with replacement."""
+def bootstrap_ci(diffs: list[np.ndarray], n: int, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean over ``diffs`` (one array per group of users, averaged with equal weight) when each
+    group's users are drawn again with replacement."""
     rng = np.random.default_rng(seed)
-    means = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(n)])
+    means = np.array([np.mean([d[rng.integers(0, len(d), len(d))].mean() for d in diffs]) for _ in range(n)])
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
@@ -57,15 +64,29 @@ def compare(a: list[Path], b: list[Path], metrics: list[str], n_boot: int) -> li
     ub = [per_user(r, metrics) for r in b]
     rows = []
     for split in ("valid", "test"):
+        targets = [u[split][0] for u in ua]
+        for x, y, ra, rb in zip(ua, ub, a, b):
+            if x[split][0] != y[split][0]:
+                raise SystemExit(f"{ra} and {rb}: {split} evaluates other users or targets. Fix: pair runs of the same "
+                                 "seed and split.")
+        shared = len(set(targets)) == 1
         for m in metrics:
-            va = np.mean([u[split][m] for u in ua], axis=0)  # seed-averaged, per user
-            vb = np.mean([u[split][m] for u in ub], axis=0)
-            lo, hi = bootstrap_ci(va - vb, n_boot)
-            rows.append({"split": split, "metric": m, "users": len(va), "seeds": len(a), "mean_a": va.mean(),
-                         "mean_b": vb.mean(), "se_a": va.std(ddof=1) / np.sqrt(len(va)),
-                         "se_b": vb.std(ddof=1) / np.sqrt(len(vb)), "diff": va.mean() - vb.mean(), "ci_low": lo,
-                         "ci_high": hi, "users_differ": float(np.mean(np.abs(va - vb) > 1e-12))})
+            va, vb = [u[split][1][m] for u in ua], [u[split][1][m] for u in ub]
+            if shared:  # the same targets in every seed: average each user over the seeds, resample users once
+                va, vb = [np.mean(va, axis=0)], [np.mean(vb, axis=0)]
+            diffs = [x - y for x, y in zip(va, vb)]
+            lo, hi = bootstrap_ci(diffs, n_boot)
+            mean_a, mean_b = np.mean([x.mean() for x in va]), np.mean([y.mean() for y in vb])
+            rows.append({"split": split, "metric": m, "users": int(np.mean([len(x) for x in va])), "seeds": len(a),
+                         "mean_a": mean_a, "mean_b": mean_b, "se_a": _se(va), "se_b": _se(vb), "diff": mean_a - mean_b,
+                         "ci_low": lo, "ci_high": hi,
+                         "users_differ": float(np.mean([np.mean(np.abs(d) > 1e-12) for d in diffs]))})
     return rows
+
+
+def _se(groups: list[np.ndarray]) -> float:
+    """Standard error over users of the equal-weight mean of the groups' means."""
+    return float(np.sqrt(np.sum([g.var(ddof=1) / len(g) for g in groups])) / len(groups))
 
 
 def main() -> None:

@@ -29,6 +29,12 @@ def test_paired_users_rescores_runs_user_by_user_and_bootstraps_the_gap(tiny_dir
             assert r["mean_a"] == pytest.approx(want_a, abs=1e-9) and r["mean_b"] == pytest.approx(want_b, abs=1e-9)
             assert r["diff"] == pytest.approx(want_a - want_b, abs=1e-9)
             assert r["ci_low"] <= r["diff"] <= r["ci_high"] and r["se_a"] > 0 and 0 < r["users_differ"] <= 1
+    # the random split is drawn per seed, so each seed has its own users: resampled seed by seed, then averaged
+    one = {(r["split"], r["metric"]): r for r in paired.compare(a[:1], b[:1], ["recall@20"], 300)}  # one seed: one set
+    assert one["test", "recall@20"]["diff"] == pytest.approx(
+        made["lightgcn", 0]["test"]["recall@20"] - made["mf", 0]["test"]["recall@20"], abs=1e-9)
+    with pytest.raises(SystemExit, match="evaluates other users or targets"):
+        paired.compare(a[:1], b[1:], ["recall@20"], 10)
     same = paired.compare(a, a, ["recall@20"], 50)[0]
     assert (same["diff"], same["ci_low"], same["ci_high"], same["users_differ"]) == (0.0, 0.0, 0.0, 0.0)
     # a run whose saved numbers the re-scoring does not give is refused, not compared

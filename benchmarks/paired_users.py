@@ -31,6 +31,10 @@ from mmgef.runs import load_run
 from mmgef.training.trainer import make_evaluators
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TITLE = ("# User-level paired tests\n\nEach table: two models' seed runs re-scored user by user on validation and test "
+         "(the means are their results.json); the interval is a bootstrap over users of the seed-averaged difference "
+         "(users resampled seed by seed where each seed has its own split). It is the noise of the choice of users given "
+         "these trainings, not the training noise across seeds, which the reports' paired t-test over seeds covers.\n")
 
 
 def per_user(run_dir: Path, metrics: list[str]) -> dict[str, tuple[str, dict[str, np.ndarray]]]:
@@ -113,7 +117,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     text = (f"\n## {args.label_a} (A) against {args.label_b} (B)\n\n`python benchmarks/paired_users.py` at `{commit}`; "
             f"runs A: {', '.join(str(r) for r in args.a)}; runs B: {', '.join(str(r) for r in args.b)}.\n\n{table}\n")
-    with open(out / "paired_users.md", "a") as fh:
+    md = out / "paired_users.md"
+    if not md.exists():
+        md.write_text(TITLE)
+    with open(md, "a") as fh:
         fh.write(text)
     frame = pd.DataFrame([{"a": args.label_a, "b": args.label_b, **r} for r in rows])
     csv = out / "paired_users.csv"

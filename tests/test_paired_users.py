@@ -43,3 +43,20 @@ def test_paired_users_rescores_runs_user_by_user_and_bootstraps_the_gap(tiny_dir
     (a[0] / "results.json").write_text(json.dumps(saved))
     with pytest.raises(SystemExit, match="re-scored"):
         paired.compare(a, b, ["recall@20"], 10)
+
+
+def test_paired_users_command_writes_a_titled_table_and_appends(tiny_dir, tmp_path, monkeypatch):
+    paired = load_benchmark("paired_users")
+    for name in ("mf", "lightgcn"):
+        cfg = resolve_run_config(model=name, data=str(tiny_dir), seed=0, sets=["epochs=2", "progress=false"])
+        runs.train(cfg, tmp_path / name)
+    monkeypatch.setattr(paired, "RESULTS", tmp_path / "results")
+    argv = ["paired_users.py", "--a", str(tmp_path / "lightgcn"), "--b", str(tmp_path / "mf"), "--bootstrap", "20",
+            "--label-a", "LGCN", "--label-b", "MF", "--name", "n"]
+    for _ in range(2):
+        monkeypatch.setattr("sys.argv", argv)
+        paired.main()
+    md = (tmp_path / "results" / "n" / "paired_users.md").read_text()
+    assert md.startswith("# User-level paired tests") and md.count("## LGCN (A) against MF (B)") == 2
+    csv = (tmp_path / "results" / "n" / "paired_users.csv").read_text().splitlines()
+    assert csv[0].startswith("a,b,split,metric") and len(csv) == 1 + 2 * 4  # one header, 2 splits × 2 metrics per call

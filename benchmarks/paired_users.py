@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mmgef.experiments.report import code_version
 from mmgef.report import markdown_table
 from mmgef.runs import load_run
 from mmgef.training.trainer import make_evaluators
@@ -106,7 +106,6 @@ def main() -> None:
     if len(args.a) != len(args.b):
         raise SystemExit(f"--a has {len(args.a)} runs and --b {len(args.b)}. Fix: pass one run per seed to each, same order.")
     rows = compare(args.a, args.b, args.metrics, args.bootstrap)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     table = markdown_table(
         ["split", "metric", "users", "seeds", args.label_a, args.label_b, "s.e. over users (A / B)", "A − B",
          "95% interval (users resampled)", "users scored differently"],
@@ -115,7 +114,7 @@ def main() -> None:
           f"{r['users_differ']:.1%}"] for r in rows])
     out = RESULTS / args.name
     out.mkdir(parents=True, exist_ok=True)
-    text = (f"\n## {args.label_a} (A) against {args.label_b} (B)\n\n`python benchmarks/paired_users.py` at `{commit}`; "
+    text = (f"\n## {args.label_a} (A) against {args.label_b} (B)\n\n`python benchmarks/paired_users.py` at {code_version()}; "
             f"runs A: {', '.join(str(r) for r in args.a)}; runs B: {', '.join(str(r) for r in args.b)}.\n\n{table}\n")
     md = out / "paired_users.md"
     if not md.exists():

@@ -102,11 +102,14 @@ def generate(n: int, root: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int) -> dict:
-    """One model's stages in a fresh process (its own peak RSS); stage lines go straight to the console (stderr):
-    a 1M-item worker runs for half an hour."""
+def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int, allocator: str = "system") -> dict:
+    """One model's stages in a fresh process (its own peak RSS) under ``allocator`` (MMGEF_ALLOCATOR); stage lines go
+    straight to the console (stderr): a 1M-item worker runs for half an hour."""
+    from mmgef.training.allocator import allocator_environ
+
     res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads)],
-                         env={**os.environ, "OMP_NUM_THREADS": str(threads)}, stdout=subprocess.PIPE, text=True)
+                         env=allocator_environ(allocator, {**os.environ, "OMP_NUM_THREADS": str(threads)}),
+                         stdout=subprocess.PIPE, text=True)
     if res.returncode:
         raise SystemExit(f"{model} at {root} with {threads} threads failed (exit {res.returncode}); its last stage lines are above")
     return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]

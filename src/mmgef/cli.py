@@ -460,9 +460,17 @@ def demo(
     typer.echo(f"\nruns and table in {out}")
 
 
-def main() -> None:  # pragma: no cover - console entry
+def main() -> None:
+    """Console entry: first the allocator ``MMGEF_ALLOCATOR`` names (a re-run of this process), then the command."""
+    from mmgef.training.allocator import exec_with_allocator
+
+    try:
+        exec_with_allocator()
+    except MMGEFError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -65,3 +65,46 @@ def test_a_training_with_the_setting_gives_the_same_run(tmp_path) -> None:
         assert all(h["peak_rss_mb"] > 0 for h in history)
         outcome[reuse] = ([h["loss"] for h in history], json.loads((out / "results.json").read_text())["test"])
     assert outcome["true"] == outcome["false"]
+
+
+# ---------------------------------------------------------------- MMGEF_ALLOCATOR (jemalloc through a re-run)
+
+LOADED = ("from mmgef.training.allocator import exec_with_allocator, jemalloc_loaded\n"
+          "exec_with_allocator()\nprint(jemalloc_loaded())")
+
+
+def run_probe(allocator: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MMGEF_ALLOCATOR_EXEC", "MMGEF_JEMALLOC")}
+    return subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True,
+                          env={**clean, "MMGEF_ALLOCATOR": allocator, **env})
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="preloading is Linux's LD_PRELOAD")
+def test_the_process_reruns_itself_under_jemalloc_when_asked() -> None:
+    from mmgef.training.allocator import jemalloc_library
+
+    if jemalloc_library() is None:
+        pytest.skip("no jemalloc here (Ray's wheel ships one)")
+    assert run_probe("jemalloc").stdout.split() == ["True"]
+    assert run_probe("system").stdout.split() == ["False"]
+
+
+def test_an_unknown_allocator_or_library_path_is_a_one_line_error(tmp_path) -> None:
+    bad = subprocess.run([sys.executable, "-m", "mmgef.cli", "models"], capture_output=True, text=True,
+                         env={**os.environ, "MMGEF_ALLOCATOR": "tcmalloc"})
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: MMGEF_ALLOCATOR='tcmalloc': unknown allocator. Fix: set it to one of system, jemalloc."
+    missing = run_probe("jemalloc", MMGEF_JEMALLOC=str(tmp_path / "libjemalloc.so"))
+    assert missing.returncode != 0 and f"MMGEF_JEMALLOC={tmp_path / 'libjemalloc.so'}: no such file" in missing.stderr
+
+
+def test_a_child_environment_names_the_library_once() -> None:
+    from mmgef.training.allocator import allocator_environ, jemalloc_library
+
+    lib = jemalloc_library()
+    if lib is None:
+        pytest.skip("no jemalloc here")
+    env = allocator_environ("jemalloc", {"LD_PRELOAD": "libother.so"})
+    assert env["LD_PRELOAD"] == f"{lib}:libother.so" and env["MMGEF_ALLOCATOR"] == "jemalloc"
+    assert allocator_environ("jemalloc", env)["LD_PRELOAD"] == env["LD_PRELOAD"]
+    assert "LD_PRELOAD" not in allocator_environ("system", {})

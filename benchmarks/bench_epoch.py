@@ -116,7 +116,11 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    lines = [f"# Seconds per epoch and peak RSS (torch {torch.__version__}, {torch.get_num_threads()} threads, CPU)", ""]
+    from mmgef.experiments.report import code_version
+
+    cmd = "python benchmarks/bench_epoch.py " + " ".join(sys.argv[1:])
+    lines = [f"# Seconds per epoch and peak RSS (torch {torch.__version__}, {torch.get_num_threads()} threads, CPU)", "",
+             f"`{cmd.strip()}` at {code_version()}.", ""]
     lines += [args.note, ""] if args.note else []
     with tempfile.TemporaryDirectory() as tmp:
         data = generated_baby(Path(tmp) / "baby-generated", args.shared)

@@ -86,6 +86,7 @@ def test_the_process_reruns_itself_under_jemalloc_when_asked() -> None:
     if jemalloc_library() is None:
         pytest.skip("no jemalloc here (Ray's wheel ships one)")
     assert run_probe("jemalloc").stdout.split() == ["True"]
+    assert run_probe("auto").stdout.split() == ["True"]  # the default where a library is found
     assert run_probe("system").stdout.split() == ["False"]
 
 
@@ -93,7 +94,7 @@ def test_an_unknown_allocator_or_library_path_is_a_one_line_error(tmp_path) -> N
     bad = subprocess.run([sys.executable, "-m", "mmgef.cli", "models"], capture_output=True, text=True,
                          env={**os.environ, "MMGEF_ALLOCATOR": "tcmalloc"})
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "error: MMGEF_ALLOCATOR='tcmalloc': unknown allocator. Fix: set it to one of system, jemalloc."
+    assert bad.stderr.strip() == "error: MMGEF_ALLOCATOR='tcmalloc': unknown allocator. Fix: set it to one of auto, jemalloc, system."
     missing = run_probe("jemalloc", MMGEF_JEMALLOC=str(tmp_path / "libjemalloc.so"))
     assert missing.returncode != 0 and f"MMGEF_JEMALLOC={tmp_path / 'libjemalloc.so'}: no such file" in missing.stderr
 
@@ -108,3 +109,21 @@ def test_a_child_environment_names_the_library_once() -> None:
     assert env["LD_PRELOAD"] == f"{lib}:libother.so" and env["MMGEF_ALLOCATOR"] == "jemalloc"
     assert allocator_environ("jemalloc", env)["LD_PRELOAD"] == env["LD_PRELOAD"]
     assert "LD_PRELOAD" not in allocator_environ("system", {})
+    assert allocator_environ("system", env)["LD_PRELOAD"] == "libother.so"  # jemalloc is not handed down
+
+
+def test_a_training_under_jemalloc_gives_the_same_run(tmp_path) -> None:
+    """The allocator changes where tensors live, not what they hold: same losses every epoch, same test metrics."""
+    from mmgef.training.allocator import allocator_environ, jemalloc_library
+
+    if platform.system() != "Linux" or jemalloc_library() is None:
+        pytest.skip("no jemalloc to preload here")
+    outcome = {}
+    for allocator in ("system", "jemalloc"):
+        out = tmp_path / allocator
+        subprocess.run([sys.executable, "-m", "mmgef.cli", "train", "--model", "mmgef", "--out", str(out),
+                        "--set", "epochs=3", "--set", "threads=1", "--set", "progress=false"], check=True,
+                       capture_output=True, env=allocator_environ(allocator, {**os.environ, "OMP_NUM_THREADS": "1"}))
+        history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+        outcome[allocator] = ([h["loss"] for h in history], json.loads((out / "results.json").read_text())["test"])
+    assert outcome["jemalloc"] == outcome["system"]

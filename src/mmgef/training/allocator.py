@@ -1,11 +1,13 @@
 """Which memory allocator the process uses, and glibc malloc settings for the training loop.
 
-``exec_with_allocator`` (the ``mmgef`` command calls it first) re-runs the command under jemalloc when
-``MMGEF_ALLOCATOR`` asks for it (``jemalloc``; default ``system``, glibc). glibc's heap fragments under a training
-step's mix of block sizes: MM-GEF on Baby-size data peaked at ~706 MB with ~200 MB of its heap in use, and
-jemalloc, which keeps blocks of one size class together, at ~595 MB, in the same time per epoch
-(benchmarks/results/allocator_jemalloc.md). The library is found without a download: ``MMGEF_JEMALLOC`` (a
-path), else the copy Ray's wheel ships (Ray is a dependency), else the system's ``libjemalloc``.
+``exec_with_allocator`` (the ``mmgef`` command calls it first) re-runs the command under jemalloc, as
+``MMGEF_ALLOCATOR`` says: ``auto`` (default: jemalloc where a library is found, else the system's), ``jemalloc``
+(an error if none is found) or ``system`` (glibc). glibc's heap fragments under a training step's mix of block
+sizes: MM-GEF on Baby-size data peaked at 704 MB with ~200 MB of its heap in use; under jemalloc, which keeps
+blocks of one size class together, 597 MB in the same time per epoch, and at 100k+ items it also stops the
+page faults of glibc's fresh mappings for large blocks (benchmarks/results/epoch_speed_allocator.md,
+benchmarks/results/scale/allocator_jemalloc.md). The library is found without a download: ``MMGEF_JEMALLOC``
+(a path), else the copy Ray's wheel ships (Ray is a dependency), else the system's ``libjemalloc``.
 
 glibc settings: freed blocks stay in the heap for the next step.
 
@@ -35,9 +37,9 @@ from typing import Any
 
 from mmgef.errors import ConfigError
 
-ALLOCATOR_ENV = "MMGEF_ALLOCATOR"  # system | jemalloc
+ALLOCATOR_ENV = "MMGEF_ALLOCATOR"  # auto | jemalloc | system
 JEMALLOC_ENV = "MMGEF_JEMALLOC"  # a libjemalloc.so to preload instead of the one found
-ALLOCATORS = ("system", "jemalloc")
+ALLOCATORS = ("auto", "jemalloc", "system")
 # jemalloc's settings unless MALLOC_CONF says otherwise: keep freed pages for the next step (no decay) and serve
 # large blocks from the ordinary arenas (by default those above 8 MB get an arena that returns them at once), so a
 # step reuses what the last one freed instead of page-faulting it in again (LightGCN at 100k items: 94k page faults
@@ -75,8 +77,8 @@ def release_freed_memory() -> None:
 
 
 def allocator_choice() -> str:
-    """The allocator ``MMGEF_ALLOCATOR`` names (default ``system``), checked."""
-    name = os.environ.get(ALLOCATOR_ENV, "system").strip().lower() or "system"
+    """The allocator ``MMGEF_ALLOCATOR`` names (default ``auto``), checked."""
+    name = os.environ.get(ALLOCATOR_ENV, "auto").strip().lower() or "auto"
     if name not in ALLOCATORS:
         raise ConfigError(f"{ALLOCATOR_ENV}={name!r}: unknown allocator. Fix: set it to one of {', '.join(ALLOCATORS)}.")
     return name
@@ -111,6 +113,11 @@ def allocator_environ(name: str, environ: dict[str, str] | None = None) -> dict[
     """``environ`` (default this process's) for a child process that should use allocator ``name``."""
     env = dict(os.environ if environ is None else environ)
     env[ALLOCATOR_ENV] = name
+    if name == "system":  # a jemalloc this process was started with is not handed down
+        kept = [x for x in env.get("LD_PRELOAD", "").split(":") if x and "jemalloc" not in Path(x).name]
+        env.pop("LD_PRELOAD", None)
+        if kept:
+            env["LD_PRELOAD"] = ":".join(kept)
     if name == "jemalloc":
         lib = jemalloc_library()
         if lib is None:
@@ -127,8 +134,11 @@ def exec_with_allocator() -> None:
 
     An allocator is chosen when a process starts (``LD_PRELOAD``), so the command line re-executes itself once,
     before it has done anything; its worker processes inherit the environment. Returns when nothing is to do
-    (``system``, jemalloc already loaded, not Linux, or the re-run already happened)."""
-    if allocator_choice() == "system" or platform.system() != "Linux" or jemalloc_loaded() or os.environ.get(_EXEC_MARK):
+    (``system``, ``auto`` without a library, jemalloc already loaded, not Linux, or the re-run already happened)."""
+    choice = allocator_choice()
+    if choice == "system" or platform.system() != "Linux" or jemalloc_loaded() or os.environ.get(_EXEC_MARK):
+        return
+    if choice == "auto" and jemalloc_library() is None:
         return
     env = allocator_environ("jemalloc")
     env[_EXEC_MARK] = "1"

@@ -12,6 +12,7 @@ exponent per stage). One thread per process by default: the 2-core machine's def
 ``--threads 2`` gives one job the whole machine (``--set threads=2`` in a training).
 
     python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef] [--threads 1]
+                                     [--allocator system|jemalloc]
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1],
                     help="torch / OpenMP threads of each worker (its 'threads' setting); several: one worker each, same data")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every model, e.g. knn_method=faiss-pca")
+    ap.add_argument("--allocator", default="system", choices=["system", "jemalloc"],
+                    help="memory allocator of every worker (MMGEF_ALLOCATOR); rows before session 27 are glibc's")
     args = ap.parse_args()
     rows = []
     for n in args.sizes:
@@ -160,9 +163,10 @@ def main() -> None:
             print(f"{n:>9,} items: generated in {gen:.1f} s", flush=True)
             for model in args.models:
                 for threads in args.threads:
-                    row = {"items": n, "users": n, "model": model, "threads": threads, "generate_s": gen,
+                    row = {"items": n, "users": n, "model": model, "threads": threads, "allocator": args.allocator,
+                           "generate_s": gen,
                            "settings": " ".join([*args.sets, *([f"threads={threads}"] if threads != 1 else [])]),
-                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads)}
+                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads, args.allocator)}
                     row["interactions"] = round(row["train_pairs"] / 0.8)
                     rows.append(row)
                     print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
@@ -173,20 +177,22 @@ def main() -> None:
     if args.append and (RESULTS / "scale.csv").exists():
         old = pd.read_csv(RESULTS / "scale.csv")
         old["threads"] = old["threads"].fillna(1).astype(int) if "threads" in old else 1
-        key = ["items", "model", "threads"]
+        old["allocator"] = old["allocator"].fillna("system") if "allocator" in old else "system"
+        key = ["items", "model", "threads", "allocator"]
         keep = ~old.set_index(key).index.isin(df.set_index(key).index)
         df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
     stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
                           "eval_10k_users_s") if c in df]
-    # one series per model and thread count: a fit across thread counts would measure the threads, not the growth
-    df["series"] = df["model"] + np.where(df["threads"] > 1, " (" + df["threads"].astype(str) + " threads)", "")
+    # one series per model, thread count and allocator: a fit across them would measure those, not the growth
+    df["series"] = (df["model"] + np.where(df["threads"] > 1, " (" + df["threads"].astype(str) + " threads)", "")
+                    + np.where(df["allocator"] != "system", " (" + df["allocator"] + ")", ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.drop(columns="series").to_csv(RESULTS / "scale.csv", index=False)
     plot(df, stages, RESULTS / "scale.png")
     slopes = [[m, *(round(fit_exponent(df[df.series == m]["interactions"], df[df.series == m][s]), 2) for s in stages)]
               for m in dict.fromkeys(df["series"])]
     df["settings"] = df["settings"].fillna("") if "settings" in df else ""
-    show = df[["items", "model", "threads", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
+    show = df[["items", "model", "threads", "allocator", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
         f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread unless settings say threads=2)\n\n`{cmd.strip()}` at "

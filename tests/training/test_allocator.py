@@ -52,18 +52,23 @@ def test_the_setting_does_not_change_a_runs_identity() -> None:
     assert on.digest() == off.digest()
 
 
+def trained_run(out, model: str, sets: list[str], env: dict[str, str]) -> tuple[list[dict], dict]:
+    """``mmgef train`` of ``model`` for 3 epochs in a fresh process: its history lines and test metrics."""
+    cmd = [sys.executable, "-m", "mmgef.cli", "train", "--model", model, "--out", str(out)]
+    for item in ("epochs=3", "threads=1", "progress=false", *sets):
+        cmd += ["--set", item]
+    subprocess.run(cmd, check=True, capture_output=True, env={**env, "OMP_NUM_THREADS": "1"})
+    history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    return history, json.loads((out / "results.json").read_text())["test"]
+
+
 def test_a_training_with_the_setting_gives_the_same_run(tmp_path) -> None:
     """In fresh processes (the setting is process-wide): same losses every epoch, same test metrics."""
     outcome = {}
     for reuse in ("false", "true"):
-        out = tmp_path / reuse
-        subprocess.run([sys.executable, "-m", "mmgef.cli", "train", "--model", "lightgcn", "--out", str(out),
-                        "--set", "epochs=3", "--set", "threads=1", "--set", "progress=false",
-                        "--set", f"reuse_freed_memory={reuse}"], check=True, capture_output=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-        history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+        history, test = trained_run(tmp_path / reuse, "lightgcn", [f"reuse_freed_memory={reuse}"], dict(os.environ))
         assert all(h["peak_rss_mb"] > 0 for h in history)
-        outcome[reuse] = ([h["loss"] for h in history], json.loads((out / "results.json").read_text())["test"])
+        outcome[reuse] = ([h["loss"] for h in history], test)
     assert outcome["true"] == outcome["false"]
 
 
@@ -120,10 +125,6 @@ def test_a_training_under_jemalloc_gives_the_same_run(tmp_path) -> None:
         pytest.skip("no jemalloc to preload here")
     outcome = {}
     for allocator in ("system", "jemalloc"):
-        out = tmp_path / allocator
-        subprocess.run([sys.executable, "-m", "mmgef.cli", "train", "--model", "mmgef", "--out", str(out),
-                        "--set", "epochs=3", "--set", "threads=1", "--set", "progress=false"], check=True,
-                       capture_output=True, env=allocator_environ(allocator, {**os.environ, "OMP_NUM_THREADS": "1"}))
-        history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
-        outcome[allocator] = ([h["loss"] for h in history], json.loads((out / "results.json").read_text())["test"])
+        history, test = trained_run(tmp_path / allocator, "mmgef", [], allocator_environ(allocator))
+        outcome[allocator] = ([h["loss"] for h in history], test)
     assert outcome["jemalloc"] == outcome["system"]

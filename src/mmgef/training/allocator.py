@@ -114,19 +114,28 @@ def allocator_environ(name: str, environ: dict[str, str] | None = None) -> dict[
     env = dict(os.environ if environ is None else environ)
     env[ALLOCATOR_ENV] = name
     if name == "system":  # a jemalloc this process was started with is not handed down
-        kept = [x for x in env.get("LD_PRELOAD", "").split(":") if x and "jemalloc" not in Path(x).name]
-        env.pop("LD_PRELOAD", None)
+        kept = [x for x in env.pop("LD_PRELOAD", "").split(":") if x and "jemalloc" not in Path(x).name]
         if kept:
             env["LD_PRELOAD"] = ":".join(kept)
-    if name == "jemalloc":
-        lib = jemalloc_library()
-        if lib is None:
-            raise ConfigError(f"{ALLOCATOR_ENV}=jemalloc: no jemalloc library found (Ray's wheel ships one; is Ray "
-                              f"installed?). Fix: set {JEMALLOC_ENV} to a libjemalloc.so, or {ALLOCATOR_ENV}=system.")
-        if lib not in env.get("LD_PRELOAD", "").split(":"):
-            env["LD_PRELOAD"] = ":".join(x for x in (lib, env.get("LD_PRELOAD", "")) if x)
-        env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
+    elif name == "jemalloc":
+        _preload(env, _required_library())
     return env
+
+
+def _required_library() -> str:
+    """``jemalloc_library()``, or the one-line error that none was found."""
+    lib = jemalloc_library()
+    if lib is None:
+        raise ConfigError(f"{ALLOCATOR_ENV}=jemalloc: no jemalloc library found (Ray's wheel ships one; is Ray "
+                          f"installed?). Fix: set {JEMALLOC_ENV} to a libjemalloc.so, or {ALLOCATOR_ENV}=system.")
+    return lib
+
+
+def _preload(env: dict[str, str], lib: str) -> None:
+    """Put ``lib`` first in ``env``'s LD_PRELOAD (once) and mmgef's jemalloc settings unless MALLOC_CONF is set."""
+    if lib not in env.get("LD_PRELOAD", "").split(":"):
+        env["LD_PRELOAD"] = ":".join(x for x in (lib, env.get("LD_PRELOAD", "")) if x)
+    env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
 
 
 def exec_with_allocator() -> None:
@@ -138,10 +147,11 @@ def exec_with_allocator() -> None:
     choice = allocator_choice()
     if choice == "system" or platform.system() != "Linux" or jemalloc_loaded() or os.environ.get(_EXEC_MARK):
         return
-    if choice == "auto" and jemalloc_library() is None:
+    lib = jemalloc_library() if choice == "auto" else _required_library()
+    if lib is None:
         return
-    env = allocator_environ("jemalloc")
-    env[_EXEC_MARK] = "1"
+    env = {**os.environ, ALLOCATOR_ENV: "jemalloc", _EXEC_MARK: "1"}
+    _preload(env, lib)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, list(sys.orig_argv), env)

@@ -164,6 +164,11 @@ class MMGEFParams(ModelParamsBase):
                              "(Σ_u 1/|I_u|: a user with many items links each pair less)")
     cf_shrink: float = later_field(10.0, ge=0.0, description="β of cf_weight=shrunk")
     cf_min_count: int = later_field(1, ge=1, description="drop co-occurring pairs seen by fewer users")
+    cf_crossfit: bool = later_field(
+        False, description="in training, score each user with an E^c built from the other half of the users (two "
+                           "halves drawn at random): E^c built from all users links a user's positive to the user's "
+                           "own other items, which no held-out item enjoys, so training over-trusts it (MM-GEF+; "
+                           "evaluation uses E^c from every user)")
     knn_method: KnnMethod = "auto"
     graph_refresh: GraphRefresh = "full"
     full_refresh_every: FullRefreshEvery = 10

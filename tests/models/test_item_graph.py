@@ -325,6 +325,44 @@ def test_mmgef_confidence_weighted_cf_graph_differs_from_counts(ctx):
     assert (pruned > 0).sum() < (count > 0).sum()
 
 
+def test_mmgef_cf_crossfit_trains_each_user_on_the_other_halfs_cooccurrences(ctx):
+    torch.manual_seed(0)
+    model = make_model("mmgef", {"cf_crossfit": True}, ctx)
+    half = model.user_half.numpy()
+    assert 0.3 < half.mean() < 0.7
+    # a pair linked by users of one half only is in the E^c of the other half's users, never in their own
+    train = ctx.train.tocsc()
+    for f in (0, 1):
+        own = model.cf_halves[f].adj.to_dense()
+        co_other = (train[half != f].T @ train[half != f]).toarray()
+        co_own = (train[half == f].T @ train[half == f]).toarray()
+        only_own = (co_own > 0) & (co_other == 0)
+        np.fill_diagonal(only_own, False)
+        assert only_own.any() and (own.numpy()[only_own] == 0).all()
+    # training scores a user with its half's item vectors; evaluation with E^c from every user, as without crossfit
+    batch = _batch(ctx)
+    model.train()
+    torch.manual_seed(3)
+    _, pos, neg = model.batch_vectors(batch)
+    torch.manual_seed(3)
+    content = model.content_graph()
+    for f in (0, 1):
+        h = model.item_graph_embeddings(model.item_graph(content, model.cf_halves[f]))
+        rows = model.user_half[batch.users] == f
+        full = model.backbone.embeddings()[1] + h
+        assert torch.allclose(pos[rows], full[batch.pos[rows]], atol=1e-5)
+        assert torch.allclose(neg[rows], full[batch.neg[rows]], atol=1e-5)
+    model.eval()
+    plain = make_model("mmgef", {}, ctx)
+    plain.load_state_dict(model.state_dict())
+    plain.eval()
+    assert torch.allclose(model.embeddings()[1], plain.embeddings()[1], atol=1e-6)
+    # and the loss trains the attention through both halves
+    model.train()
+    model.loss(batch).backward()
+    assert model.att_global.grad is not None and model.att_global.grad.abs().sum() > 0
+
+
 def test_mmgef_modality_subsets(ctx):
     _, both = _item_vectors("mmgef", {}, ctx)
     _, text = _item_vectors("mmgef", {"modalities": ["text"]}, ctx)

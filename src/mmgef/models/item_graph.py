@@ -68,8 +68,9 @@ class ItemGraphRecommender(Recommender):
             return self.graph_item_emb.weight
         return self.backbone.item_emb.weight  # type: ignore[no-any-return]
 
-    def item_graph_embeddings(self) -> torch.Tensor:
-        h = propagate(self.item_graph(), self.initial_h(), self.item_layers)
+    def item_graph_embeddings(self, graph: Graph | None = None) -> torch.Tensor:
+        """h: the convolution over ``graph`` (the model's ``item_graph()`` by default), normalised and gated."""
+        h = propagate(self.item_graph() if graph is None else graph, self.initial_h(), self.item_layers)
         h = F.normalize(h, dim=1) if self.normalize_h else h
         return h if self.h_gate is None else self.h_gate(h)
 

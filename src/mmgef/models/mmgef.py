@@ -53,6 +53,7 @@ paper; options with their own rows in the cold-start table).
 
 from __future__ import annotations
 
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,9 +61,9 @@ from torch import nn
 from mmgef.errors import ConfigError
 from mmgef.features.fusion import early_fuse, l2_normalize, select, shared_fusion
 from mmgef.graphs.learned import DiffGraph, knn_graph, normalize_knn
-from mmgef.graphs.modules import FrozenKnnGraph, WeightedSumGraph, collaborative_item_graph
+from mmgef.graphs.modules import FrozenKnnGraph, SparseGraph, WeightedSumGraph, collaborative_item_graph
 from mmgef.graphs.propagation import Graph
-from mmgef.models.base import ModelContext
+from mmgef.models.base import Batch, ModelContext
 from mmgef.models.item_graph import (
     ContentFeatures,
     ContentGate,
@@ -113,8 +114,16 @@ class MMGEF(LearnedGraphRecommender):
                                   persistent=False) for m in self.names]
         self.modal_graphs = nn.ModuleList(modal if params.modality_graphs else [])
         self.modal_initial = nn.ModuleList(modal if params.initial_graph == "per_modality" else [])
-        self.cf_graph = collaborative_item_graph(ctx.train, params.cf_graph, params.cf_k, params.cf_weight, params.cf_shrink,
-                                                 params.cf_min_count) if params.use_cf_graph else None
+        self.cf_graph = self._cf_graph(ctx.train) if params.use_cf_graph else None
+        # cf_crossfit: users split in two at random; cf_halves[f] is E^c from the users outside half f, so a user of
+        # half f is trained against co-occurrences that owe nothing to that user's own items
+        self.cf_halves: nn.ModuleList | None = None
+        self.user_half: torch.Tensor | None
+        half = torch.randint(0, 2, (ctx.n_users,)) if params.cf_crossfit and params.use_cf_graph else None
+        self.register_buffer("user_half", half, persistent=False)
+        if half is not None:
+            others = [sp.diags((half.numpy() != f).astype("float32")) @ ctx.train for f in (0, 1)]
+            self.cf_halves = nn.ModuleList(self._cf_graph(sp.csr_matrix(m)) for m in others)
         n_graphs = 1 + len(self.modal_graphs) + params.use_cf_graph
         self.att_global = nn.Parameter(torch.zeros(n_graphs))
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
@@ -132,6 +141,10 @@ class MMGEF(LearnedGraphRecommender):
             self.att_degree = nn.Parameter(torch.zeros(n_graphs))
             self.register_buffer("degree_z", standardised_log_degree(ctx.train), persistent=False)
         self.init_graph()
+
+    def _cf_graph(self, train: sp.csr_matrix) -> SparseGraph:
+        p = self.p
+        return collaborative_item_graph(train, p.cf_graph, p.cf_k, p.cf_weight, p.cf_shrink, p.cf_min_count)
 
     def _fusion_head(self, content: dict, out_dim: int) -> nn.Module:
         """A trainable map of the item content to ``out_dim``, fused as ``shared_space`` says: one projection of
@@ -157,17 +170,37 @@ class MMGEF(LearnedGraphRecommender):
         return self._through(self.content_head)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        users, items = self._id_part()
+        return users, self._with_content(items + self.item_graph_embeddings())
+
+    def batch_vectors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """With ``cf_crossfit`` in training, each user's items carry the h of the E^c built without that user's half."""
+        if self.cf_halves is None or not self.training:
+            return super().batch_vectors(batch)
+        users, items = self._id_part()
+        content = self.content_graph()  # one rebuild, shared by both halves' E^u
+        per_half = torch.stack([self._with_content(items + self.item_graph_embeddings(self.item_graph(content, cf)))
+                                for cf in self.cf_halves])  # [2, items, dim]
+        half = self.user_half[batch.users]  # type: ignore[index]
+        neg_half = half[:, None] if batch.neg.dim() == 2 else half
+        return users[batch.users], per_half[half, batch.pos], per_half[neg_half, batch.neg]
+
+    def _id_part(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LightGCN user and item vectors, items with ID dropout applied (``id_dropout``)."""
         users, items = self.backbone.embeddings()
         if self.has_id is not None:
             keep = self.has_id
             if self.training:
                 keep = keep * torch.bernoulli(torch.full_like(keep, 1.0 - self.p.id_dropout))
             items = self._fill_from_neighbours(items, keep[:, None])
-        items = items + self.item_graph_embeddings()
+        return users, items
+
+    def _with_content(self, items: torch.Tensor) -> torch.Tensor:
+        """``items`` plus the (gated) content term, where there is one (``content_term``)."""
         if self.content_head is None:
-            return users, items
+            return items
         content = self.content_vectors()
-        return users, items + (content if self.content_gate is None else self.content_gate(content))
+        return items + (content if self.content_gate is None else self.content_gate(content))
 
     def _fill_from_neighbours(self, items: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Items with ``keep`` 0 take the similarity-weighted mean of their content neighbours' vectors (those
@@ -228,10 +261,12 @@ class MMGEF(LearnedGraphRecommender):
             out["content gate"] = self.content_gate.mean_value()
         return out
 
-    def item_graph(self) -> Graph:
-        graphs: list[Graph] = [self.content_graph(), *self.modal_graphs]
+    def item_graph(self, content: Graph | None = None, cf_graph: Graph | None = None) -> Graph:
+        """E^u: the attention over E^m (``content``, else this step's), the modality graphs and E^c (``cf_graph``,
+        else the one from every user)."""
+        graphs: list[Graph] = [self.content_graph() if content is None else content, *self.modal_graphs]
         if self.cf_graph is not None:
-            graphs.append(self.cf_graph)
+            graphs.append(self.cf_graph if cf_graph is None else cf_graph)
         if len(graphs) == 1:
             return graphs[0]
         return WeightedSumGraph(graphs, self.attention_weights())

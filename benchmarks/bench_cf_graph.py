@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from mmgef.data.registry import load_dataset
-from mmgef.data.split import given_split
+from mmgef.data.split import Split, given_split
 from mmgef.eval.evaluator import Evaluator
 from mmgef.experiments.report import code_version
 from mmgef.graphs.cooccurrence import cooccurrence_graph
@@ -29,6 +29,14 @@ from mmgef.io import write_text
 from mmgef.report import markdown_table
 
 WEIGHTS = ("count", "jaccard", "shrunk", "iuf")
+
+
+def given_binary_split(name: str) -> tuple[Split, sp.csr_matrix]:
+    """The dataset's given split and its training matrix with every interaction weighing 1."""
+    split = given_split(load_dataset(name))
+    train = sp.csr_matrix(split.train, dtype=np.float32)
+    train.data[:] = 1.0
+    return split, train
 
 
 def item_knn_scores(train: sp.csr_matrix, graph: sp.csr_matrix):
@@ -47,9 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for name in args.datasets:
-        split = given_split(load_dataset(name))
-        train = sp.csr_matrix(split.train, dtype=np.float32)
-        train.data[:] = 1.0
+        split, train = given_binary_split(name)
         ev = Evaluator(split.valid, [train], [20])
         pop = torch.from_numpy(np.asarray(train.sum(0), dtype=np.float32).ravel())
         m = ev.evaluate(lambda users, items: pop[items].expand(len(users), -1))

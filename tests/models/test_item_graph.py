@@ -361,6 +361,8 @@ def test_mmgef_cf_crossfit_trains_each_user_on_the_other_halfs_cooccurrences(ctx
     model.train()
     model.loss(batch).backward()
     assert model.att_global.grad is not None and model.att_global.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="use_cf_graph"):
+        make_model("mmgef", {"cf_crossfit": True, "use_cf_graph": False}, ctx)
 
 
 def test_mmgef_modality_subsets(ctx):

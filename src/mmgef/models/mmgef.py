@@ -46,6 +46,10 @@ place an item alone; an item without training interactions always borrows (its o
 ever pushed down as a sampled negative). Without it, training makes warm items' vectors outgrow what
 content gives a cold item, and on the cold split every graph model's best validation epoch was its first.
 
+``cf_crossfit`` (MM-GEF+) trains each user against an E^c built from the other half of the users: E^c from every
+user links a training positive to that user's own other items (the user's pairs are among its counts), which no
+held-out item gets, so the attention learns to trust E^c more than held-out data bears out.
+
 ``edge_dropout`` > 0 borrows FREEDOM's degree-sensitive pruning of the user–item graph for the
 LightGCN part, and ``normalize_h=false`` adds h un-normalised as FREEDOM does (neither is in the
 paper; options with their own rows in the cold-start table).
@@ -119,7 +123,10 @@ class MMGEF(LearnedGraphRecommender):
         # half f is trained against co-occurrences that owe nothing to that user's own items
         self.cf_halves: nn.ModuleList | None = None
         self.user_half: torch.Tensor | None
-        half = torch.randint(0, 2, (ctx.n_users,)) if params.cf_crossfit and params.use_cf_graph else None
+        if params.cf_crossfit and not params.use_cf_graph:
+            raise ConfigError("mmgef: cf_crossfit builds E^c from half of the users, and use_cf_graph is false. "
+                              "Fix: set use_cf_graph=true, or drop cf_crossfit.")
+        half = torch.randint(0, 2, (ctx.n_users,)) if params.cf_crossfit else None
         self.register_buffer("user_half", half, persistent=False)
         if half is not None:
             others = [sp.diags((half.numpy() != f).astype("float32")) @ ctx.train for f in (0, 1)]

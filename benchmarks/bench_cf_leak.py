@@ -60,8 +60,9 @@ def main() -> None:
             full = build(train)
             # cf_crossfit: a user of half f is scored with E^c from the users outside f
             others = [build(sp.csr_matrix(sp.diags((half != f).astype(np.float32)) @ train)) for f in (0, 1)]
-            crossfit = np.concatenate([own_share(others[f], train, pairs.row[half[pairs.row] == f],
-                                                 pairs.col[half[pairs.row] == f]) for f in (0, 1)])
+            in_half = [half[pairs.row] == f for f in (0, 1)]
+            crossfit = np.concatenate([own_share(others[f], train, pairs.row[in_half[f]], pairs.col[in_half[f]])
+                                       for f in (0, 1)])
             shares = [own_share(full, train, pairs.row, pairs.col), crossfit,
                       own_share(full, train, held_out.row, held_out.col),
                       own_share(build(kept), kept, pairs.row[held], pairs.col[held])]

@@ -361,6 +361,15 @@ def test_mmgef_cf_crossfit_trains_each_user_on_the_other_halfs_cooccurrences(ctx
     model.train()
     model.loss(batch).backward()
     assert model.att_global.grad is not None and model.att_global.grad.abs().sum() > 0
+    # with a content term, each half's item vectors carry it too
+    torch.manual_seed(0)
+    with_content = make_model("mmgef", {"cf_crossfit": True, "content_term": True}, ctx)
+    with_content.train()
+    _, pos, _ = with_content.batch_vectors(batch)
+    h = with_content.item_graph_embeddings(with_content.item_graph(with_content.content_graph(), with_content.cf_halves[1]))
+    rows = with_content.user_half[batch.users] == 1
+    full = with_content.backbone.embeddings()[1] + h + with_content.content_vectors()
+    assert torch.allclose(pos[rows], full[batch.pos[rows]], atol=1e-5)
     with pytest.raises(ConfigError, match="use_cf_graph"):
         make_model("mmgef", {"cf_crossfit": True, "use_cf_graph": False}, ctx)
 

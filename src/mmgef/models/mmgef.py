@@ -84,6 +84,9 @@ class MMGEF(LearnedGraphRecommender):
     graph_sources = ("proj", "proj_m", "modal_weight")
 
     def __init__(self, params: MMGEFParams, ctx: ModelContext, reg: float = 0.0) -> None:
+        if params.cf_crossfit and not params.use_cf_graph:
+            raise ConfigError("mmgef: cf_crossfit builds E^c from half of the users, and use_cf_graph is false. "
+                              "Fix: set use_cf_graph=true, or drop cf_crossfit.")
         backbone = build_backbone("lightgcn", params.embedding_dim, params.n_layers, ctx, params.edge_dropout)
         super().__init__(ctx, reg, backbone, params.item_layers, params.rebuild_every, params.normalize_h,
                          params.h_gate, params.graph_refresh, params.full_refresh_every)
@@ -123,9 +126,6 @@ class MMGEF(LearnedGraphRecommender):
         # half f is trained against co-occurrences that owe nothing to that user's own items
         self.cf_halves: nn.ModuleList | None = None
         self.user_half: torch.Tensor | None
-        if params.cf_crossfit and not params.use_cf_graph:
-            raise ConfigError("mmgef: cf_crossfit builds E^c from half of the users, and use_cf_graph is false. "
-                              "Fix: set use_cf_graph=true, or drop cf_crossfit.")
         half = torch.randint(0, 2, (ctx.n_users,)) if params.cf_crossfit else None
         self.register_buffer("user_half", half, persistent=False)
         if half is not None:
@@ -186,8 +186,9 @@ class MMGEF(LearnedGraphRecommender):
             return super().batch_vectors(batch)
         users, items = self._id_part()
         content = self.content_graph()  # one rebuild, shared by both halves' E^u
-        per_half = torch.stack([self._with_content(items + self.item_graph_embeddings(self.item_graph(content, cf)))
-                                for cf in self.cf_halves])  # [2, items, dim]
+        # [2, items, dim]; the content term, the same for both halves, is computed once and broadcast
+        per_half = self._with_content(torch.stack([items + self.item_graph_embeddings(self.item_graph(content, cf))
+                                                   for cf in self.cf_halves]))
         half = self.user_half[batch.users]  # type: ignore[index]
         neg_half = half[:, None] if batch.neg.dim() == 2 else half
         return users[batch.users], per_half[half, batch.pos], per_half[neg_half, batch.neg]

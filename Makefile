@@ -19,13 +19,18 @@ demo: $(STAMP)
 demo-pretrain: $(STAMP)
 	$(BIN)/mmgef demo --pretrain --out runs/demo-pretrain
 
+# Tests run in TEST_WORKERS processes (pytest-xdist; each test's torch uses one thread on 2 cores, so one
+# process left a core idle); the tests that start a local Ray instance share one process (xdist_group "ray").
 # pytest exits 5 when it collects nothing: that fails too.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 # the fast tier (under 2 minutes): everything but the tests marked slow
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Debian's chromium + chromedriver for the page's browser test (tests/serve/test_browser.py); where they
 # cannot be installed (no root, no apt) the test skips and says why.

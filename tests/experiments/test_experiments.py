@@ -91,6 +91,7 @@ def test_killed_reproduce_resumes_without_repeating(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_tune_path_selects_the_same_config(tmp_path):
     pytest.importorskip("ray.tune")
     spec = load_spec(SPEC)

@@ -227,6 +227,7 @@ def test_minilm_reproduces_published_lastfm_vectors():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_path_matches_local(clip_dir, tmp_path):
     pytest.importorskip("ray")
     items = make_items(tmp_path / "data", n=10)

@@ -11,7 +11,7 @@ import pytest
 import mmgef
 
 pytest.importorskip("ray.serve")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
 def test_ray_serve_deployment_answers_like_the_python_api(tiny_dir, tmp_path):

@@ -97,6 +97,7 @@ def test_a_dead_worker_is_named_by_its_signal():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_train_runs_the_same_training_as_local_workers(tmp_path):
     pytest.importorskip("ray.train.torch")
     import ray

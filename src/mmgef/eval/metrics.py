@@ -20,7 +20,6 @@ MetricFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 class Metric:
     name: str
     fn: MetricFn
-    higher_is_better: bool = True
 
     def __call__(self, hits: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
         """Per-user values, shape [B]."""

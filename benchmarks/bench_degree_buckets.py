@@ -1,0 +1,130 @@
+"""Where a model's Recall@20 comes from: test targets split by their item's number of training interactions.
+
+A model can lose overall while winning on most items, if it trades hits on the few popular items (which
+hold most of the hits) for hits on the many others. For each seed run of the chosen rows of a report
+(reloaded from their saved weights; ``reproduced`` checks the overall Recall@20 is the report's), the test
+targets are cut into buckets by their item's training degree — items without training interactions, then
+quintiles of the rest, counted over the test pairs — and for each bucket this measures, every item ranked:
+
+- ``R@20``: Recall@20 over that bucket's targets alone (the other items still compete for the 20 slots);
+- ``top-20 share``: the share of the top-20 slots held by the bucket's items (all items of that degree
+  range, not only the targets): how much room the model gives them — beside the bucket's share of the
+  training pairs and of the test pairs, which differ where the held-out interactions are drawn unlike the
+  training ones (a popularity shift).
+
+    python benchmarks/bench_degree_buckets.py benchmarks/results/lattice_parts --labels "MM-GEF+ (k = 50)" ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_cold_exposure import K, columns, find_run, seed_runs
+
+from mmgef.eval.evaluator import Evaluator
+from mmgef.experiments.report import code_version
+from mmgef.io import write_text
+from mmgef.runs import load_run
+
+N_QUANTILES = 5
+
+
+def degree_buckets(train_degree: np.ndarray, target_items: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, item ids) per bucket: untrained items, then degree ranges holding about equal shares of the
+    test pairs on trained items (bucket edges from the targets' degrees, so each bucket has targets)."""
+    out = [("0 (untrained)", np.flatnonzero(train_degree == 0))]
+    warm = train_degree[target_items][train_degree[target_items] > 0]
+    edges = np.unique(np.quantile(warm, np.linspace(0, 1, N_QUANTILES + 1)[1:-1]).round())
+    lo = 1
+    for hi in [*edges.astype(int), int(train_degree.max())]:
+        if hi >= lo:
+            out.append((f"{lo}–{hi}", np.flatnonzero((train_degree >= lo) & (train_degree <= hi))))
+            lo = hi + 1
+    return out
+
+
+@torch.no_grad()
+def measure(run_dir: Path) -> dict[str, dict[str, float]]:
+    p = load_run(run_dir)
+    s = p.split
+    exclude = [s.train, s.valid]
+    degree = np.asarray(s.train.sum(axis=0)).ravel()
+
+    def score(users: torch.Tensor, items: slice) -> torch.Tensor:
+        return p.model.scores(users, items)
+
+    every = Evaluator(s.test, exclude, [K])
+    step = every.batch_size
+    top = torch.cat([every.top_items(score, every.users[i:i + step]) for i in range(0, every.n_users, step)])  # type: ignore[misc]
+    out = {"all": {"R@20": every.evaluate(score)[f"recall@{K}"], "pairs": float(s.test.nnz)}}
+    for label, items in degree_buckets(degree, s.test.tocoo().col):
+        targets = columns(s.test, items, True)
+        if not targets.nnz:
+            continue
+        member = torch.zeros(s.train.shape[1], dtype=torch.bool)
+        member[torch.as_tensor(items, dtype=torch.long)] = True
+        out[label] = {"R@20": Evaluator(targets, exclude, [K]).evaluate(score)[f"recall@{K}"], "pairs": float(targets.nnz),
+                      "share": float(member[top].float().mean()), "train_share": float(degree[items].sum() / degree.sum()),
+                      "test_share": targets.nnz / s.test.nnz}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("report", type=Path, help="a report directory (its results.csv)")
+    ap.add_argument("--labels", nargs="+", required=True, help="the rows to measure")
+    ap.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/experiments")],
+                    help="directories holding experiment directories with the runs")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/degree_buckets"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = [r for r in seed_runs(args.report) if r["label"] in args.labels]
+    missing = set(args.labels) - {r["label"] for r in rows}
+    if missing:
+        raise SystemExit(f"{args.report}/results.csv: no rows labelled {sorted(missing)}. Fix: copy the labels from its summary.md.")
+    per: dict[tuple[str, str], list[dict[str, dict[str, float]]]] = defaultdict(list)
+    for r in rows:
+        m = measure(find_run(args.runs, r))
+        if abs(m["all"]["R@20"] - float(r["test_recall@20"])) > 1e-6:
+            raise SystemExit(f"{r['label']} seed {r['seed']}: reloaded Recall@20 {m['all']['R@20']:.6f} is not the "
+                             f"report's {float(r['test_recall@20']):.6f}. Fix: pass the --runs that made this report.")
+        per[(r["dataset"], r["label"])].append(m)
+        print(f"{r['dataset']} {r['label']} seed {r['seed']}: R@20 {m['all']['R@20']:.4f}", flush=True)
+    cmd = "python benchmarks/bench_degree_buckets.py " + " ".join(
+        [str(args.report), "--labels", *(f'"{x}"' for x in args.labels)])
+    lines = ["# Test Recall@20 by the target item's training degree", "",
+             f"`{cmd}` at {code_version()}; every row: mean over its {len(next(iter(per.values())))} seed runs, "
+             "reloaded from their saved weights (each reproduces the report's overall Recall@20). Per bucket: "
+             "R@20 over the bucket's targets alone, every item ranked / share of the top-20 slots held by the "
+             "bucket's items.", ""]
+    for dataset in dict.fromkeys(d for d, _ in per):
+        ms = {label: v for (d, label), v in per.items() if d == dataset}
+        buckets = list(next(iter(ms.values()))[0])
+        first = next(iter(ms.values()))[0]
+        lines += [f"## {dataset}", "",
+                  "| model | " + " | ".join(f"{b} ({int(first[b]['pairs'])} pairs)" for b in buckets) + " |",
+                  "|---|" + "---|" * len(buckets)]
+        for label, runs in ms.items():
+            cells = []
+            for b in buckets:
+                rec = statistics.mean(m[b]["R@20"] for m in runs)
+                cells.append(f"{rec:.4f}" if b == "all" else
+                             f"{rec:.4f} / {statistics.mean(m[b]['share'] for m in runs):.2f}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("| *share of the training / test pairs* | | " + " | ".join(
+            f"{first[b]['train_share']:.2f} / {first[b]['test_share']:.2f}" for b in buckets[1:]) + " |")
+        lines.append("")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.report.name}.md"
+    write_text(path, "\n".join(lines))
+    print("\n".join(lines))
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

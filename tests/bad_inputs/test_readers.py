@@ -43,6 +43,12 @@ def _nan() -> np.ndarray:
     return x
 
 
+def _opposite_infs() -> np.ndarray:
+    x = F3.copy()
+    x[3, 0], x[3, 1] = np.inf, -np.inf  # a row sum of NaN, not inf
+    return x
+
+
 def _garbage_npy(tmp: Path, _: Env) -> list[str]:
     argv = mmrec(tmp, GOOD_INTER)
     write(tmp / "d" / "image_feat.npy", b"not an npy file at all")
@@ -74,6 +80,7 @@ CASES = [
     Case("inter-item-beyond-features", lambda t, e: mmrec(t, GOOD_INTER + "0\t7\t0\n", _feature(F3)),
          r"d\.inter: item id 7 is outside the 4 items declared"),
     Case("feature-nan", lambda t, e: mmrec(t, GOOD_INTER, _feature(_nan())), r"image_feat\.npy: row 2 \(item 2\) contains NaN or inf"),
+    Case("feature-infs", lambda t, e: mmrec(t, GOOD_INTER, _feature(_opposite_infs())), r"image_feat\.npy: row 3 \(item 3\) contains NaN or inf"),
     Case("feature-1d", lambda t, e: mmrec(t, GOOD_INTER, _feature(np.ones(4, np.float32))), r"image_feat\.npy: expected a 2-D"),
     Case("feature-complex", lambda t, e: mmrec(t, GOOD_INTER, _feature(_complex())), r"image_feat\.npy: dtype complex64 is not a real number type"),
     Case("feature-object", lambda t, e: mmrec(t, GOOD_INTER, _feature(np.array([[{"a": 1}]] * 4, dtype=object))),
@@ -129,3 +136,12 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_bad_data_file(case: Case, tmp_path: Path, env: Env) -> None:
     run_case(case, tmp_path, env)
+
+
+def test_the_largest_finite_features_are_not_taken_for_inf(tmp_path):
+    """The finiteness check sums each row in float64: float32's largest values must not overflow it."""
+    from mmgef.data.formats import load_feature
+
+    x = np.full((3, 4096), np.finfo(np.float32).max, dtype=np.float32)
+    np.save(tmp_path / "big.npy", x)
+    assert np.array_equal(load_feature(tmp_path / "big.npy", 3), x)

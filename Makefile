@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-pretrain test test-fast bench bench-serve browser clean
+.PHONY: demo demo-pretrain test test-fast bench bench-serve browser clean device-wheels
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -54,3 +54,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+# wheels for the GPU device machine (Python 3.12, PyTorch already there), for benchmarks/device_check.py: the
+# dependencies its image lacks, carried as .whl (see the script's docstring)
+device-wheels: $(STAMP)
+	rm -rf .whl && $(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+	  pydantic==$$($(BIN)/python -c "import pydantic; print(pydantic.VERSION)") \
+	  pydantic-core==$$($(BIN)/python -c "import pydantic_core; print(pydantic_core.__version__)") \
+	  annotated-types typing-inspection

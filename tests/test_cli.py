@@ -39,6 +39,9 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
 def test_data_stats_on_native_layout(tiny_dir):
     res = runner.invoke(app, ["data", "stats", str(tiny_dir)])
     assert res.exit_code == 0 and '"users": 120' in res.output and '"image"' in res.output
+    stats = json.loads(res.output)
+    assert set(stats["item_training_degree"]) == {"train", "valid", "test"}
+    assert stats["item_training_degree"]["train"]["share_untrained"] == 0.0  # a training pair's item has been trained
 
 
 def test_demo_trains_the_quick_models_and_names_the_slow_ones(tmp_path):

@@ -266,14 +266,17 @@ def export(
 def data_stats(path: str = typer.Argument(..., help="dataset config name or directory"),
                split: str = typer.Option("auto", "--split"), seed: int = typer.Option(0, "--seed"),
                encoding: str = typer.Option("utf-8", "--encoding", help=ENCODING_HELP)) -> None:
-    """Users, items, interactions, density, split sizes and feature shapes."""
+    """Users, items, interactions, density, split sizes, feature shapes, and how popular in training the items
+    of each part's pairs are (held-out parts leaning to rarer items than training: a popularity shift)."""
     _setup()
     from mmgef.data.registry import load_dataset
     from mmgef.data.split import make_split
 
     ds = load_dataset(path, modalities=None, encoding=encoding)
     stats = ds.stats()
-    stats["split"] = {"kind": split, **make_split(ds, split, seed).counts()}
+    parts = make_split(ds, split, seed)
+    stats["split"] = {"kind": split, **parts.counts()}
+    stats["item_training_degree"] = parts.item_degree_by_part()
     typer.echo(json.dumps(stats, indent=2))
 
 

@@ -122,3 +122,20 @@ def test_given_split_needs_labels(ds):
     with pytest.raises(ConfigError, match="no given split"):
         make_split(ds, "given", 0)
     assert make_split(ds, "auto", 0).kind == "random"
+
+
+def test_item_degree_by_part_measures_how_popular_each_parts_items_are_in_training():
+    import scipy.sparse as sp
+
+    from mmgef.data.split import Split
+
+    def pairs(rows, cols):
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(4, 5))
+
+    # item 0: 4 training users, item 1: 2, item 2: 1; items 3 and 4 none
+    train = pairs([0, 1, 2, 3, 0, 1, 2], [0, 0, 0, 0, 1, 1, 2])
+    s = Split("given", train, valid=pairs([3, 2], [1, 3]), test=pairs([0, 1, 2, 3], [4, 4, 3, 2]))
+    got = s.item_degree_by_part(rare=1)
+    assert got["train"] == {"median_item_degree": 4.0, "share_untrained": 0.0, "share_at_most_1": round(1 / 7, 4)}
+    assert got["valid"] == {"median_item_degree": 1.0, "share_untrained": 0.5, "share_at_most_1": 0.5}
+    assert got["test"] == {"median_item_degree": 0.0, "share_untrained": 0.75, "share_at_most_1": 1.0}

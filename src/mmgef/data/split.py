@@ -51,6 +51,21 @@ class Split:
     def counts(self) -> dict[str, int]:
         return {"train": int(self.train.nnz), "valid": int(self.valid.nnz), "test": int(self.test.nnz)}
 
+    def item_degree_by_part(self, rare: int = 5) -> dict[str, dict[str, float]]:
+        """Per part, how popular in training the items of its pairs are: the median training degree over the
+        part's pairs and the shares of its pairs on untrained items and on items with at most ``rare`` training
+        interactions. Where the held-out parts lean to rarer items than the training pairs do, the held-out
+        interactions are not drawn like the training ones, and what fits the training co-occurrences carries over
+        less (benchmarks/results/degree_buckets/)."""
+        degree = np.diff(self.train.tocsc().indptr)
+        out = {}
+        for name, m in (("train", self.train), ("valid", self.valid), ("test", self.test)):
+            d = degree[m.indices]
+            out[name] = {"median_item_degree": float(np.median(d)) if len(d) else float("nan"),
+                         "share_untrained": round(float(np.mean(d == 0)), 4) if len(d) else float("nan"),
+                         f"share_at_most_{rare}": round(float(np.mean(d <= rare)), 4) if len(d) else float("nan")}
+        return out
+
 
 def _csr(ds: Dataset, mask: np.ndarray) -> sp.csr_matrix:
     return ds.matrix(mask)

@@ -61,9 +61,9 @@ class Split:
         out = {}
         for name, m in (("train", self.train), ("valid", self.valid), ("test", self.test)):
             d = degree[m.indices]
-            out[name] = {"median_item_degree": float(np.median(d)) if len(d) else float("nan"),
-                         "share_untrained": round(float(np.mean(d == 0)), 4) if len(d) else float("nan"),
-                         f"share_at_most_{rare}": round(float(np.mean(d <= rare)), 4) if len(d) else float("nan")}
+            out[name] = {} if not len(d) else {"median_item_degree": float(np.median(d)),
+                                               "share_untrained": round(float(np.mean(d == 0)), 4),
+                                               f"share_at_most_{rare}": round(float(np.mean(d <= rare)), 4)}
         return out
 
 

@@ -60,7 +60,10 @@ def measure(run_dir: Path) -> dict[str, dict[str, float]]:
 
     every = Evaluator(s.test, exclude, [K])
     step = every.batch_size
-    top = torch.cat([every.top_items(score, every.users[i:i + step]) for i in range(0, every.n_users, step)])  # type: ignore[misc]
+    blocks = [every.top_items(score, every.users[i:i + step]) for i in range(0, every.n_users, step)]
+    if any(b is None for b in blocks):
+        raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
+    top = torch.cat(blocks)  # type: ignore[arg-type]
     out = {"all": {"R@20": every.evaluate(score)[f"recall@{K}"], "pairs": float(s.test.nnz)}}
     for label, items in degree_buckets(degree, s.test.tocoo().col):
         targets = columns(s.test, items, True)

@@ -50,3 +50,13 @@ def test_demo_trains_the_quick_models_and_names_the_slow_ones(tmp_path):
     rows = [line for line in (tmp_path / "demo" / "results.md").read_text().splitlines() if line.startswith("| ") and "synthetic" in line]
     assert [r.split("|")[1].strip() for r in rows] == ["cb", "mf", "vbpr", "lightgcn", "freedom", "lattice", "mmgef"]
     assert "[7/7] mmgef" in res.output and "done in" in res.output and "mmgef demo --all" in res.output
+
+
+def test_reproduce_dry_run_lists_the_runs_and_trains_nothing(tmp_path):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "tiny_grid.yaml"
+    res = runner.invoke(app, ["reproduce", str(spec), "--dry-run", "--out", str(tmp_path / "exp")])
+    assert res.exit_code == 0, res.output
+    assert "| MF-BPR | synthetic | 0 / 2 | ≤ 1 | – |" in res.output and "6 runs to do at most" in res.output
+    assert not list(tmp_path.glob("**/results.json"))

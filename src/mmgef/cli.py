@@ -394,6 +394,8 @@ def reproduce(
     out: Path | None = typer.Option(None, "--out", help="experiment directory (default runs/experiments/<name>)"),
     reuse: list[Path] = typer.Option([], "--reuse", help="other directories whose finished runs may be reused; where several "
                                                          "hold one config, the experiment's own folder wins, then the first listed"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="train nothing: list each row's runs finished and still to do, "
+                                                          "with a time estimate from the finished ones"),
 ) -> None:
     """Re-test a paper table: grid on validation, chosen settings × seeds, report with tables, claims and plots."""
     _setup()
@@ -410,10 +412,34 @@ def reproduce(
         raise MMGEFError(f"--datasets {unknown}: not in {spec_file} ({spec.datasets}). Fix: pick from those.")
     t0, made_by = time.time(), provenance()  # the code the runs start from, not whatever is checked out at the end
     runner = Runner(spec, out or Path("runs/experiments") / spec.name, workers, ray_address, reuse)
+    if dry_run:
+        typer.echo(plan_table(runner.preview(ds, seeds), workers))
+        return
     cells = runner.run(ds, seeds)
     report = write_report(runner, cells, ds, time.time() - t0, made_by)
     typer.echo((report / "summary.md").read_text())
     typer.echo(f"report in {report}")
+
+
+def plan_table(rows: list[dict], workers: int) -> str:
+    """``Runner.preview`` as a Markdown table with totals and a wall-time estimate for ``workers`` processes."""
+    lines = ["| row | dataset | grid finished / all | seed runs to do | mean s per finished run |", "|---|---|---|---|---|"]
+    todo, known_s, unknown = 0, 0.0, 0
+    for r in rows:
+        grid_todo = r["grid"] - (r["grid_done"] or 0)
+        runs_todo = grid_todo + r["seeds_todo"]
+        todo += runs_todo
+        if r["mean_train_seconds"] is None:
+            unknown += runs_todo
+        else:
+            known_s += runs_todo * r["mean_train_seconds"]
+        grid = f"{'?' if r['grid_done'] is None else r['grid_done']} / {r['grid']}"
+        mean = "–" if r["mean_train_seconds"] is None else f"{r['mean_train_seconds']:.0f}"
+        lines.append(f"| {r['label']} | {r['dataset']} | {grid} | {'' if r['exact'] else '≤ '}{r['seeds_todo']} | {mean} |")
+    lines += ["", f"{todo} runs to do at most; the ones with a time estimate need about {known_s:.0f} s of training, "
+                  f"{known_s / max(1, workers):.0f} s of wall time at {workers} workers"
+              + (f" ({unknown} more runs with none: no finished run of that model and dataset yet)." if unknown else ".")]
+    return "\n".join(lines)
 
 
 DEMO_MODELS = ("cb", "mf", "vbpr", "lightgcn", "freedom", "lattice", "mmgef")

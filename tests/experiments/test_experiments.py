@@ -17,6 +17,7 @@ import pytest
 from mmgef import runs
 from mmgef.errors import ConfigError
 from mmgef.experiments.report import HEADLINE, write_report
+from mmgef.cli import plan_table
 from mmgef.experiments.runner import Runner
 from mmgef.experiments.spec import load_spec, substitute
 
@@ -43,6 +44,8 @@ def test_substitute_modality_placeholders():
 def test_grid_selected_on_validation_and_report(tmp_path):
     spec = load_spec(SPEC)
     runner = Runner(spec, tmp_path / "exp", workers=2)
+    before = runner.preview()  # nothing trained yet: every grid run to do, seeds a bound
+    assert [(r["grid_done"], r["grid"], r["seeds_todo"], r["exact"]) for r in before] == [(0, 2, 1, False)] * 2
     cells = runner.run()
     for c in cells:
         best = max(c.grid, key=lambda pc: runner.results(pc[1])["valid"]["recall@20"])
@@ -63,8 +66,12 @@ def test_grid_selected_on_validation_and_report(tmp_path):
     from scipy.stats import ttest_rel
     assert f"p = {ttest_rel(a, b).pvalue:.2g}" in claim_line.split("ndcg@20")[0]  # the paired test over seeds
     assert (out / "synthetic_test_metrics.png").stat().st_size > 5000
-    # a second run finds everything done
+    # a second run finds everything done, and its preview says so
     again = Runner(spec, tmp_path / "exp", workers=2)
+    after = again.preview()
+    assert [(r["grid_done"], r["seeds_todo"], r["exact"]) for r in after] == [(2, 0, True)] * 2
+    assert all(r["mean_train_seconds"] > 0 for r in after)
+    assert "0 runs to do" in plan_table(after, 2)
     n_done = len(again.done)
     again.run()
     assert len(again.done) == n_done

@@ -187,6 +187,11 @@ class Runner:
 
     def _run_stage(self, cells: list[Cell], n_seeds: int, what: str) -> None:
         self.execute([cfg for c in cells for _, cfg in c.grid], f"{what}grid (seed 0, selected on validation)")
+        self._choose(cells, n_seeds)
+        self.execute([cfg for c in cells for cfg in c.seeds], f"{what}{n_seeds} seeds of the chosen settings")
+
+    def _choose(self, cells: list[Cell], n_seeds: int) -> None:
+        """Each cell's point with the best validation metric over its finished grid, and its seed configs."""
         key = self.spec.select_metric
         for c in sorted(cells, key=lambda c: c.settings_source is not None):  # a settings source is chosen first
             if c.settings_source:
@@ -195,7 +200,33 @@ class Runner:
                 best_point, _ = max(c.grid, key=lambda pc: self.done[pc[1].digest()]["valid"][key])
                 c.chosen = {k: v for k, v in best_point.items() if k != "train.init"}
             c.seeds = [self._config(c, s, {**c.chosen, **c.fixed}) for s in range(n_seeds)]
-        self.execute([cfg for c in cells for cfg in c.seeds], f"{what}{n_seeds} seeds of the chosen settings")
+
+    def preview(self, datasets: list[str] | None = None, seeds: int | None = None) -> list[dict[str, Any]]:
+        """What ``run`` would train, without training anything: per cell, its grid runs finished and in all, the seed
+        runs still to train (exact once its grid and its settings source's are finished; before that, at most
+        seeds − 1 besides the grid's seed-0 run), and the mean training seconds of the cell's finished runs, else
+        of every finished run of its model on that dataset (what a remaining run may cost). Cells initialised from a pre-training (``init_from``)
+        have run configs only once that pre-training has run: their counts are upper bounds until then."""
+        n_seeds = seeds or self.spec.seeds
+        cells = self.plan(datasets or self.spec.datasets)
+        self._refresh()
+        complete = [c for c in cells if not c.source and all(cfg.digest() in self.done for _, cfg in c.grid)]
+        self._choose([c for c in complete if not c.settings_source or c.settings_source in complete], n_seeds)
+        seconds: dict[tuple[str, str], list[float]] = {}
+        for r in self.done.values():
+            seconds.setdefault((r.get("model", ""), r.get("dataset", "")), []).append(float(r.get("train_seconds", 0.0)))
+        out = []
+        for c in cells:
+            grid_done = None if c.source else sum(cfg.digest() in self.done for _, cfg in c.grid)
+            exact = bool(c.seeds)
+            seeds_todo = sum(cfg.digest() not in self.done for cfg in c.seeds) if exact else n_seeds - 1
+            own = [float(self.done[cfg.digest()].get("train_seconds", 0.0)) for cfg in [g for _, g in c.grid] + c.seeds
+                   if cfg.digest() in self.done]
+            past = own or seconds.get((c.row.model, c.dataset), [])
+            out.append({"label": c.label, "dataset": c.column, "grid_done": grid_done, "grid": len(c.grid),
+                        "seeds_todo": seeds_todo, "exact": exact,
+                        "mean_train_seconds": sum(past) / len(past) if past else None})
+        return out
 
     def results(self, cfg: RunConfig) -> dict[str, Any]:
         return self.done[cfg.digest()]

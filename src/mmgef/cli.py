@@ -401,7 +401,7 @@ def reproduce(
     _setup()
     import time
 
-    from mmgef.experiments.report import provenance, write_report
+    from mmgef.experiments.report import plan_table, provenance, write_report
     from mmgef.experiments.runner import Runner
     from mmgef.experiments.spec import load_spec
 
@@ -419,27 +419,6 @@ def reproduce(
     report = write_report(runner, cells, ds, time.time() - t0, made_by)
     typer.echo((report / "summary.md").read_text())
     typer.echo(f"report in {report}")
-
-
-def plan_table(rows: list[dict], workers: int) -> str:
-    """``Runner.preview`` as a Markdown table with totals and a wall-time estimate for ``workers`` processes."""
-    lines = ["| row | dataset | grid finished / all | seed runs to do | mean s per finished run |", "|---|---|---|---|---|"]
-    todo, known_s, unknown = 0, 0.0, 0
-    for r in rows:
-        grid_todo = r["grid"] - (r["grid_done"] or 0)
-        runs_todo = grid_todo + r["seeds_todo"]
-        todo += runs_todo
-        if r["mean_train_seconds"] is None:
-            unknown += runs_todo
-        else:
-            known_s += runs_todo * r["mean_train_seconds"]
-        grid = f"{'?' if r['grid_done'] is None else r['grid_done']} / {r['grid']}"
-        mean = "–" if r["mean_train_seconds"] is None else f"{r['mean_train_seconds']:.0f}"
-        lines.append(f"| {r['label']} | {r['dataset']} | {grid} | {'' if r['exact'] else '≤ '}{r['seeds_todo']} | {mean} |")
-    lines += ["", f"{todo} runs to do at most; the ones with a time estimate need about {known_s:.0f} s of training, "
-                  f"{known_s / max(1, workers):.0f} s of wall time at {workers} workers"
-              + (f" ({unknown} more runs with none: no finished run of that model and dataset yet)." if unknown else ".")]
-    return "\n".join(lines)
 
 
 DEMO_MODELS = ("cb", "mf", "vbpr", "lightgcn", "freedom", "lattice", "mmgef")

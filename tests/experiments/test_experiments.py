@@ -15,9 +15,8 @@ import pandas as pd
 import pytest
 
 from mmgef import runs
-from mmgef.cli import plan_table
 from mmgef.errors import ConfigError
-from mmgef.experiments.report import HEADLINE, write_report
+from mmgef.experiments.report import HEADLINE, plan_table, write_report
 from mmgef.experiments.runner import Runner
 from mmgef.experiments.spec import load_spec, substitute
 

@@ -373,10 +373,10 @@ def plan_table(rows: list[dict], workers: int) -> str:
             unknown += runs_todo
         else:
             known_s += runs_todo * r["mean_train_seconds"]
-        grid = f"{'?' if r['grid_done'] is None else r['grid_done']} / {r['grid']}"
+        grid = "–" if not r["grid"] else f"{'?' if r['grid_done'] is None else r['grid_done']} / {r['grid']}"
         mean = "–" if r["mean_train_seconds"] is None else f"{r['mean_train_seconds']:.0f}"
         lines.append(f"| {r['label']} | {r['dataset']} | {grid} | {'' if r['exact'] else '≤ '}{r['seeds_todo']} | {mean} |")
     lines += ["", f"{todo} runs to do at most; the ones with a time estimate need about {known_s:.0f} s of training, "
                   f"{known_s / max(1, workers):.0f} s of wall time at {workers} workers"
-              + (f" ({unknown} more runs with none: no finished run of that model and dataset yet)." if unknown else ".")]
+              + (f" ({unknown} more runs with none: no finished run of their row yet)." if unknown else ".")]
     return "\n".join(lines)

@@ -204,25 +204,22 @@ class Runner:
     def preview(self, datasets: list[str] | None = None, seeds: int | None = None) -> list[dict[str, Any]]:
         """What ``run`` would train, without training anything: per cell, its grid runs finished and in all, the seed
         runs still to train (exact once its grid and its settings source's are finished; before that, at most
-        seeds − 1 besides the grid's seed-0 run), and the mean training seconds of the cell's finished runs, else
-        of every finished run of its model on that dataset (what a remaining run may cost). Cells initialised from a pre-training (``init_from``)
+        seeds − 1 besides the grid's seed-0 run), and the mean training seconds of the cell's finished runs (what a
+        remaining run may cost; none before its first run). Cells initialised from a pre-training (``init_from``)
         have run configs only once that pre-training has run: their counts are upper bounds until then."""
         n_seeds = seeds or self.spec.seeds
         cells = self.plan(datasets or self.spec.datasets)
         self._refresh()
         complete = [c for c in cells if not c.source and all(cfg.digest() in self.done for _, cfg in c.grid)]
         self._choose([c for c in complete if not c.settings_source or c.settings_source in complete], n_seeds)
-        seconds: dict[tuple[str, str], list[float]] = {}
-        for r in self.done.values():
-            seconds.setdefault((r.get("model", ""), r.get("dataset", "")), []).append(float(r.get("train_seconds", 0.0)))
         out = []
         for c in cells:
             grid_done = None if c.source else sum(cfg.digest() in self.done for _, cfg in c.grid)
             exact = bool(c.seeds)
-            seeds_todo = sum(cfg.digest() not in self.done for cfg in c.seeds) if exact else n_seeds - 1
-            own = [float(self.done[cfg.digest()].get("train_seconds", 0.0)) for cfg in [g for _, g in c.grid] + c.seeds
-                   if cfg.digest() in self.done]
-            past = own or seconds.get((c.row.model, c.dataset), [])
+            # without a grid (settings_from) seed 0 is a seed run too
+            seeds_todo = sum(cfg.digest() not in self.done for cfg in c.seeds) if exact else n_seeds - bool(c.grid)
+            past = [float(self.done[cfg.digest()].get("train_seconds", 0.0)) for cfg in [g for _, g in c.grid] + c.seeds
+                    if cfg.digest() in self.done]
             out.append({"label": c.label, "dataset": c.column, "grid_done": grid_done, "grid": len(c.grid),
                         "seeds_todo": seeds_todo, "exact": exact,
                         "mean_train_seconds": sum(past) / len(past) if past else None})

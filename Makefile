@@ -28,7 +28,7 @@ PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --di
 test: $(STAMP) browser
 	$(PYTEST)
 
-# the fast tier (under 2 minutes): everything but the tests marked slow
+# the fast tier (about 2 minutes on 2 cores): everything but the tests marked slow
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
 

@@ -103,3 +103,27 @@ def test_inverse_user_frequency_damps_a_heavy_user():
     iuf = cooccurrence_graph(r, topk=None, weight="iuf").toarray()
     assert np.isclose(count[0, 2] / count[0, 1], 1 / 51)
     assert np.isclose(iuf[0, 2] / iuf[0, 1], (1 / 200) / (50 / 2 + 1 / 200))
+
+
+def test_the_factored_co_interaction_graph_is_the_built_one():
+    """CoInteractionGraph multiplies through the interactions; it must equal (and differentiate like) the graph of
+    every co-interacting pair, built and symmetrically normalised, including an isolated node and repeated counts."""
+    import torch
+
+    from mmgef.graphs.modules import CoInteractionGraph, SparseGraph
+
+    m = sp.random(40, 25, density=0.12, format="csr", random_state=3, dtype=np.float32)
+    m.data[:] = np.arange(len(m.data)) % 3 + 1  # counts above 1 count once, as in the built graph
+    m = sp.hstack([m, sp.csr_matrix(([1.0], ([0], [0])), shape=(40, 1))]).tolil()  # node 25: one partner
+    m[0, :25] = 0  # ... whom it shares with nobody: isolated
+    m = m.tocsr()
+    m.eliminate_zeros()
+    c = cooccurrence_graph(m, topk=None)
+    built = SparseGraph(sym_normalize((c + c.T) / 2), symmetric=True)
+    factored = CoInteractionGraph(m)
+    x = torch.randn(26, 5, requires_grad=True)
+    a, b = built.mm(x), factored.mm(x)
+    assert torch.allclose(a, b, atol=1e-6) and torch.equal(b[25], torch.zeros(5))
+    ga, = torch.autograd.grad((a * a).sum(), x)
+    gb, = torch.autograd.grad((b * b).sum(), x)
+    assert torch.allclose(ga, gb, atol=1e-6)

@@ -9,6 +9,7 @@ when a run is loaded (its data fingerprint guarantees the same data).
 
 from __future__ import annotations
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -31,6 +32,31 @@ class SparseGraph(nn.Module):
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         return spmm(self.adj, x, self.adj_t)
+
+
+class CoInteractionGraph(nn.Module):
+    """D^-1/2 C D^-1/2 with C_ij the number of partners nodes i and j share (i ≠ j): every co-interacting pair,
+    never built. For the binary partner × node matrix M, C = MᵀM − diag(MᵀM), so C x = Mᵀ(M x) − deg ⊙ x: two
+    products with M's interactions instead of one with every co-interacting pair (TikTok's item graph: 59k
+    interactions against 7.9M pairs). The same graph as ``sym_normalize(cooccurrence_graph(m, None))``, summed in
+    another order."""
+
+    def __init__(self, partners: sp.csr_matrix) -> None:
+        super().__init__()
+        m = sp.csr_matrix(partners, dtype=np.float32)
+        m.data[:] = 1.0
+        deg = np.diff(m.tocsc().indptr).astype(np.float64)  # diag(MᵀM): a node's partners
+        row_sum = m.T @ (m @ np.ones(m.shape[1])) - deg  # C 1
+        scale = np.zeros_like(row_sum)
+        scale[row_sum > 0] = row_sum[row_sum > 0] ** -0.5
+        self.register_buffer("m", to_torch_csr(m), persistent=False)
+        self.register_buffer("m_t", to_torch_csr(m.T.tocsr()), persistent=False)
+        self.register_buffer("deg", torch.from_numpy(deg.astype(np.float32))[:, None], persistent=False)
+        self.register_buffer("scale", torch.from_numpy(scale.astype(np.float32))[:, None], persistent=False)
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * self.scale
+        return (spmm(self.m_t, spmm(self.m, y, self.m_t), self.m) - self.deg * y) * self.scale
 
 
 def collaborative_item_graph(train: sp.csr_matrix, form: str, k: int, weight: CooccurrenceWeight = "count",

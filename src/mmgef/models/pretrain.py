@@ -28,7 +28,7 @@ from torch import nn
 from mmgef.errors import ConfigError
 from mmgef.features.fusion import l2_normalize
 from mmgef.graphs.cooccurrence import cooccurrence_graph
-from mmgef.graphs.modules import SparseGraph
+from mmgef.graphs.modules import CoInteractionGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import sym_normalize
 from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
@@ -60,9 +60,12 @@ class ModalityAttention(nn.Module):
         return (self.weights(h).unsqueeze(-1) * h).sum(1)
 
 
-def co_interaction_graph(train: sp.csr_matrix, k: int | None) -> SparseGraph:
+def co_interaction_graph(train: sp.csr_matrix, k: int | None) -> SparseGraph | CoInteractionGraph:
     """Symmetric-normalised co-interaction graph (rows of ``train`` are the nodes' partners): every pair with a
-    common partner (the paper's G_u, G_i; ``k`` None), or the top-k partners of each node."""
+    common partner (the paper's G_u, G_i; ``k`` None; multiplied through ``train`` without building the pairs), or
+    the top-k partners of each node."""
+    if k is None:
+        return CoInteractionGraph(train)
     c = cooccurrence_graph(train, topk=k)
     return SparseGraph(sym_normalize((c + c.T) / 2), symmetric=True)
 

@@ -68,7 +68,11 @@ def test_inter_modal_attention_is_eq_8_on_a_hand_case():
     assert ModalityAttention(2, "tanh").proj is not None and att.proj is None
 
 
-def test_mixgcf_picks_the_highest_scoring_mixed_candidate_per_layer():
+@pytest.mark.parametrize("items_per_candidate", [48, 1])  # 30 items ≤ 48·7: every item scored; > 1·7: gathered
+def test_mixgcf_picks_the_highest_scoring_mixed_candidate_per_layer(items_per_candidate, monkeypatch):
+    import mmgef.models.mixgcf as mixgcf
+
+    monkeypatch.setattr(mixgcf, "DENSE_ITEMS_PER_CANDIDATE", items_per_candidate)
     g = torch.Generator().manual_seed(0)
     b, m, layers, d, n = 5, 7, 3, 4, 30
     items = torch.randn(n, layers, d, generator=g)

@@ -10,8 +10,12 @@ synthetic negative that is harder than any single uniform draw.
 
 Cost: the score of a mixed candidate is α·(u·p) + (1 − α)·(u·c_m); the first term is the same for
 every candidate and 1 − α > 0, so the best mixed candidate is the best raw one. Candidates are
-therefore ranked by u·c_m without gradient (one [rows × items] product per layer, in row chunks),
-and only the chosen candidate's layers enter the autograd graph: O(B·L·d), not O(B·M·L·d).
+therefore ranked by u·c_m without gradient, and only the chosen candidate's layers enter the autograd
+graph: O(B·L·d), not O(B·M·L·d). The ranking scores every item with one dense product and keeps the M
+candidates' scores while the catalogue is small, and gathers each row's M candidate vectors beyond
+``DENSE_ITEMS_PER_CANDIDATE`` × M items (O(B·M·d) instead of O(B·items·d)). Measured (one thread, B = 2048,
+M = 64, 3 layers, per batch): 1,425 items 0.044 s dense / 0.095 s gathered; 6,710 items 0.205 / 0.108;
+50,000 items 1.27 / 0.16 — the same choices either way.
 
 Which models qualify is known from their params (``layered``) when the config is resolved; the
 ``Layered`` protocol is what such a model implements.
@@ -26,7 +30,8 @@ import torch
 from mmgef.models.base import Batch
 from mmgef.models.losses import bpr_loss, l2_loss
 
-_CHUNK_ENTRIES = 1 << 25  # scores held at once: rows × items
+_CHUNK_ENTRIES = 1 << 25  # entries held at once: rows × items (dense scores) or rows × M × d (gathered vectors)
+DENSE_ITEMS_PER_CANDIDATE = 48  # dense scoring up to 48 × M items (3,072 for M = 64): the measured crossover
 
 
 @runtime_checkable
@@ -57,16 +62,22 @@ def mixgcf_negative(user_query: torch.Tensor, pos_layers: torch.Tensor, item_lay
     candidates ``[B, M]`` item ids. Returns the mixed negative ``[B, L, d]`` and the item id chosen
     for each layer ``[B, L]``.
     """
-    n_items, n_layers, _ = item_layers.shape
+    n_items, n_layers, dim = item_layers.shape
     alpha = torch.rand(len(candidates), n_layers, 1, device=item_layers.device)
     chosen = torch.empty(len(candidates), n_layers, dtype=torch.long, device=candidates.device)
-    rows = max(1, _CHUNK_ENTRIES // n_items)
+    dense = n_items <= DENSE_ITEMS_PER_CANDIDATE * candidates.shape[1]
+    rows = max(1, _CHUNK_ENTRIES // (n_items if dense else candidates.shape[1] * dim))
     with torch.no_grad():
         for layer in range(n_layers):
-            items_t = item_layers[:, layer].detach().T.contiguous()  # [d, n_items]
+            items = item_layers[:, layer].detach()
+            items_t = items.T.contiguous() if dense else items  # [d, n_items] for the dense product
             for start in range(0, len(candidates), rows):
                 sl = slice(start, start + rows)
-                scores = (user_query[sl, layer].detach() @ items_t).gather(1, candidates[sl])  # [rows, M]
+                query = user_query[sl, layer].detach()
+                if dense:  # every item's score, then the row's candidates'
+                    scores = (query @ items_t).gather(1, candidates[sl])
+                else:  # [rows, M, d] @ [rows, d, 1]: only the row's candidates
+                    scores = torch.bmm(items[candidates[sl]], query.unsqueeze(-1)).squeeze(-1)
                 chosen[sl, layer] = candidates[sl].gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
     layer_idx = torch.arange(n_layers, device=item_layers.device)
     neg = alpha * pos_layers + (1 - alpha) * item_layers[chosen, layer_idx]

@@ -218,8 +218,9 @@ class Runner:
             exact = bool(c.seeds)
             # without a grid (settings_from) seed 0 is a seed run too
             seeds_todo = sum(cfg.digest() not in self.done for cfg in c.seeds) if exact else n_seeds - bool(c.grid)
-            past = [float(self.done[cfg.digest()].get("train_seconds", 0.0)) for cfg in [g for _, g in c.grid] + c.seeds
-                    if cfg.digest() in self.done]
+            # a pre-training's dependants have no configs of their own before it runs (plan() leaves out train.init)
+            past = [] if c.source else [float(self.done[cfg.digest()].get("train_seconds", 0.0))
+                                        for cfg in [g for _, g in c.grid] + c.seeds if cfg.digest() in self.done]
             out.append({"label": c.label, "dataset": c.column, "grid_done": grid_done, "grid": len(c.grid),
                         "seeds_todo": seeds_todo, "exact": exact,
                         "mean_train_seconds": sum(past) / len(past) if past else None})

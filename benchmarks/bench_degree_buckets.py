@@ -77,6 +77,35 @@ def measure(run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def plot(per: dict[tuple[str, str], list[dict[str, dict[str, float]]]], path: Path) -> None:
+    """Per dataset: Recall@20 by bucket (log scale) and the buckets' shares of the top 20, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(d for d, _ in per))
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(13, 4.2 * len(datasets)), squeeze=False)
+    for row, dataset in zip(axes, datasets):
+        models = {label: runs for (d, label), runs in per.items() if d == dataset}
+        buckets = [b for b in next(iter(models.values()))[0] if b != "all"]
+        width = 0.8 / len(models)
+        for i, (label, runs) in enumerate(models.items()):
+            x = np.arange(len(buckets)) + (i - (len(models) - 1) / 2) * width
+            for ax, key in zip(row, ("R@20", "share")):
+                ax.bar(x, [statistics.mean(m[b][key] for m in runs) for b in buckets], width, label=label[:60])
+        for ax, title in zip(row, ("Recall@20 over the bucket's test targets", "share of the top-20 slots")):
+            ax.set_xticks(np.arange(len(buckets)), buckets, fontsize=8)
+            ax.set_xlabel("training interactions of the target item")
+            ax.set_title(f"{dataset}: {title}")
+            ax.grid(True, axis="y", alpha=0.3)
+        row[0].set_yscale("log")
+        row[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report", type=Path, help="a report directory (its results.csv)")
@@ -124,7 +153,8 @@ def main() -> None:
         lines.append("")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.report.name}.md"
-    write_text(path, "\n".join(lines))
+    write_text(path, "\n".join(lines + [f"![Recall@20 and top-20 share by bucket]({args.report.name}.png)", ""]))
+    plot(per, args.out / f"{args.report.name}.png")
     print("\n".join(lines))
     print(f"written: {path}")
 

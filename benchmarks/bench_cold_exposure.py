@@ -51,6 +51,35 @@ def seed_runs(report: Path) -> list[dict[str, str]]:
     return [r for r in rows if r["stage"] == "seed" or r["chosen"] == "True"]
 
 
+def labelled_seed_runs(report: Path, labels: list[str]) -> list[dict[str, str]]:
+    """``seed_runs`` of the rows named ``labels``; a label the report lacks is one clear error."""
+    rows = [r for r in seed_runs(report) if r["label"] in labels]
+    missing = set(labels) - {r["label"] for r in rows}
+    if missing:
+        raise SystemExit(f"{report}/results.csv: no rows labelled {sorted(missing)}. Fix: copy the labels from its summary.md.")
+    return rows
+
+
+def report_runs_parser(doc: str, labels_help: str, out: Path) -> argparse.ArgumentParser:
+    """The arguments of a script that re-reads some rows' saved runs of a report: report, --labels, --runs, --out."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("report", type=Path, help="a report directory (its results.csv)")
+    ap.add_argument("--labels", nargs="+", required=True, help=labels_help)
+    ap.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/experiments")],
+                    help="directories holding experiment directories with the runs")
+    ap.add_argument("--out", type=Path, default=out)
+    return ap
+
+
+def top_items(every: Evaluator, score: ScoreFn, run_dir: Path) -> torch.Tensor:
+    """Each evaluated user's top-K items under ``score`` (``every``'s users, masks and K), in user batches."""
+    step = every.batch_size
+    blocks = [every.top_items(score, every.users[i:i + step]) for i in range(0, every.n_users, step)]
+    if any(b is None for b in blocks):
+        raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
+    return torch.cat(blocks)  # type: ignore[arg-type]
+
+
 def find_run(roots: list[Path], row: dict[str, str]) -> Path:
     """The run the report used. The same config may have runs in several experiment folders (retrained at
     another commit): the one whose test Recall@20 is the report's, else the first in path order."""
@@ -99,11 +128,7 @@ def measure(run_dir: Path) -> dict[str, float]:
         return p.model.scores(users, items)
 
     every = Evaluator(s.test, exclude, [K])
-    step = every.batch_size
-    blocks = [every.top_items(raw, every.users[i:i + step]) for i in range(0, every.n_users, step)]
-    if any(b is None for b in blocks):
-        raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
-    top = torch.cat(blocks)  # type: ignore[arg-type]
+    top = top_items(every, raw, run_dir)
     new_targets, warm_targets = columns(s.test, untrained, True), columns(s.test, untrained, False)
     only_cold = Evaluator(new_targets, exclude, [K], candidates=s.cold_test_items)
     out = {"all": every.evaluate(raw)[f"recall@{K}"], "cold_share": float(cold[top].float().mean()),

@@ -17,14 +17,13 @@ quintiles of the rest, counted over the test pairs — and for each bucket this 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from bench_cold_exposure import K, columns, find_run, seed_runs
+from bench_cold_exposure import K, columns, find_run, labelled_seed_runs, report_runs_parser, top_items
 
 from mmgef.eval.evaluator import Evaluator
 from mmgef.experiments.report import code_version
@@ -59,11 +58,7 @@ def measure(run_dir: Path) -> dict[str, dict[str, float]]:
         return p.model.scores(users, items)
 
     every = Evaluator(s.test, exclude, [K])
-    step = every.batch_size
-    blocks = [every.top_items(score, every.users[i:i + step]) for i in range(0, every.n_users, step)]
-    if any(b is None for b in blocks):
-        raise SystemExit(f"{run_dir}: the saved model gives non-finite scores. Fix: retrain the run.")
-    top = torch.cat(blocks)  # type: ignore[arg-type]
+    top = top_items(every, score, run_dir)
     out = {"all": {"R@20": every.evaluate(score)[f"recall@{K}"], "pairs": float(s.test.nnz)}}
     for label, items in degree_buckets(degree, s.test.tocoo().col):
         targets = columns(s.test, items, True)
@@ -107,18 +102,9 @@ def plot(per: dict[tuple[str, str], list[dict[str, dict[str, float]]]], path: Pa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("report", type=Path, help="a report directory (its results.csv)")
-    ap.add_argument("--labels", nargs="+", required=True, help="the rows to measure")
-    ap.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/experiments")],
-                    help="directories holding experiment directories with the runs")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/degree_buckets"))
-    args = ap.parse_args()
+    args = report_runs_parser(__doc__, "the rows to measure", Path("benchmarks/results/degree_buckets")).parse_args()
     torch.set_num_threads(1)
-    rows = [r for r in seed_runs(args.report) if r["label"] in args.labels]
-    missing = set(args.labels) - {r["label"] for r in rows}
-    if missing:
-        raise SystemExit(f"{args.report}/results.csv: no rows labelled {sorted(missing)}. Fix: copy the labels from its summary.md.")
+    rows = labelled_seed_runs(args.report, args.labels)
     per: dict[tuple[str, str], list[dict[str, dict[str, float]]]] = defaultdict(list)
     for r in rows:
         m = measure(find_run(args.runs, r))

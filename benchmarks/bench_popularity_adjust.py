@@ -17,14 +17,13 @@ same grid, so the comparison keeps equal budgets.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from bench_cold_exposure import K, find_run, seed_runs
+from bench_cold_exposure import K, find_run, labelled_seed_runs, report_runs_parser
 from scipy import stats as scipy_stats
 
 from mmgef.eval.evaluator import Evaluator
@@ -60,18 +59,9 @@ def recall_by_beta(run_dir: Path, betas: tuple[float, ...] = BETAS) -> dict[str,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("report", type=Path, help="a report directory (its results.csv)")
-    ap.add_argument("--labels", nargs="+", required=True, help="the rows to re-score")
-    ap.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/experiments")],
-                    help="directories holding experiment directories with the runs")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/popularity_adjust"))
-    args = ap.parse_args()
+    args = report_runs_parser(__doc__, "the rows to re-score", Path("benchmarks/results/popularity_adjust")).parse_args()
     torch.set_num_threads(1)
-    rows = [r for r in seed_runs(args.report) if r["label"] in args.labels]
-    missing = set(args.labels) - {r["label"] for r in rows}
-    if missing:
-        raise SystemExit(f"{args.report}/results.csv: no rows labelled {sorted(missing)}. Fix: copy the labels from its summary.md.")
+    rows = labelled_seed_runs(args.report, args.labels)
     per: dict[tuple[str, str], dict[int, dict[str, dict[float, float]]]] = defaultdict(dict)
     for r in rows:
         got = recall_by_beta(find_run(args.runs, r))

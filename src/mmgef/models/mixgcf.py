@@ -70,7 +70,7 @@ def mixgcf_negative(user_query: torch.Tensor, pos_layers: torch.Tensor, item_lay
     with torch.no_grad():
         for layer in range(n_layers):
             items = item_layers[:, layer].detach()
-            items_t = items.T.contiguous() if dense else items  # [d, n_items] for the dense product
+            items_t = items.T.contiguous() if dense else None  # [d, n_items] for the dense product
             for start in range(0, len(candidates), rows):
                 sl = slice(start, start + rows)
                 query = user_query[sl, layer].detach()

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,17 +127,33 @@ class Runner:
                 self.done[digest] = result
                 self.run_dirs[digest] = self.run_dir(todo[digest])
             return
+        queue, finished = list(todo.items()), 0
         with ProcessPoolExecutor(self.workers) as pool:
-            futures = {pool.submit(train_config, c.model_dump_json(), str(self.run_dir(c))): d for d, c in todo.items()}
-            for n, fut in enumerate(as_completed(futures), 1):
-                digest = futures[fut]
-                self.done[digest] = fut.result()
-                self.run_dirs[digest] = self.run_dir(todo[digest])
-                elapsed = time.time() - t0
-                eta = elapsed / n * (total - n)
-                running = min(self.workers, total - n)
-                print(f"[{self.spec.name}] {stage}: {n}/{total} done, {running} running, {total - n - running} waiting, "
-                      f"ETA {eta:.0f}s — {todo[digest].model} on {todo[digest].data.name} seed {todo[digest].seed}", flush=True)
+            running: dict[Future, str] = {}
+            while queue or running:
+                # Submitted one at a time as a worker frees, so a run that an experiment sharing a --reuse
+                # folder finished meanwhile is taken from there instead of being trained twice.
+                while queue and len(running) < self.workers:
+                    digest, cfg = queue.pop(0)
+                    if digest in self.done:
+                        total -= 1
+                        print(f"[{self.spec.name}] {stage}: {cfg.model} on {cfg.data.name} seed {cfg.seed} finished "
+                              f"meanwhile in {self.run_dirs[digest]}", flush=True)
+                        continue
+                    running[pool.submit(train_config, cfg.model_dump_json(), str(self.run_dir(cfg)))] = digest
+                if not running:
+                    break
+                for fut in wait(running, return_when=FIRST_COMPLETED).done:
+                    digest = running.pop(fut)
+                    self.done[digest] = fut.result()
+                    self.run_dirs[digest] = self.run_dir(todo[digest])
+                    finished += 1
+                    elapsed = time.time() - t0
+                    eta = elapsed / finished * (total - finished)
+                    print(f"[{self.spec.name}] {stage}: {finished}/{total} done, {len(running)} running, {len(queue)} waiting, "
+                          f"ETA {eta:.0f}s — {todo[digest].model} on {todo[digest].data.name} seed {todo[digest].seed}",
+                          flush=True)
+                self._refresh()
 
     def plan(self, datasets: list[str]) -> list[Cell]:
         cells = []

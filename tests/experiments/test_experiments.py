@@ -16,8 +16,8 @@ import pytest
 
 from mmgef import runs
 from mmgef.errors import ConfigError
-from mmgef.experiments.report import HEADLINE, plan_table, write_report
 from mmgef.experiments import runner as runner_module
+from mmgef.experiments.report import HEADLINE, plan_table, write_report
 from mmgef.experiments.runner import Runner
 from mmgef.experiments.spec import load_spec, substitute
 

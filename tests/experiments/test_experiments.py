@@ -42,14 +42,18 @@ def test_a_claim_whose_seeds_cannot_tell_the_rows_apart_is_marked_inside_the_noi
     from mmgef.experiments.report import claims_table
     from mmgef.experiments.spec import ClaimSpec
 
-    def table(better: list[float], worse: list[float]) -> str:
-        rows = [{"column": "d", "label": lab, "seed": s, "chosen": True, "test_recall@20": v, "test_ndcg@20": v / 2}
-                for lab, vals in (("A", better), ("B", worse)) for s, v in enumerate(vals)]
+    def table(better: list[float], worse: list[float], ndcg: tuple[list[float], list[float]] | None = None) -> str:
+        ndcg = ndcg or ([v / 2 for v in better], [v / 2 for v in worse])
+        rows = [{"column": "d", "label": lab, "seed": s, "chosen": True, "test_recall@20": v, "test_ndcg@20": n}
+                for lab, vals, nd in (("A", better, ndcg[0]), ("B", worse, ndcg[1])) for s, (v, n) in enumerate(zip(vals, nd))]
         cells = [SimpleNamespace(column="d", label=lab, row=SimpleNamespace(label=lab), sweep=None) for lab in ("A", "B")]
         return claims_table(pd.DataFrame(rows), cells, [ClaimSpec(text="A > B", better="A", worse="B")], ["d"]).splitlines()[-1]
 
     assert table([0.50, 0.52, 0.51], [0.40, 0.41, 0.405]).startswith("| A > B | holds (recall@20 0.5100 vs 0.4050, p = ")
     assert table([0.50, 0.40, 0.45], [0.44, 0.46, 0.43]).startswith("| A > B | holds, inside the noise (recall@20 0.4500 vs 0.4433")
+    # NDCG alone apart: not inside the noise
+    assert table([0.50, 0.40, 0.45], [0.44, 0.46, 0.43], ndcg=([0.30, 0.31, 0.32], [0.20, 0.205, 0.21])).startswith(
+        "| A > B | holds (recall@20 0.4500 vs 0.4433")
     assert table([0.40, 0.41, 0.405], [0.50, 0.52, 0.51]).startswith("| A > B | does not hold (recall@20 ")
     assert table([0.44, 0.46, 0.43], [0.50, 0.40, 0.45]).startswith("| A > B | does not hold, inside the noise (")
 
@@ -80,8 +84,9 @@ def test_grid_selected_on_validation_and_report(tmp_path):
     a, b = (chosen[chosen.label == lab].sort_values("seed")["test_recall@20"].to_numpy() for lab in ("LightGCN", "MF-BPR"))
     from scipy.stats import ttest_rel
     p = ttest_rel(a, b).pvalue
+    p_ndcg = ttest_rel(*(chosen[chosen.label == lab].sort_values("seed")["test_ndcg@20"] for lab in ("LightGCN", "MF-BPR"))).pvalue
     verdict = "holds" if all(wins) else "does not hold" if not any(wins) else "mixed"
-    verdict += ", inside the noise" if verdict != "mixed" and not p < 0.05 else ""
+    verdict += ", inside the noise" if verdict != "mixed" and not (p < 0.05 or p_ndcg < 0.05) else ""
     claim_line = (out / "claims.md").read_text().splitlines()[-1]
     assert claim_line.startswith(f"| LightGCN > MF | {verdict} (recall@20 ")  # the verdict the numbers give, exactly
     assert f"p = {p:.2g}" in claim_line.split("ndcg@20")[0]  # the paired test over seeds

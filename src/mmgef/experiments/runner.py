@@ -129,7 +129,7 @@ class Runner:
             return
         queue, finished = list(todo.items()), 0
         with ProcessPoolExecutor(self.workers) as pool:
-            running: dict[Future, str] = {}
+            running: dict[Future, tuple[str, Path]] = {}  # each run and the folder it trains in
             while queue or running:
                 # Submitted one at a time as a worker frees, so a run that an experiment sharing a --reuse
                 # folder finished meanwhile is taken from there instead of being trained twice.
@@ -140,13 +140,13 @@ class Runner:
                         print(f"[{self.spec.name}] {stage}: {cfg.model} on {cfg.data.name} seed {cfg.seed} finished "
                               f"meanwhile in {self.run_dirs[digest]}", flush=True)
                         continue
-                    running[pool.submit(train_config, cfg.model_dump_json(), str(self.run_dir(cfg)))] = digest
+                    path = self.run_dir(cfg)
+                    running[pool.submit(train_config, cfg.model_dump_json(), str(path))] = digest, path
                 if not running:
                     break
                 for fut in wait(running, return_when=FIRST_COMPLETED).done:
-                    digest = running.pop(fut)
-                    self.done[digest] = fut.result()
-                    self.run_dirs[digest] = self.run_dir(todo[digest])
+                    digest, path = running.pop(fut)
+                    self.done[digest], self.run_dirs[digest] = fut.result(), path
                     finished += 1
                     elapsed = time.time() - t0
                     eta = elapsed / finished * (total - finished)

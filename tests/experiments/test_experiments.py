@@ -58,6 +58,14 @@ def test_a_claim_whose_seeds_cannot_tell_the_rows_apart_is_marked_inside_the_noi
     assert table([0.44, 0.46, 0.43], [0.50, 0.40, 0.45]).startswith("| A > B | does not hold, inside the noise (")
 
 
+def test_claims_name_what_the_modality_letters_stand_for_on_each_dataset():
+    from mmgef.experiments.report import _modality_names
+
+    spec = load_spec(REPO / "configs" / "experiments" / "pretrain_ablation.yaml")
+    assert _modality_names(spec, ["lastfm2k", "tiktok"]) == " Modalities A / B: lastfm2k: text / audio; tiktok: image / audio."
+    assert _modality_names(load_spec(SPEC), ["synthetic"]) == ""  # no row names a modality letter
+
+
 def test_substitute_modality_placeholders():
     assert substitute({"modalities": ["$A", "$B"], "x": "MM-GEF $A"}, {"A": "text", "B": "audio"}) == {
         "modalities": ["text", "audio"], "x": "MM-GEF text"}

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mmgef.experiments.runner import Cell, Runner
+from mmgef.experiments.spec import ExperimentSpec, placeholders
 from mmgef.io import write_text
 
 METRICS = ("recall@20", "precision@20", "ndcg@20")
@@ -142,6 +143,16 @@ def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns
             out.append(f"{verdict} ({against}{'; '.join(t for _, t, _ in wins)})")
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines)
+
+
+def _modality_names(spec: ExperimentSpec, datasets: list[str]) -> str:
+    """What a claim's modality letters stand for on each dataset (a claim's text is one for every dataset)."""
+    names = {d: placeholders(spec, d) for d in datasets}
+    letters = sorted({k for n in names.values() for k in n if any(f"${k}" in row.label for row in spec.rows)})
+    if not letters:
+        return ""
+    return (f" Modalities {' / '.join(letters)}: "
+            + "; ".join(f"{d}: {' / '.join(n.get(k, '–') for k in letters)}" for d, n in names.items() if n) + ".")
 
 
 def _strongest(runs: pd.DataFrame, labels: list[str | None]) -> str | None:
@@ -356,7 +367,7 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
     if spec.claims:
         write_text(out / "claims.md", f"# Claims tested by {spec.name}\n\nTest Recall@20 and NDCG@20, mean over seeds. A verdict is the "
                    f"direction of both means; \"inside the noise\" marks one where neither metric's paired t-test over seeds gives p < {NOISE_P}."
-                   "\n\n"
+                   + _modality_names(spec, datasets) + "\n\n"
                    + claims_table(df, cells, spec.claims, columns) + "\n")
     bar_charts(df, out, spec.name)
     if spec.warm_split:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -37,8 +38,6 @@ def test_every_experiment_spec_expands():
 
 
 def test_a_claim_whose_seeds_cannot_tell_the_rows_apart_is_marked_inside_the_noise():
-    from types import SimpleNamespace
-
     from mmgef.experiments.report import claims_table
     from mmgef.experiments.spec import ClaimSpec
 
@@ -64,6 +63,23 @@ def test_claims_name_what_the_modality_letters_stand_for_on_each_dataset():
     spec = load_spec(REPO / "configs" / "experiments" / "pretrain_ablation.yaml")
     assert _modality_names(spec, ["lastfm2k", "tiktok"]) == " Modalities A / B: lastfm2k: text / audio; tiktok: image / audio."
     assert _modality_names(load_spec(SPEC), ["synthetic"]) == ""  # no row names a modality letter
+
+
+def test_epochs_a_paused_machine_stretched_are_counted_not_hidden(tmp_path):
+    from mmgef.experiments.report import search_cost, stalled_seconds
+
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps({"epoch": e, "train_seconds": t}) + "\n" for e, t in enumerate([1.0, 1.2, 6400.0, 0.9, 1.1])))
+    assert stalled_seconds(history) == pytest.approx(6400.0 - 1.1)
+    history.write_text("".join(json.dumps({"epoch": e, "train_seconds": t}) + "\n" for e, t in enumerate([1.0, 30.0, 1.1])))
+    assert stalled_seconds(history) == 0.0  # 30× the median but under a minute longer: a slow epoch, not a pause
+    assert stalled_seconds(tmp_path / "missing.jsonl") == 0.0
+    df = pd.DataFrame({"label": ["A", "A"], "column": ["d", "d"], "stage": ["grid", "seed"], "chosen": [False, True],
+                       "seed": [0, 1], "train_seconds": [6500.0, 100.0], "stalled_seconds": [6398.9, 0.0]})
+    cell = SimpleNamespace(label="A", column="d", fixed={}, settings_source=None, chosen={"lr": 0.1}, grid=[None, None])
+    text = search_cost(df, [cell])
+    assert "total over all runs: 6600 s. Of that, 6399 s are epochs of 1 runs that took more than 20×" in text
+    assert "Of that" not in search_cost(df.assign(stalled_seconds=0.0), [cell])
 
 
 def test_substitute_modality_placeholders():

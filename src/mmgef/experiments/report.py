@@ -64,10 +64,29 @@ def results_frame(runner: Runner, cells: list[Cell]) -> pd.DataFrame:
                     "chosen": cfg.digest() in chosen, "params": json.dumps(cfg.params_dict(), sort_keys=True), "digest": cfg.digest(),
                     "best_epoch": r["best_epoch"], "seconds_per_epoch": r["seconds_per_epoch"],
                     "train_seconds": r.get("train_seconds", 0.0),
+                    "stalled_seconds": stalled_seconds(runner.run_dir(cfg) / "history.jsonl"),
                     **{f"valid_{k}": v for k, v in r["valid"].items()}, **{f"test_{k}": v for k, v in r["test"].items()},
                     **{f"{MIX}{k}": v for k, v in r.get("mixing_weights", {}).items()},
                 })
     return pd.DataFrame(rows)
+
+
+STALL_FACTOR, STALL_MIN_SECONDS = 20, 60  # an epoch this many times its run's median, and a minute longer, was paused
+
+
+def stalled_seconds(history: Path) -> float:
+    """Seconds of a run's training time that its machine spent not running it: the excess over the run's median
+    epoch of every epoch above ``STALL_FACTOR`` × that median and ``STALL_MIN_SECONDS`` longer. Epoch times are wall
+    times, so a run paused (SIGSTOP, a suspended laptop) mid-epoch carries the pause in its total; the report keeps
+    the measured totals and says how much of them this is. 0 where the history is missing or too short to tell."""
+    try:
+        seconds = [json.loads(line)["train_seconds"] for line in history.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    if len(seconds) < 3:
+        return 0.0
+    median = float(np.median(seconds))
+    return float(sum(t - median for t in seconds if t > STALL_FACTOR * median and t - median > STALL_MIN_SECONDS))
 
 
 def _paired_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -240,11 +259,15 @@ def search_cost(df: pd.DataFrame, cells: list[Cell]) -> str:
             chosen += f" (taken from {c.settings_source.label})"
         lines.append(f"| {c.label} | {c.column} | {len(c.grid)} | {grid_s:.0f} | {seed_s:.0f} | {chosen} |")
     total = df["train_seconds"].sum()
+    stalled = df[df["stalled_seconds"] > 0] if "stalled_seconds" in df else df.iloc[:0]
+    paused = (f" Of that, {stalled['stalled_seconds'].sum():.0f} s are epochs of {len(stalled)} runs that took more than "
+              f"{STALL_FACTOR}× their run's median epoch (the machine paused them; wall times are kept as measured)."
+              if len(stalled) else "")
     return (f"\n\n## Hyper-parameter search and its cost\n\nEvery grid point is trained once (seed 0) and chosen on "
             f"validation {HEADLINE[0]}; the chosen point is then trained with every seed (its seed-0 run is reused). A "
             f"sweep searched once lists its search under its first value; every value's seeds are its own runs. A row "
             f"that takes another row's chosen settings (as the papers' ablations do) searches nothing of its own. "
-            f"Training seconds exclude evaluation; total over all runs: {total:.0f} s.\n\n" + "\n".join(lines))
+            f"Training seconds exclude evaluation; total over all runs: {total:.0f} s.{paused}\n\n" + "\n".join(lines))
 
 
 def mixing_weights_table(df: pd.DataFrame, cells: list[Cell]) -> str:

@@ -17,7 +17,6 @@ import pytest
 
 from mmgef import runs
 from mmgef.errors import ConfigError
-from mmgef.experiments import runner as runner_module
 from mmgef.experiments.report import HEADLINE, plan_table, write_report
 from mmgef.experiments.runner import Runner
 from mmgef.experiments.spec import load_spec, substitute
@@ -399,33 +398,25 @@ def test_runs_finished_by_another_experiment_after_start_are_reused(tmp_path):
     assert not (tmp_path / "exp" / "runs").exists()
 
 
-_OTHER_EXPERIMENT: dict[str, object] = {}
-_TRAIN_CONFIG = runner_module.train_config
-
-
-def _train_while_another_experiment_finishes_the_next(cfg_json: str, run_dir: str) -> dict:
-    """A worker that, while training its run, sees another experiment finish the next one (fork-inherited state)."""
-    other_cfg, other_dir = _OTHER_EXPERIMENT.pop("cfg", None), _OTHER_EXPERIMENT.get("dir")
-    if other_cfg is not None:
-        runs.train(other_cfg, Path(other_dir))
-    return _TRAIN_CONFIG(cfg_json, run_dir)
-
-
 def test_a_run_another_experiment_finishes_during_a_stage_is_not_trained_again(tmp_path, monkeypatch):
     """Runs are handed to workers one at a time, so a run that appears in a --reuse folder meanwhile is taken from there."""
     spec = load_spec(SPEC)
     runner = Runner(spec, tmp_path / "exp", workers=1, reuse=[tmp_path / "other"])
     first, second = (cfg for _, cfg in runner.plan(["synthetic"])[0].grid[:2])
-    _OTHER_EXPERIMENT.update(cfg=second, dir=str(tmp_path / "other" / "runs" / "shared"))
-    monkeypatch.setattr(runner_module, "train_config", _train_while_another_experiment_finishes_the_next)
-    try:
-        runner.execute([first, second], "grid")
-    finally:
-        _OTHER_EXPERIMENT.clear()
+    shared = tmp_path / "other" / "runs" / "shared"
+    refresh = Runner._refresh
+
+    def another_experiment_finishes_the_second_run(self: Runner) -> None:  # while the first run trains here
+        if first.digest() in self.done and not shared.exists():
+            runs.train(second, shared)
+        refresh(self)
+
+    monkeypatch.setattr(Runner, "_refresh", another_experiment_finishes_the_second_run)
+    runner.execute([first, second], "grid")
     assert runner.run_dir(first) == tmp_path / "exp" / "runs" / "synthetic" / f"{first.model}-{first.digest()}"
-    assert runner.run_dir(second) == tmp_path / "other" / "runs" / "shared"
+    assert runner.run_dir(second) == shared
     assert not runner.run_dir(first).with_name(f"{second.model}-{second.digest()}").exists()
-    assert runner.done[second.digest()]["valid"] == json.loads((tmp_path / "other" / "runs" / "shared" / "results.json").read_text())["valid"]
+    assert runner.done[second.digest()]["valid"] == json.loads((shared / "results.json").read_text())["valid"]
 
 
 def test_the_first_folder_holding_a_config_keeps_it(tmp_path):

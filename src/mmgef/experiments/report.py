@@ -164,6 +164,17 @@ def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns
     return "\n".join(lines)
 
 
+def write_claims(path: Path, spec: ExperimentSpec, df: pd.DataFrame, cells: list[Cell], datasets: list[str],
+                 note: str = "") -> None:
+    """claims.md: every claim of the spec with its verdict on each column. ``df`` is the report's results.csv, so the
+    verdicts can be re-made from a report alone (``benchmarks/remake_claims.py``); ``note`` says so under the title."""
+    columns = [c for c in dict.fromkeys(c.column for c in cells) if c in set(df["column"])]
+    write_text(path, f"# Claims tested by {spec.name}\n\n" + (f"{note}\n\n" if note else "")
+               + "Test Recall@20 and NDCG@20, mean over seeds. A verdict is the direction of both means; \"inside the "
+               f"noise\" marks one where neither metric's paired t-test over seeds gives p < {NOISE_P}."
+               + _modality_names(spec, datasets) + "\n\n" + claims_table(df, cells, spec.claims, columns) + "\n")
+
+
 def _modality_names(spec: ExperimentSpec, datasets: list[str]) -> str:
     """What a claim's modality letters stand for on each dataset (a claim's text is one for every dataset)."""
     names = {d: placeholders(spec, d) for d in datasets}
@@ -388,10 +399,7 @@ def write_report(runner: Runner, cells: list[Cell], datasets: list[str], wall_se
         body += published_side_by_side(df, cells, spec.published, spec.published_tables, columns)
     write_text(out / "summary.md", header + body + "\n")
     if spec.claims:
-        write_text(out / "claims.md", f"# Claims tested by {spec.name}\n\nTest Recall@20 and NDCG@20, mean over seeds. A verdict is the "
-                   f"direction of both means; \"inside the noise\" marks one where neither metric's paired t-test over seeds gives p < {NOISE_P}."
-                   + _modality_names(spec, datasets) + "\n\n"
-                   + claims_table(df, cells, spec.claims, columns) + "\n")
+        write_claims(out / "claims.md", spec, df, cells, datasets)
     bar_charts(df, out, spec.name)
     if spec.warm_split:
         cold_vs_warm(df, out, spec.split, spec.warm_split)

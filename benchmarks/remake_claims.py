@@ -41,7 +41,7 @@ def remake(report: Path) -> bool:
     if not spec.claims:
         return False
     df = pd.read_csv(report / "results.csv")
-    datasets = [d for d in spec.datasets if d in set(df["dataset"])]
+    datasets = list(dict.fromkeys(df["dataset"]))  # the report's own column order (its command's --datasets)
     cells = Runner(spec, Path("/nonexistent")).plan(datasets)
     shown = report.relative_to(REPO) if report.is_relative_to(REPO) else report
     write_claims(report / "claims.md", spec, df, cells, datasets,

@@ -32,7 +32,7 @@ def spec_name(report: Path) -> str | None:
     return first[2:].strip() if first.startswith("# ") else None
 
 
-def remake(report: Path) -> bool:
+def remake(report: Path, version: str) -> bool:
     name = spec_name(report)
     spec_file = REPO / "configs" / "experiments" / f"{name}.yaml"
     if name is None or not spec_file.exists() or not (report / "results.csv").exists():
@@ -45,7 +45,7 @@ def remake(report: Path) -> bool:
     cells = Runner(spec, Path("/nonexistent")).plan(datasets)
     shown = report.relative_to(REPO) if report.is_relative_to(REPO) else report
     write_claims(report / "claims.md", spec, df, cells, datasets,
-                 note=f"Verdicts re-made from this folder's results.csv at commit {code_version()} (`python "
+                 note=f"Verdicts re-made from this folder's results.csv at commit {version} (`python "
                       f"benchmarks/remake_claims.py {shown}`); the runs and their numbers are the report's (summary.md "
                       "names the commit and command that made them).")
     return True
@@ -56,8 +56,9 @@ def main() -> None:
     ap.add_argument("reports", nargs="*", type=Path, help="report folders (default: every one under benchmarks/results)")
     args = ap.parse_args()
     reports = [p.resolve() for p in args.reports] or sorted(p.parent for p in (REPO / "benchmarks" / "results").glob("**/claims.md"))
+    version = code_version()  # before the first file is re-written, which would make the tree "changed"
     for report in reports:
-        print(f"{'re-made' if remake(report) else 'skipped'}: {report}")
+        print(f"{'re-made' if remake(report, version) else 'skipped'}: {report}")
 
 
 if __name__ == "__main__":

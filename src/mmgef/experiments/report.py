@@ -168,7 +168,8 @@ def write_claims(path: Path, spec: ExperimentSpec, df: pd.DataFrame, cells: list
                  note: str = "") -> None:
     """claims.md: every claim of the spec with its verdict on each column. ``df`` is the report's results.csv, so the
     verdicts can be re-made from a report alone (``benchmarks/remake_claims.py``); ``note`` says so under the title."""
-    columns = [c for c in dict.fromkeys(c.column for c in cells) if c in set(df["column"])]
+    ran = set(df["column"])
+    columns = [c for c in dict.fromkeys(c.column for c in cells) if c in ran]
     write_text(path, f"# Claims tested by {spec.name}\n\n" + (f"{note}\n\n" if note else "")
                + "Test Recall@20 and NDCG@20, mean over seeds. A verdict is the direction of both means; \"inside the "
                f"noise\" marks one where neither metric's paired t-test over seeds gives p < {NOISE_P}."

@@ -196,6 +196,9 @@ class MMGEFParams(ModelParamsBase):
         "none", description="with content_term: scale the content term by 2σ(c + d·z_i), z_i the item's standardised "
                             "log degree, starting at 1, so head items can take less of it than tail and cold items "
                             "where content is weak (MM-GEF+)")
+    content_norm: bool = later_field(
+        False, description="with content_term: add the content term's item vectors L2-normalised, as LATTICE's "
+                           "CF+feats adds its projected content, so the term has the same size for every item (MM-GEF+)")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
                                       description="FREEDOM's user–item edge pruning in the LightGCN part, "
                                                   "resampled each epoch (0 = off, the paper's model)")

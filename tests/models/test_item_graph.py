@@ -289,6 +289,23 @@ def test_mmgef_content_gate_scales_the_content_term_by_degree(ctx):
     assert torch.allclose(share, 2 * torch.sigmoid(-2.0 * model.content_gate.z), atol=1e-4)
 
 
+def test_mmgef_content_norm_adds_the_content_term_at_unit_length(ctx):
+    with pytest.raises(ConfigError, match="content_term=true"):
+        make_model("mmgef", {"content_norm": True}, ctx)
+    raw, _ = _item_vectors("mmgef", {"content_term": True}, ctx)
+    model, _ = _item_vectors("mmgef", {"content_term": True, "content_norm": True}, ctx)
+    raw_c, unit = raw.content_vectors(), model.content_vectors()
+    assert not torch.allclose(raw_c.norm(dim=1), torch.ones(ctx.n_items), atol=1e-2)
+    assert torch.allclose(unit.norm(dim=1), torch.ones(ctx.n_items), atol=1e-5)
+    assert torch.allclose(unit, torch.nn.functional.normalize(raw_c, dim=1), atol=1e-6)  # same weights, same direction
+    model.eval()
+    _, items = model.embeddings()
+    assert torch.allclose(items - unit, raw.embeddings()[1] - raw_c, atol=1e-5)  # the rest of the vector unchanged
+    model.train()
+    model.loss(_batch(ctx)).backward()
+    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in model.content_head.values())
+
+
 def test_mmgef_id_dropout_gives_an_item_without_interactions_its_neighbours_id_part(ctx):
     train = ctx.train.tolil(copy=True)
     train[:, 7] = 0  # item 7 loses its training interactions

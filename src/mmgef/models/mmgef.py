@@ -36,6 +36,9 @@ degree, so the content branch can fade where collaborative signal suffices.
 VBPR's content term does: h only reaches a cold item through its warm neighbours' ID embeddings,
 while this gives it a vector of its own, learned on warm items' content.
 
+``content_norm`` (MM-GEF+) adds the content term L2-normalised, as LATTICE's CF+feats adds its projected
+content: every item then gets a term of the same size, however far its content is from the map's origin.
+
 ``content_gate=degree`` (MM-GEF+) scales the content term by 2σ(c + d·z_i) (z_i: the item's standardised log
 degree): on data whose content says little (TikTok) the term lowered NDCG for warm items, while cold items need it.
 
@@ -136,9 +139,10 @@ class MMGEF(LearnedGraphRecommender):
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
         # the same fusion as the graph's, with its own weights, mapped to the item vectors' width
         self.content_head = self._fusion_head(content, self.out_dim) if params.content_term else None
-        if params.content_gate != "none" and not params.content_term:
-            raise ConfigError("mmgef: content_gate scales the content term, and content_term is false. "
-                              "Fix: set content_term=true, or drop content_gate.")
+        for key, off in (("content_gate", params.content_gate == "none"), ("content_norm", not params.content_norm)):
+            if not off and not params.content_term:
+                raise ConfigError(f"mmgef: {key} acts on the content term, and content_term is false. "
+                                  f"Fix: set content_term=true, or drop {key}.")
         self.content_gate = ContentGate(True, ctx.train) if params.content_gate == "degree" else None
         # 1 for items with training interactions: the ones whose ID part means something
         trained = torch.from_numpy((ctx.train.getnnz(axis=0) > 0).astype("float32"))
@@ -174,7 +178,8 @@ class MMGEF(LearnedGraphRecommender):
         if self.content_head is None:
             raise ConfigError("mmgef: this model has no content term, so it has no content vectors. "
                               "Fix: build it with content_term=true.")
-        return self._through(self.content_head)
+        content = self._through(self.content_head)
+        return F.normalize(content, dim=1) if self.p.content_norm else content
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items = self._id_part()

@@ -139,8 +139,8 @@ class MMGEF(LearnedGraphRecommender):
         self.att_item = nn.Linear(params.embedding_dim, n_graphs) if params.attention == "item" else None
         # the same fusion as the graph's, with its own weights, mapped to the item vectors' width
         self.content_head = self._fusion_head(content, self.out_dim) if params.content_term else None
-        for key, off in (("content_gate", params.content_gate == "none"), ("content_norm", not params.content_norm)):
-            if not off and not params.content_term:
+        for key, used in (("content_gate", params.content_gate != "none"), ("content_norm", params.content_norm)):
+            if used and not params.content_term:
                 raise ConfigError(f"mmgef: {key} acts on the content term, and content_term is false. "
                                   f"Fix: set content_term=true, or drop {key}.")
         self.content_gate = ContentGate(True, ctx.train) if params.content_gate == "degree" else None

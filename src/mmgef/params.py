@@ -199,6 +199,10 @@ class MMGEFParams(ModelParamsBase):
     content_norm: bool = later_field(
         False, description="with content_term: add the content term's item vectors L2-normalised, as LATTICE's "
                            "CF+feats adds its projected content, so the term has the same size for every item (MM-GEF+)")
+    mix_on_valid: bool = later_field(
+        False, description="train the mixing weights (the attention over E^u's graphs, the h and content gates) on the "
+                           "validation pairs' BPR loss, one step after each training step, and not on the training "
+                           "loss: held-out interactions set the mix, as they would choose a hyper-parameter (MM-GEF+)")
     edge_dropout: float = later_field(0.0, ge=0.0, lt=1.0, validation_alias=_alias("edge_dropout", "dropout"),
                                       description="FREEDOM's user–item edge pruning in the LightGCN part, "
                                                   "resampled each epoch (0 = off, the paper's model)")

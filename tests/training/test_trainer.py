@@ -46,7 +46,8 @@ def test_trained_lightgcn_beats_untrained(tiny_dir, tmp_path):
     assert trained["valid"]["recall@20"] > zero["valid"]["recall@20"] + 0.05
 
 
-RESUMED = {"ngcf": [], "lattice": ["rebuild_every=2"], "mmgef": ["rebuild_every=2", "edge_dropout=0.5"]}
+RESUMED = {"ngcf": [], "lattice": ["rebuild_every=2"],
+           "mmgef": ["rebuild_every=2", "edge_dropout=0.5", "mix_on_valid=true", "h_gate=global"]}
 
 
 def _train_cmd(model: str, data: str, out: Path, resume: bool) -> list[str]:
@@ -173,3 +174,44 @@ def test_steps_per_epoch_caps_the_propagations_and_grows_the_batch(tiny_dir, tmp
     full = resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=base)
     assert resolve_run_config(model="lightgcn", data=str(tiny_dir), sets=[*base, "steps_per_epoch=3"]).digest() != full.digest()
     assert capped["valid"]["recall@20"] > 0
+
+
+def test_mix_on_valid_fits_the_mixing_weights_on_validation_pairs_and_nothing_else(tiny_dir, tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from mmgef.training.sampling import UniformSampler
+    from mmgef.training.trainer import Trainer
+
+    cfg = resolve_run_config(model="mmgef", data=str(tiny_dir), sets=["progress=false", "lr=0.05", "mix_on_valid=true",
+                                                                       "h_gate=global", "batch_size=64"])
+    p = runs.prepare(cfg)
+    trainer = Trainer(cfg, p.model, p.split, tmp_path, UniformSampler(p.split.train), torch.device("cpu"))
+    mixers = {id(x) for x in trainer.held_out}
+    assert {id(p.model.att_global), id(p.model.h_gate.c)} == mixers
+    others = [x for x in trainer.params if id(x) not in mixers]
+
+    def snapshot() -> list[torch.Tensor]:
+        return [x.detach().clone() for x in trainer.params]
+
+    def moved(before: list[torch.Tensor]) -> set[int]:
+        return {id(x) for x, b in zip(trainer.params, before) if not torch.equal(x.detach(), b)}
+
+    # the training steps alone (held-out step switched off) move the model but never the mixing weights
+    real_step = Trainer._held_out_step
+    monkeypatch.setattr(Trainer, "_held_out_step", lambda self, *a: None)
+    before = snapshot()
+    trainer._train_epoch(0, trainer.optimizer)
+    assert not moved(before) & mixers and len(moved(before)) >= len(others) - 2
+    # a held-out step moves the mixing weights and nothing else, on validation pairs
+    pairs = trainer.held_out_pairs
+    users, pos, neg = pairs.sample(500, np.random.default_rng(0))
+    valid = set(zip(*p.split.valid.nonzero()))
+    known = p.split.train + p.split.valid
+    assert all((u, i) in valid for u, i in zip(users, pos)) and not known[users, neg].any()
+    before = snapshot()
+    real_step(trainer, trainer.optimizer, 64, np.random.default_rng(1), 0, 0)
+    assert moved(before) == mixers
+    # the option is part of the model, off by default: without it nothing is held out
+    plain = runs.prepare(resolve_run_config(model="mmgef", data=str(tiny_dir), sets=["progress=false"]))
+    assert plain.model.held_out_parameters() == []

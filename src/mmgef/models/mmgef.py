@@ -42,6 +42,11 @@ content: every item then gets a term of the same size, however far its content i
 ``content_gate=degree`` (MM-GEF+) scales the content term by 2σ(c + d·z_i) (z_i: the item's standardised log
 degree): on data whose content says little (TikTok) the term lowered NDCG for warm items, while cold items need it.
 
+``mix_on_valid`` (MM-GEF+) fits the attention over E^u's graphs and the gates on the validation pairs' loss (the
+trainer takes one step on a validation batch after each training step) rather than on the training loss: the
+attention trained on the training loss gives E^c half of E^u on TikTok, where E^c fits the training pairs but does
+not carry over to held-out ones; held-out pairs can say so, as they would when choosing a hyper-parameter.
+
 ``id_dropout`` > 0 (MM-GEF+) trains for items that have no interactions (DropoutNet's idea): each batch,
 every item loses its LightGCN (ID) part with that probability and takes instead the similarity-weighted
 mean of its raw-content kNN neighbours' parts, so the borrowed part, h and the content term learn to
@@ -152,6 +157,19 @@ class MMGEF(LearnedGraphRecommender):
             self.att_degree = nn.Parameter(torch.zeros(n_graphs))
             self.register_buffer("degree_z", standardised_log_degree(ctx.train), persistent=False)
         self.init_graph()
+
+    def held_out_parameters(self) -> list[nn.Parameter]:
+        """With ``mix_on_valid``: the attention over E^u's graphs and the gates, whatever of them this model has."""
+        if not self.p.mix_on_valid:
+            return []
+        mixers = [self.att_global, getattr(self, "att_degree", None), self.att_item, self.h_gate, self.content_gate]
+        out: list[nn.Parameter] = []
+        for m in mixers:
+            if isinstance(m, nn.Parameter):
+                out.append(m)
+            elif isinstance(m, nn.Module):
+                out.extend(m.parameters())
+        return out
 
     def _cf_graph(self, train: sp.csr_matrix) -> SparseGraph:
         p = self.p

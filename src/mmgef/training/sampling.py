@@ -69,3 +69,22 @@ class UniformSampler:
             idx = perm[start : start + batch_size]
             users = self.users[idx]
             yield users, self.items[idx], self.negatives(users, rng, self.n_candidates)
+
+
+class HeldOutPairs:
+    """(user, held-out positive, negative) triples drawn with replacement from a held-out split's pairs, for the
+    parameters a model fits on held-out interactions (``Recommender.held_out_parameters``). Negatives avoid every
+    item the user has in the training or the held-out split."""
+
+    def __init__(self, held_out: sp.csr_matrix, train: sp.csr_matrix) -> None:
+        coo = sp.csr_matrix(held_out).tocoo()
+        if coo.nnz == 0:
+            raise DataError("validation split", "it has no pairs, and the model fits its mixing weights on them",
+                            "use a split with validation pairs, or set mix_on_valid=false")
+        self.users, self.items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        self.known = UniformSampler(sp.csr_matrix(train) + sp.csr_matrix(held_out))
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = rng.integers(0, len(self.users), size=n)
+        users = self.users[idx]
+        return users, self.items[idx], self.known.negatives(users, rng)

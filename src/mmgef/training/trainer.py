@@ -29,6 +29,7 @@ from mmgef.models.mixgcf import mixgcf_loss
 from mmgef.training import distributed
 from mmgef.training.allocator import release_freed_memory, reuse_freed_memory
 from mmgef.training.distributed import ALONE, Group
+from mmgef.training.sampling import HeldOutPairs
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,13 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         self.params = params
         self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr) if params else None
+        # parameters fitted on validation pairs (a model's held_out_parameters): the training step leaves them alone
+        # and a step on a validation batch moves only them; one optimizer holds both, so checkpoints are unchanged
+        self.held_out = model.held_out_parameters()
+        if self.held_out and group.world > 1:
+            raise ConfigError("train: the model fits its mixing weights on validation pairs (mix_on_valid), which "
+                              "data-parallel workers do not support. Fix: set workers=1, or mix_on_valid=false.")
+        self.held_out_pairs = HeldOutPairs(split.valid, split.train) if self.held_out else None
         self.state = TrainState(digest=cfg.digest(stopping=False))
         self.best_weights: dict[str, torch.Tensor] = {}
 
@@ -190,6 +198,7 @@ class Trainer:
         seed = epoch_seed(self.cfg.seed, epoch)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
+        held_out_rng = np.random.default_rng([seed, 1])  # its own stream: the training batches stay those of the run
         self.model.train()
         self.model.on_epoch_start(epoch)
         batch_size = self.cfg.train.batch_for(len(self.sampler))
@@ -212,9 +221,28 @@ class Trainer:
             if self.group.world > 1:
                 n_all, loss_sum = distributed.all_reduce_gradients(self.params, n_local, loss_value * n_local)
                 loss_value = loss_sum / max(1, n_all)
+            for p in self.held_out:
+                p.grad = None  # Adam skips a parameter without a gradient
             optimizer.step()
+            if self.held_out_pairs is not None:
+                self._held_out_step(optimizer, len(arrays[0]), held_out_rng, epoch, step)
             total += loss_value
         return total / max(1, n_batches)
+
+    def _held_out_step(self, optimizer: torch.optim.Optimizer, n: int, rng: np.random.Generator, epoch: int,
+                       step: int) -> None:
+        """One step of the held-out parameters on the BPR loss of ``n`` validation pairs; nothing else moves."""
+        assert self.held_out_pairs is not None
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.model.loss(Batch(*(torch.as_tensor(x, device=self.device) for x in self.held_out_pairs.sample(n, rng))))
+        if not torch.isfinite(loss):
+            raise self._diverged(f"the validation-pair loss became {loss.item()} at epoch {epoch}, batch {step}")
+        loss.backward()
+        keep = {id(p) for p in self.held_out}
+        for p in self.params:
+            if id(p) not in keep:
+                p.grad = None
+        optimizer.step()
 
     def restore(self) -> None:
         """Continue from the run directory's checkpoint, if it has one (before ``fit``)."""

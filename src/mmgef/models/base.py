@@ -136,11 +136,11 @@ class Recommender(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for per-epoch work (e.g. rebuilding a learned item graph, resampling a pruned one)."""
 
-    @torch.no_grad()
     def held_out_parameters(self) -> list[nn.Parameter]:
         """Parameters the trainer fits on the validation pairs' loss instead of the training loss (none by default)."""
         return []
 
+    @torch.no_grad()
     def mixing_weights(self) -> dict[str, float]:
         """The learned weights that say how the model mixes its sources (graphs, modalities, gates), by name, so a
         user can read which source a trained model leans on for their data. Empty for a model that mixes nothing."""

@@ -54,11 +54,19 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, adj: torch.Tensor, adj_t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, x)
+        return sparse_product(adj, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        return torch.sparse.mm(ctx.adj_t, grad), None, None
+        return sparse_product(ctx.adj_t, grad), None, None
+
+
+def sparse_product(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A x (no autograd), written into a fresh output by addmm with beta = 0, which ignores the output's contents:
+    ``torch.sparse.mm`` zero-fills its output and copies it once more, ~20% of a product on Baby's user–item graph
+    (3.3 → 2.6 ms, 2 threads; the same values bit for bit)."""
+    out = torch.empty(adj.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
+    return torch.sparse.addmm(out, adj, x, beta=0)
 
 
 def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) -> torch.Tensor:
@@ -129,12 +137,12 @@ class _WeightedSpMM(torch.autograd.Function):
     def forward(ctx, values, x, edges):  # type: ignore[override]
         ctx.save_for_backward(values, x)
         ctx.edges = edges
-        return torch.sparse.mm(edges.matrix(values), x)
+        return sparse_product(edges.matrix(values), x)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         values, x = ctx.saved_tensors
         edges = ctx.edges
         grad_values = edge_dot(grad, x, edges.rows, edges.cols) if ctx.needs_input_grad[0] else None
-        grad_x = torch.sparse.mm(edges.matrix(values, transpose=True), grad) if ctx.needs_input_grad[1] else None
+        grad_x = sparse_product(edges.matrix(values, transpose=True), grad) if ctx.needs_input_grad[1] else None
         return grad_values, grad_x, None

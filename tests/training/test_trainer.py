@@ -210,7 +210,7 @@ def test_mix_on_valid_fits_the_mixing_weights_on_validation_pairs_and_nothing_el
     known = p.split.train + p.split.valid
     assert all((u, i) in valid for u, i in zip(users, pos)) and not known[users, neg].any()
     before = snapshot()
-    real_step(trainer, trainer.optimizer, 64, np.random.default_rng(1), 0, 0)
+    real_step(trainer, trainer.optimizer, pairs, 64, np.random.default_rng(1), 0, 0)
     assert moved(before) == mixers
     # the option is part of the model, off by default: without it nothing is held out
     plain = runs.prepare(resolve_run_config(model="mmgef", data=str(tiny_dir), sets=["progress=false"]))

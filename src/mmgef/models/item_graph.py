@@ -215,8 +215,13 @@ class LearnedGraphRecommender(ItemGraphRecommender):
 
     def source_params(self) -> dict[str, nn.Parameter]:
         """The parameters the learned graph is built from, by name."""
+        return self.parameters_of(self.graph_sources)
+
+    def parameters_of(self, attrs: tuple[str, ...]) -> dict[str, nn.Parameter]:
+        """The parameters the named attributes hold (a parameter, or a module's), by name; an absent or None one
+        holds none."""
         out: dict[str, nn.Parameter] = {}
-        for attr in self.graph_sources:
+        for attr in attrs:
             obj = getattr(self, attr, None)
             if isinstance(obj, nn.Parameter):
                 out[attr] = obj

@@ -162,14 +162,7 @@ class MMGEF(LearnedGraphRecommender):
         """With ``mix_on_valid``: the attention over E^u's graphs and the gates, whatever of them this model has."""
         if not self.p.mix_on_valid:
             return []
-        mixers = [self.att_global, getattr(self, "att_degree", None), self.att_item, self.h_gate, self.content_gate]
-        out: list[nn.Parameter] = []
-        for m in mixers:
-            if isinstance(m, nn.Parameter):
-                out.append(m)
-            elif isinstance(m, nn.Module):
-                out.extend(m.parameters())
-        return out
+        return list(self.parameters_of(("att_global", "att_degree", "att_item", "h_gate", "content_gate")).values())
 
     def _cf_graph(self, train: sp.csr_matrix) -> SparseGraph:
         p = self.p

@@ -115,6 +115,8 @@ class Trainer:
         if self.held_out and group.world > 1:
             raise ConfigError("train: the model fits its mixing weights on validation pairs (mix_on_valid), which "
                               "data-parallel workers do not support. Fix: set workers=1, or mix_on_valid=false.")
+        held = {id(p) for p in self.held_out}
+        self.trained_on_train = [p for p in params if id(p) not in held]  # what a held-out step leaves alone
         self.held_out_pairs = HeldOutPairs(split.valid, split.train) if self.held_out else None
         self.state = TrainState(digest=cfg.digest(stopping=False))
         self.best_weights: dict[str, torch.Tensor] = {}
@@ -222,26 +224,23 @@ class Trainer:
                 n_all, loss_sum = distributed.all_reduce_gradients(self.params, n_local, loss_value * n_local)
                 loss_value = loss_sum / max(1, n_all)
             for p in self.held_out:
-                p.grad = None  # Adam skips a parameter without a gradient
+                p.grad = None  # Adam skips a parameter without a gradient: the held-out step moves these
             optimizer.step()
             if self.held_out_pairs is not None:
-                self._held_out_step(optimizer, len(arrays[0]), held_out_rng, epoch, step)
+                self._held_out_step(optimizer, self.held_out_pairs, len(arrays[0]), held_out_rng, epoch, step)
             total += loss_value
         return total / max(1, n_batches)
 
-    def _held_out_step(self, optimizer: torch.optim.Optimizer, n: int, rng: np.random.Generator, epoch: int,
-                       step: int) -> None:
-        """One step of the held-out parameters on the BPR loss of ``n`` validation pairs; nothing else moves."""
-        assert self.held_out_pairs is not None
+    def _held_out_step(self, optimizer: torch.optim.Optimizer, pairs: HeldOutPairs, n: int, rng: np.random.Generator,
+                       epoch: int, step: int) -> None:
+        """One step of the held-out parameters on the BPR loss of ``n`` of ``pairs``; nothing else moves."""
         optimizer.zero_grad(set_to_none=True)
-        loss = self.model.loss(Batch(*(torch.as_tensor(x, device=self.device) for x in self.held_out_pairs.sample(n, rng))))
+        loss = self.model.loss(Batch(*(torch.as_tensor(x, device=self.device) for x in pairs.sample(n, rng))))
         if not torch.isfinite(loss):
             raise self._diverged(f"the validation-pair loss became {loss.item()} at epoch {epoch}, batch {step}")
         loss.backward()
-        keep = {id(p) for p in self.held_out}
-        for p in self.params:
-            if id(p) not in keep:
-                p.grad = None
+        for p in self.trained_on_train:
+            p.grad = None  # Adam skips a parameter without a gradient
         optimizer.step()
 
     def restore(self) -> None:

@@ -62,7 +62,8 @@ def main() -> None:
         step()
     dt, faults = (time.perf_counter() - t) / 4, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 4
     print(f"{n:,} items, {model_name} {' '.join(sets)}: first (rebuild) step {rebuild:.2f} s; then {dt:.3f} s/step, "
-          f"{faults:,.0f} minor faults/step, {dt / n * 1e6:.2f} µs per item")
+          f"{faults:,.0f} minor faults/step, {dt / n * 1e6:.2f} µs per item, "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
 if __name__ == "__main__":

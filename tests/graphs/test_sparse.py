@@ -7,7 +7,7 @@ import torch
 
 from mmgef.graphs.modules import SparseGraph
 from mmgef.graphs.propagation import propagate
-from mmgef.graphs.sparse import EdgeList, sparse_product, spmm, to_torch_csr
+from mmgef.graphs.sparse import EdgeList, index_dtype, sparse_product, spmm, to_torch_csr
 
 
 def test_symmetric_spmm_gradient_matches_dense():
@@ -66,5 +66,14 @@ def test_sparse_product_is_torch_sparse_mm_bit_for_bit_whatever_its_output_held(
     empty = torch.empty
     monkeypatch.setattr(torch, "empty", lambda *s, **k: empty(*s, **k).fill_(float("nan")))
     y = sparse_product(a, x)
-    assert torch.equal(y, torch.sparse.mm(a, x))  # saved runs reproduce their metrics exactly
+    # int32 indices (the product's own width) and the int64 ones torch makes by default give the same values
+    assert a.crow_indices().dtype == a.col_indices().dtype == torch.int32
+    a64 = torch.sparse_csr_tensor(a.crow_indices().long(), a.col_indices().long(), a.values(), a.shape)
+    assert torch.equal(y, torch.sparse.mm(a64, x))  # saved runs reproduce their metrics exactly
     assert np.allclose(y.numpy(), m @ x.numpy(), atol=1e-5)
+
+
+def test_csr_indices_widen_to_int64_only_past_int32():
+    assert index_dtype(7050, 7050, 280_000) == torch.int32
+    assert index_dtype(2**31 - 1) == torch.int32
+    assert index_dtype(1_000_000, 1_000_000, 2**31) == torch.int64

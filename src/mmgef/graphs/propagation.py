@@ -26,9 +26,18 @@ def propagate(graph: Graph, x: torch.Tensor, n_layers: int, pool: Pool = "last")
         for _ in range(n_layers):
             layers.append(graph.mm(layers[-1]))
         return torch.stack(layers, dim=1)
-    # a running sum, not a stack: at a million nodes the [n, L+1, d] copy was 2 GB of the epoch's peak
-    layer, total = x, x
+    # a running sum, not a stack: at a million nodes the [n, L+1, d] copy was 2 GB of the epoch's peak. The sum is
+    # accumulated and scaled in place (autograd keeps nothing of it: additions and a constant scale need no saved
+    # values), so one table holds it rather than one per layer.
+    layer, total = x, None
     for _ in range(n_layers):
         layer = graph.mm(layer)
-        total = total + layer if pool == "mean" else layer
-    return total / (n_layers + 1) if pool == "mean" else total
+        if pool == "last":
+            total = layer
+        elif total is None:
+            total = x + layer
+        else:
+            total.add_(layer)
+    if total is None:
+        return x / 1 if pool == "mean" else x
+    return total.div_(n_layers + 1) if pool == "mean" else total

@@ -43,8 +43,11 @@ ALLOCATORS = ("auto", "jemalloc", "system")
 # jemalloc's settings unless MALLOC_CONF says otherwise: keep freed pages for the next step (no decay) and serve
 # large blocks from the ordinary arenas (by default those above 8 MB get an arena that returns them at once), so a
 # step reuses what the last one freed instead of page-faulting it in again (LightGCN at 100k items: 94k page faults
-# per epoch against 10M with jemalloc's defaults and 5.3M with glibc's).
-JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0"
+# per epoch against 10M with jemalloc's defaults and 5.3M with glibc's). One arena (``narenas:1``) for every thread:
+# torch's intra-op threads seldom allocate, and each thread's cache still serves small blocks, while one arena per
+# thread kept freed blocks apart (MM-GEF on Baby-size data, 2 threads: peak 595–597 MB against 602–604 MB, seconds per
+# epoch the same; 100k items: the same epoch time and RSS; benchmarks/results/epoch_speed_session32.md).
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0,narenas:1"
 _EXEC_MARK = "MMGEF_ALLOCATOR_EXEC"  # set on the re-run, so a preload that did not take cannot loop
 
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's malloc.h

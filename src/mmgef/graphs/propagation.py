@@ -32,12 +32,8 @@ def propagate(graph: Graph, x: torch.Tensor, n_layers: int, pool: Pool = "last")
     layer, total = x, None
     for _ in range(n_layers):
         layer = graph.mm(layer)
-        if pool == "last":
-            total = layer
-        elif total is None:
-            total = x + layer
-        else:
-            total.add_(layer)
-    if total is None:
-        return x / 1 if pool == "mean" else x
-    return total.div_(n_layers + 1) if pool == "mean" else total
+        if pool == "mean":
+            total = x + layer if total is None else total.add_(layer)
+    if pool == "last":
+        return layer
+    return x.clone() if total is None else total.div_(n_layers + 1)

@@ -68,7 +68,7 @@ def test_sparse_product_is_torch_sparse_mm_bit_for_bit_whatever_its_output_held(
     y = sparse_product(a, x)
     # int32 indices (the product's own width) and the int64 ones torch makes by default give the same values
     assert a.crow_indices().dtype == a.col_indices().dtype == torch.int32
-    a64 = torch.sparse_csr_tensor(a.crow_indices().long(), a.col_indices().long(), a.values(), a.shape)
+    a64 = torch.sparse_csr_tensor(a.crow_indices().long(), a.col_indices().long(), a.values(), a.shape, check_invariants=True)
     assert torch.equal(y, torch.sparse.mm(a64, x))  # saved runs reproduce their metrics exactly
     assert np.allclose(y.numpy(), m @ x.numpy(), atol=1e-5)
 
@@ -77,3 +77,19 @@ def test_csr_indices_widen_to_int64_only_past_int32():
     assert index_dtype(7050, 7050, 280_000) == torch.int32
     assert index_dtype(2**31 - 1) == torch.int32
     assert index_dtype(1_000_000, 1_000_000, 2**31) == torch.int64
+
+
+@pytest.mark.parametrize("n_layers", [0, 1, 3])
+def test_running_layer_mean_and_last_layer_agree_with_the_stacked_layers_and_leave_x_alone(n_layers):
+    """The in-place running sum: the same values as the mean of the stacked layers, a new tensor even with no
+    layer, and the input untouched."""
+    m = sp.random(12, 12, density=0.3, random_state=2, format="csr", dtype=np.float32)
+    graph = SparseGraph(m + m.T, symmetric=True)
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
+    before = x.clone()
+    stacked = propagate(graph, x, n_layers, pool="stack")
+    mean = propagate(graph, x, n_layers, pool="mean")
+    assert torch.allclose(mean, stacked.mean(1), atol=1e-6)
+    assert torch.equal(propagate(graph, x, n_layers, pool="last"), stacked[:, -1])
+    assert mean.data_ptr() != x.data_ptr()
+    assert torch.equal(x, before)

@@ -45,8 +45,9 @@ ALLOCATORS = ("auto", "jemalloc", "system")
 # step reuses what the last one freed instead of page-faulting it in again (LightGCN at 100k items: 94k page faults
 # per epoch against 10M with jemalloc's defaults and 5.3M with glibc's). One arena (``narenas:1``) for every thread:
 # torch's intra-op threads seldom allocate, and each thread's cache still serves small blocks, while one arena per
-# thread kept freed blocks apart (MM-GEF on Baby-size data, 2 threads: peak 595–597 MB against 602–604 MB, seconds per
-# epoch the same; 100k items: the same; 1M items: 15.9 → 14.7 GB, epoch 354 → 343 s; benchmarks/results/epoch_speed_session32.md).
+# thread kept freed blocks apart (MM-GEF, 2 threads: on Baby-size data peak 595–597 MB against 602–604 MB at the same
+# speed; at 100k items the same; at 1M items 14.7 against 15.9 GB, epoch 343 against 354 s;
+# benchmarks/results/epoch_speed_session32.md).
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0,narenas:1"
 _EXEC_MARK = "MMGEF_ALLOCATOR_EXEC"  # set on the re-run, so a preload that did not take cannot loop
 

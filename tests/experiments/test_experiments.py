@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from mmgef import runs
+from mmgef.config import resolve_run_config
 from mmgef.errors import ConfigError
 from mmgef.experiments.report import HEADLINE, plan_table, write_report
 from mmgef.experiments.runner import Runner
@@ -259,6 +260,44 @@ def test_a_row_with_settings_from_trains_only_its_seeds_with_the_searched_rows_c
     seeds_s = pd.read_csv(out / "results.csv").query("label == 'MF dim 4'")["train_seconds"].sum()
     assert line.split(" | ")[2:5] == ["0", "0", f"{seeds_s:.0f}"] and line.endswith("(taken from MF) |")
 
+
+
+ALTERNATIVES_SPEC = """
+name: alternatives
+datasets: [synthetic]
+split: random
+seeds: 2
+common: {epochs: 2, patience: 5}
+search: {lr: [0.0001, 0.05]}
+rows:
+  - {label: MF, model: mf, alternatives: {wide: {}, narrow: {embedding_dim: 4, reg: 0.01}}}
+  - {label: MF narrow L2 0, model: mf, set: {reg: 0.0}, settings_from: MF}
+"""
+
+
+def test_alternatives_are_searched_as_one_hyper_parameter_and_their_settings_reach_the_runs(tmp_path):
+    """A row's named bundles cross the grid; the chosen bundle's settings (and its name) go to every seed."""
+    (tmp_path / "spec.yaml").write_text(ALTERNATIVES_SPEC)
+    spec = load_spec(tmp_path / "spec.yaml")
+    runner = Runner(spec, tmp_path / "exp", workers=1)
+    full, ablation = runner.run()
+    assert [point for point, _ in full.grid] == [{"lr": lr, "alternative": a} for lr in (0.0001, 0.05) for a in ("wide", "narrow")]
+    dims = {point["alternative"]: (cfg.params.embedding_dim, cfg.train.reg) for point, cfg in full.grid}
+    default = resolve_run_config(model="mf", data="synthetic")
+    assert dims == {"wide": (default.params.embedding_dim, default.train.reg), "narrow": (4, 0.01)}
+    best = max(full.grid, key=lambda pc: runner.results(pc[1])["valid"]["recall@20"])
+    assert full.chosen == best[0] and full.seeds[0].digest() == best[1].digest()
+    narrow = full.chosen["alternative"] == "narrow"
+    # the ablation takes the chosen bundle from its source row, and its own set wins over the bundle's
+    assert [(c.params.embedding_dim, c.train.reg) for c in ablation.seeds] == [(4 if narrow else default.params.embedding_dim, 0.0)] * 2
+    out = write_report(runner, [full, ablation], spec.datasets, 1.0)
+    assert f'"alternative": "{full.chosen["alternative"]}"' in (out / "summary.md").read_text()
+
+
+def test_an_alternative_that_also_sets_a_searched_key_is_refused(tmp_path):
+    (tmp_path / "spec.yaml").write_text(ALTERNATIVES_SPEC.replace("reg: 0.01", "lr: 0.01"))
+    with pytest.raises(ConfigError, match=r"alternative 'narrow' sets \['lr'\].*Fix: keep each key in one place"):
+        load_spec(tmp_path / "spec.yaml")
 
 MIXING_SPEC = """
 name: mixing

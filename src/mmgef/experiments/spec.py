@@ -5,7 +5,9 @@ searched on validation. A row with a ``sweep`` (one parameter, several values) b
 per value, never selected between: that is a sensitivity curve (LATTICE's Figure 4). A row with
 ``settings_from`` searches nothing and takes another row's chosen settings (an ablation of the
 full model). ``$A``/``$B`` in labels and values stand for the dataset's modality names
-(``modalities:`` in the spec), so one row such as "MM-GEF $A only" serves every dataset.
+(``modalities:`` in the spec), so one row such as "MM-GEF $A only" serves every dataset. A row's
+``alternatives`` are named bundles of settings searched as one more hyper-parameter: a choice between
+structures (which graphs, which terms) that no single key expresses, chosen on validation like lr.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class RowSpec(Strict):
     set: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="the row's own parameters searched on validation "
                                        "(crossed with the spec's ``search``)")
+    alternatives: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named bundles of settings searched as one hyper-parameter ('alternative' in "
+        "the chosen point), crossed with the grid; {} = the row's own settings. A bundle's keys may not also be set, "
+        "gridded or swept by the row")
     search: bool = Field(True, description="false: the spec's common search does not apply (a model without training, "
                          "such as CB)")
     published_as: str | None = Field(None, description="this row's label in published.csv (default: the label without †)")
@@ -92,6 +98,10 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                               f"(rows: {list(labels)}). Fix: point it at the pre-training row's label.")
         if row.settings_from:
             _check_settings_from(path, row, labels)
+        for name, bundle in row.alternatives.items():
+            if clash := set(bundle) & {*row.set, *row_grid(spec, row), *row.sweep}:
+                raise ConfigError(f"{path}: row '{row.label}': alternative '{name}' sets {sorted(clash)}, which the row also "
+                                  "sets, grids or sweeps. Fix: keep each key in one place (the bundle or the row).")
     evaluated = TrainConfig(topk=spec.common.get("topk", TrainConfig().topk)).eval_ks
     if missing_k := [k for k in spec.report_k if k not in evaluated]:
         raise ConfigError(f"{path}: report_k {missing_k} is not evaluated (cut-offs: {evaluated}). "
@@ -152,8 +162,11 @@ def row_grid(spec: ExperimentSpec, row: RowSpec) -> dict[str, list[Any]]:
     return {**common, **row.grid}
 
 
+ALTERNATIVE = "alternative"  # the grid key that names one of a row's ``alternatives``
+
+
 def grid_points(spec: ExperimentSpec, row: RowSpec) -> list[dict[str, Any]]:
-    grid = row_grid(spec, row)
+    grid = {**row_grid(spec, row), **({ALTERNATIVE: list(row.alternatives)} if row.alternatives else {})}
     if not grid:
         return [{}]
     keys = list(grid)
@@ -164,7 +177,20 @@ def _set_items(overrides: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items()]
 
 
+def alternative_settings(spec: ExperimentSpec, row: RowSpec, name: str | None) -> dict[str, Any]:
+    """The settings of the alternative ``name`` of ``row``, or of the row it takes its settings from."""
+    if name is None:
+        return {}
+    source = next((r for r in spec.rows if r.label == row.settings_from), row) if row.settings_from else row
+    if name not in source.alternatives:
+        raise ConfigError(f"experiment {spec.name}: row '{row.label}' has no alternative '{name}' (its alternatives: "
+                          f"{list(source.alternatives)}). Fix: name one of them.")
+    return source.alternatives[name]
+
+
 def run_config(spec: ExperimentSpec, row: RowSpec, dataset: str, split: str, seed: int, point: dict[str, Any]) -> RunConfig:
     names = placeholders(spec, dataset)
-    overrides = {**spec.common, **substitute(row.set, names), **substitute(point, names)}
+    point = dict(point)
+    bundle = alternative_settings(spec, row, point.pop(ALTERNATIVE, None))
+    overrides = {**spec.common, **substitute(bundle, names), **substitute(row.set, names), **substitute(point, names)}
     return resolve_run_config(model=row.model, data=dataset, split=split, seed=seed, sets=_set_items(overrides))

@@ -135,6 +135,21 @@ def summary_tables(df: pd.DataFrame, cells: list[Cell], columns: list[str], metr
     return "\n".join(lines)
 
 
+def paired_verdict(better: pd.DataFrame, worse: pd.DataFrame) -> tuple[str, str]:
+    """Whether ``better``'s seed runs beat ``worse``'s on both headline test metrics, paired by seed: the verdict
+    ("holds", "does not hold", "mixed", with ", inside the noise" where no paired p is below NOISE_P) and its numbers."""
+    wins = []
+    for m in HEADLINE:
+        a = better.sort_values("seed")[f"test_{m}"].to_numpy()
+        b = worse.sort_values("seed")[f"test_{m}"].to_numpy()
+        p = _paired_p(a, b) if len(a) == len(b) else float("nan")
+        wins.append((a.mean() > b.mean(), f"{m} {a.mean():.4f} vs {b.mean():.4f}" + ("" if np.isnan(p) else f", p = {p:.2g}"), p))
+    verdict = "holds" if all(w for w, _, _ in wins) else "does not hold" if not any(w for w, _, _ in wins) else "mixed"
+    if verdict != "mixed" and not any(p < NOISE_P for _, _, p in wins):  # one direction, but the seeds cannot tell them apart
+        verdict += ", inside the noise"
+    return verdict, "; ".join(t for _, t, _ in wins)
+
+
 def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns: list[str]) -> str:
     seeds = df[df["chosen"]]
     lines = ["| claim | " + " | ".join(columns) + " |", "|---" * (1 + len(columns)) + "|"]
@@ -149,17 +164,9 @@ def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns
             if better is None or worse is None or sub[sub.label == better].empty:
                 out.append("not run")
                 continue
-            wins = []
-            for m in HEADLINE:
-                a = sub[sub.label == better].sort_values("seed")[f"test_{m}"].to_numpy()
-                b = sub[sub.label == worse].sort_values("seed")[f"test_{m}"].to_numpy()
-                p = _paired_p(a, b) if len(a) == len(b) else float("nan")
-                wins.append((a.mean() > b.mean(), f"{m} {a.mean():.4f} vs {b.mean():.4f}" + ("" if np.isnan(p) else f", p = {p:.2g}"), p))
-            verdict = "holds" if all(w for w, _, _ in wins) else "does not hold" if not any(w for w, _, _ in wins) else "mixed"
-            if verdict != "mixed" and not any(p < NOISE_P for _, _, p in wins):  # one direction, but the seeds cannot tell them apart
-                verdict += ", inside the noise"
+            verdict, numbers = paired_verdict(sub[sub.label == better], sub[sub.label == worse])
             against = "" if isinstance(claim.worse, str) else f"vs {worse}: "
-            out.append(f"{verdict} ({against}{'; '.join(t for _, t, _ in wins)})")
+            out.append(f"{verdict} ({against}{numbers})")
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines)
 

@@ -55,6 +55,10 @@ def test_a_claim_whose_seeds_cannot_tell_the_rows_apart_is_marked_inside_the_noi
         "| A > B | holds (recall@20 0.4500 vs 0.4433")
     assert table([0.40, 0.41, 0.405], [0.50, 0.52, 0.51]).startswith("| A > B | does not hold (recall@20 ")
     assert table([0.44, 0.46, 0.43], [0.50, 0.40, 0.45]).startswith("| A > B | does not hold, inside the noise (")
+    # the same runs chosen by two searches, or means apart by less than the 4 decimals shown: equal, not a direction
+    assert table([0.50, 0.52, 0.51], [0.50, 0.52, 0.51]).startswith("| A > B | equal, means within 0.00005 (recall@20 0.5100")
+    assert table([0.50002, 0.52002, 0.51002], [0.5, 0.52, 0.51]).startswith("| A > B | equal, means within 0.00005 (")
+    assert table([0.5001, 0.5201, 0.5101], [0.5, 0.52, 0.51]).startswith("| A > B | holds, inside the noise (")
 
 
 def test_claims_name_what_the_modality_letters_stand_for_on_each_dataset():

@@ -18,6 +18,7 @@ from mmgef.io import write_text
 
 METRICS = ("recall@20", "precision@20", "ndcg@20")
 HEADLINE = ("recall@20", "ndcg@20")  # claims, published numbers and sensitivity curves
+TIE = 5e-5  # means closer than this on every headline metric are "equal", not a direction (below the 4 decimals shown)
 NOISE_P = 0.05  # a claim whose paired p is at or above this for every headline metric is marked "inside the noise"
 MIX = "mix "  # results.csv column prefix of the learned mixing weights
 
@@ -144,10 +145,13 @@ def paired_verdict(better: pd.DataFrame, worse: pd.DataFrame) -> tuple[str, str]
         b = worse.sort_values("seed")[f"test_{m}"].to_numpy()
         p = _paired_p(a, b) if len(a) == len(b) else float("nan")
         wins.append((a.mean() > b.mean(), f"{m} {a.mean():.4f} vs {b.mean():.4f}" + ("" if np.isnan(p) else f", p = {p:.2g}"), p))
+    numbers = "; ".join(t for _, t, _ in wins)
+    if all(abs(better[f"test_{m}"].mean() - worse[f"test_{m}"].mean()) < TIE for m in HEADLINE):
+        return "equal, means within 0.00005", numbers  # e.g. one model chosen by two searches
     verdict = "holds" if all(w for w, _, _ in wins) else "does not hold" if not any(w for w, _, _ in wins) else "mixed"
     if verdict != "mixed" and not any(p < NOISE_P for _, _, p in wins):  # one direction, but the seeds cannot tell them apart
         verdict += ", inside the noise"
-    return verdict, "; ".join(t for _, t, _ in wins)
+    return verdict, numbers
 
 
 def claims_table(df: pd.DataFrame, cells: list[Cell], spec_claims: list, columns: list[str]) -> str:

@@ -186,6 +186,8 @@ def main() -> None:
                        "the larger mean gain wins; the combination checked on its own row; "
                        "see benchmarks/results/mmgef_plus/choice.md"),
         }
+        if alternatives := (yaml.safe_load(PRESET.read_text()) or {}).get("alternatives"):
+            preset["alternatives"] = alternatives  # chosen by experiments of their own (mmgef_plus_parts), kept as they are
         PRESET.write_text("# MM-GEF+ — the paper's MM-GEF with the MM-GEF+ options that won on validation (issue 18), "
                           "frozen.\n" + yaml.safe_dump(preset, sort_keys=False, allow_unicode=True, width=120))
         print(f"wrote {PRESET}")

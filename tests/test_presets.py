@@ -58,3 +58,31 @@ def test_models_command_shows_the_preset_values():
         assert key in out.output and repr(value) in out.output
     listing = CliRunner().invoke(app, ["models"])
     assert "mmgef+" in listing.output
+
+
+def test_a_presets_alternatives_are_checked_shown_and_searched_by_a_row_that_asks_for_them(tmp_path, monkeypatch):
+    from mmgef.experiments.spec import grid_points, load_spec, run_config
+
+    out = CliRunner().invoke(app, ["models", "mmgef+"])
+    for name in load_preset("mmgef+").alternatives:
+        assert f"| {name} |" in out.output
+    spec_text = ("name: s\ndatasets: [synthetic]\nsearch: {lr: [0.01]}\n"
+                 "rows:\n  - {label: A, model: mine, alternatives: preset}\n")
+    (tmp_path / "spec.yaml").write_text(spec_text)
+    _use_preset_dir(monkeypatch, tmp_path, "model: mmgef\ndescription: x\nparams: {content_term: true}\n"
+                    "alternatives: {as is: {}, plain: {content_term: false, cf_weight: jaccard}}\n")
+    try:
+        spec = load_spec(tmp_path / "spec.yaml")
+        points = grid_points(spec, spec.rows[0])
+        assert points == [{"lr": 0.01, "alternative": "as is"}, {"lr": 0.01, "alternative": "plain"}]
+        made = [run_config(spec, spec.rows[0], "synthetic", "random", 0, p).params_dict() for p in points]
+        assert [(m["content_term"], m["cf_weight"]) for m in made] == [(True, "count"), (False, "jaccard")]
+        (tmp_path / "mine.yaml").write_text("model: mmgef\ndescription: x\nalternatives: {bad: {cf_weight: often}}\n")
+        load_preset.cache_clear()
+        with pytest.raises(ConfigError, match=r"mine\.yaml.*cf_weight"):
+            load_preset("mine")
+        (tmp_path / "spec.yaml").write_text(spec_text.replace("model: mine", "model: mmgef"))
+        with pytest.raises(ConfigError, match="'mmgef' is not a preset with alternatives"):
+            load_spec(tmp_path / "spec.yaml")
+    finally:
+        load_preset.cache_clear()

@@ -173,6 +173,12 @@ def models(name: str | None = typer.Argument(None, help="a model or preset name:
         typer.echo(markdown_table(["key", "preset value", f"{preset.model} default"],
                                   [[k, repr(v), repr(cls.model_fields[k].default)] for k, v in preset.params.items()]) + "\n"
                    if preset.params else f"every value is {preset.model}'s default\n")
+        if preset.alternatives:
+            typer.echo("alternatives, searched on validation like lr by an experiment row with `alternatives: preset` "
+                       "(configs/experiments/mmgef_plus_parts.yaml):\n"
+                       + markdown_table(["alternative", "settings over the preset's"],
+                                        [[alt, json.dumps(bundle) if bundle else "(the preset as it is)"]
+                                         for alt, bundle in preset.alternatives.items()]) + "\n")
         rows = [(k, t, repr(preset.params[k]) if k in preset.params else d, desc) for k, t, d, desc in rows]
     else:
         typer.echo(f"{name}: {cls.description}\n")

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from mmgef.config import RunConfig, TrainConfig, resolve_run_config
 from mmgef.errors import ConfigError
+from mmgef.presets import load_preset, preset_names
 from mmgef.schema import Strict, load_yaml, validate
 
 
@@ -30,10 +31,10 @@ class RowSpec(Strict):
     set: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="the row's own parameters searched on validation "
                                        "(crossed with the spec's ``search``)")
-    alternatives: dict[str, dict[str, Any]] = Field(
+    alternatives: dict[str, dict[str, Any]] | Literal["preset"] = Field(
         default_factory=dict, description="named bundles of settings searched as one hyper-parameter ('alternative' in "
-        "the chosen point), crossed with the grid; {} = the row's own settings. A bundle's keys may not also be set, "
-        "gridded or swept by the row")
+        "the chosen point), crossed with the grid; {} = the row's own settings; 'preset': the alternatives of the "
+        "preset the row names. A bundle's keys may not also be set, gridded or swept by the row")
     search: bool = Field(True, description="false: the spec's common search does not apply (a model without training, "
                          "such as CB)")
     published_as: str | None = Field(None, description="this row's label in published.csv (default: the label without †)")
@@ -98,6 +99,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                               f"(rows: {list(labels)}). Fix: point it at the pre-training row's label.")
         if row.settings_from:
             _check_settings_from(path, row, labels)
+        if row.alternatives == "preset":
+            row.alternatives = _preset_alternatives(path, row)
         for name, bundle in row.alternatives.items():
             if clash := set(bundle) & {*row.set, *row_grid(spec, row), *row.sweep}:
                 raise ConfigError(f"{path}: row '{row.label}': alternative '{name}' sets {sorted(clash)}, which the row also "
@@ -113,6 +116,14 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                               "Fix: point it at configs/published/published.csv or remove the key.")
         spec.published = str(published)
     return spec
+
+
+def _preset_alternatives(path: str | Path, row: RowSpec) -> dict[str, dict[str, Any]]:
+    found = load_preset(row.model).alternatives if row.model in preset_names() else {}
+    if not found:
+        raise ConfigError(f"{path}: row '{row.label}': alternatives: preset, but '{row.model}' is not a preset with "
+                          "alternatives. Fix: name such a preset as the row's model, or list the alternatives in the row.")
+    return found
 
 
 def _check_settings_from(path: str | Path, row: RowSpec, labels: dict[str, RowSpec]) -> None:

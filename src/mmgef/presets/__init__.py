@@ -4,7 +4,9 @@ A preset is data, not code: ``mmgef+`` is the ``mmgef`` model with the options t
 validation (see ``mmgef+.yaml`` for what was chosen, on which data, by which command). Naming a
 preset wherever a model is named (``mmgef train --model mmgef+``, an experiment row) resolves to
 its model with the preset's values as defaults; ``--set`` still overrides any of them, and the saved
-run config holds the resolved model and values, so a run digest never depends on the preset's name.
+run config holds the resolved model and values, so a run digest never depends on the preset's name. A preset
+may also name ``alternatives``: structures an experiment searches on validation like lr (``mmgef+`` against
+LATTICE's graph alone), so the model adapts to data where its own parts do not help.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class Preset(Strict):
     description: str
     params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters that differ from the model's defaults")
     chosen: str = Field("", description="how the values were chosen: data, protocol, command, report")
+    alternatives: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named structures searched on validation as one hyper-parameter by an "
+        "experiment row that asks for them (`alternatives: preset`); each bundle overrides the preset's values")
 
 
 def preset_names() -> list[str]:
@@ -43,7 +48,8 @@ def load_preset(name: str) -> Preset:
     preset = validate(Preset, {"name": name, **load_yaml(path)}, str(path))
     if preset.model not in MODEL_PARAMS:
         raise ConfigError(f"{path}: model '{preset.model}' is not a model. Fix: use one of {', '.join(MODEL_PARAMS)}.")
-    validate(params_class(preset.model), {"model": preset.model, **preset.params}, str(path))  # its keys must exist
+    for bundle in [{}, *preset.alternatives.values()]:  # its keys and each alternative's must exist
+        validate(params_class(preset.model), {"model": preset.model, **preset.params, **bundle}, str(path))
     return preset
 
 

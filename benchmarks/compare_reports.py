@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmgef.experiments.report import HEADLINE, code_version, paired_verdict
+from mmgef.experiments.report import HEADLINE, bar_charts, code_version, paired_verdict
 from mmgef.io import write_text
 
 RIVALS = ["LightGCN", "LATTICE (LightGCN)", "LATTICE (k searched)", "FREEDOM", "GRCN", "MMGCN", "VBPR", "MM-GEF",
@@ -48,12 +48,13 @@ def _mean_std(runs: pd.DataFrame, metric: str) -> str:
     return f"{vals.mean():.4f} ± {vals.std(ddof=1):.4f}"
 
 
-def compare(report: Path, row: str, rival_reports: list[Path]) -> str:
+def compare(report: Path, row: str, rival_reports: list[Path]) -> tuple[str, pd.DataFrame]:
+    """The Markdown sections, one per (dataset, split) of ``row``, and every compared seed run (for the plots)."""
     ours = chosen_runs(report)
     ours = ours[ours.label == row]
     if ours.empty:
         raise SystemExit(f"{report}/results.csv has no chosen seed runs of row '{row}'. Fix: name a row of that report.")
-    sections = []
+    sections, compared = [], []
     for (dataset, split), mine in ours.groupby(["dataset", "split"], sort=False):
         others = gather(rival_reports, [lab for lab in RIVALS + OURS if lab != row], dataset, split)
         if missing := [lab for lab, runs in others.items() if set(runs.seed) != set(mine.seed)]:
@@ -71,7 +72,8 @@ def compare(report: Path, row: str, rival_reports: list[Path]) -> str:
             lines.append(f"| {shown} | {runs.report.iloc[0]} | {_mean_std(runs, 'recall@20')} | {_mean_std(runs, 'ndcg@20')} "
                          f"| {verdict} ({numbers}) |")
         sections.append("\n".join(lines))
-    return "\n\n".join(sections)
+        compared += [runs.assign(column=f"{dataset} {split} vs rivals") for runs in (mine, *others.values())]
+    return "\n\n".join(sections), pd.concat(compared).assign(sweep_param="")
 
 
 def main() -> None:
@@ -79,9 +81,9 @@ def main() -> None:
     ap.add_argument("report", type=Path, help="the report folder whose row is compared")
     ap.add_argument("--row", required=True, help="its row label")
     ap.add_argument("--rivals-from", nargs="+", type=Path, required=True, help="report folders holding the rivals, first wins")
-    ap.add_argument("--write", type=Path, help="also write the Markdown here")
+    ap.add_argument("--write", type=Path, help="also write the Markdown here, and a bar chart per split beside it")
     args = ap.parse_args()
-    body = compare(args.report, args.row, args.rivals_from)
+    body, compared = compare(args.report, args.row, args.rivals_from)
     print(body)
     if args.write:
         command = ("python benchmarks/compare_reports.py " + str(args.report) + f' --row "{args.row}" --rivals-from '
@@ -91,6 +93,8 @@ def main() -> None:
                    "verdict compares the two rows' test Recall@20 and NDCG@20 paired by seed (t-test); \"inside the noise\": "
                    "neither p < 0.05. The rivals' numbers are their own reports' (each report's summary.md names the "
                    "commit and command that made it).\n\n" + body + "\n")
+        for png in bar_charts(compared, args.write.parent, f"{args.row} and the rivals of earlier reports"):
+            print(f"wrote {png}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_rows_are_paired_by_seed_on_their_own_split_and_the_first_report_wins(tm
                     + [("LightGCN", "cold", s, True, 0.5, 0.5) for s in range(3)])  # another split: not a rival here
     second = _report(tmp_path / "second", [("LATTICE (k searched)", "given", s, True, 0.0, 0.0) for s in range(3)]
                      + [("LightGCN", "given", s, True, 0.05, 0.02) for s in range(3)])
-    text = compare.compare(ours, "Ours", [first, second])
+    text, compared = compare.compare(ours, "Ours", [first, second])
     lattice = next(line for line in text.splitlines() if line.startswith("| LATTICE (k searched) |"))
     assert "| first |" in lattice  # the first report holding a rival on this split wins
     a, b = [0.10, 0.11, 0.12], [0.11, 0.118, 0.126]
@@ -34,6 +34,8 @@ def test_rows_are_paired_by_seed_on_their_own_split_and_the_first_report_wins(tm
     assert "Strongest rival on mean test recall@20: **LATTICE (k searched)**" in text
     assert "Ours: recall@20 0.1100 ± 0.0100" in text  # its grid run left out
     assert "0.5000" not in text  # the rival's cold-split runs left out
+    assert sorted(compared.groupby("label").report.first().items()) == [  # what the plot shows, from where
+        ("LATTICE (k searched)", "first"), ("LightGCN", "second"), ("Ours", "new")]
     _report(tmp_path / "short", [("LightGCN", "given", s, True, 0.05, 0.02) for s in range(2)])
     with pytest.raises(SystemExit, match=r"\['LightGCN'\] ran seeds other than \[0, 1, 2\]"):
         compare.compare(ours, "Ours", [tmp_path / "short"])

@@ -265,7 +265,6 @@ def test_a_row_with_settings_from_trains_only_its_seeds_with_the_searched_rows_c
     assert line.split(" | ")[2:5] == ["0", "0", f"{seeds_s:.0f}"] and line.endswith("(taken from MF) |")
 
 
-
 ALTERNATIVES_SPEC = """
 name: alternatives
 datasets: [synthetic]

@@ -31,11 +31,10 @@ def chosen_runs(report: Path) -> pd.DataFrame:
     return df[df["chosen"] & df["sweep_param"].isna()].assign(report=report.name)
 
 
-def gather(reports: list[Path], labels: list[str], dataset: str, split: str) -> dict[str, pd.DataFrame]:
-    """Each label's seed runs on (dataset, split) from the first report that holds them."""
+def gather(reports: list[pd.DataFrame], labels: list[str], dataset: str, split: str) -> dict[str, pd.DataFrame]:
+    """Each label's seed runs on (dataset, split) from the first report (``chosen_runs``) that holds them."""
     found: dict[str, pd.DataFrame] = {}
-    for report in reports:
-        runs = chosen_runs(report)
+    for runs in reports:
         runs = runs[(runs.dataset == dataset) & (runs.split == split)]
         for label in labels:
             if label not in found and not (mine := runs[runs.label == label]).empty:
@@ -54,9 +53,10 @@ def compare(report: Path, row: str, rival_reports: list[Path]) -> tuple[str, pd.
     ours = ours[ours.label == row]
     if ours.empty:
         raise SystemExit(f"{report}/results.csv has no chosen seed runs of row '{row}'. Fix: name a row of that report.")
+    rival_runs = [chosen_runs(r) for r in rival_reports]  # read once, not once per split
     sections, compared = [], []
     for (dataset, split), mine in ours.groupby(["dataset", "split"], sort=False):
-        others = gather(rival_reports, [lab for lab in RIVALS + OURS if lab != row], dataset, split)
+        others = gather(rival_runs, [lab for lab in RIVALS + OURS if lab != row], dataset, split)
         if missing := [lab for lab, runs in others.items() if set(runs.seed) != set(mine.seed)]:
             raise SystemExit(f"{dataset} ({split}): {missing} ran seeds other than {sorted(mine.seed)}. Fix: re-run with "
                              "the same seeds, or leave those reports out.")

@@ -5,8 +5,11 @@ permutation of ids), symmetrically normalised as LightGCN's, times a 64-d embedd
 and nanoseconds per non-zero, with the node ids as generated and sorted by degree (hot rows side by side), and
 with and without PyTorch's transparent-huge-page allocator (``THP_MEM_ALLOC_ENABLE=1``, fewer TLB misses on
 random gathers). Each configuration runs in a fresh process (the allocator reads its variable at start).
+``--blocks W …`` also times the product split into column blocks of W nodes (ids as generated, no huge pages): each
+block's slice of the table fits the cache, and each block adds its part to the whole output (one more pass over it
+per block), the same sums in another order.
 
-    python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1]
+    python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768]
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from pathlib import Path
 WORKER = r"""
 import json, sys, time
 import numpy as np, scipy.sparse as sp, torch
-from mmgef.graphs.sparse import sym_normalize, to_torch_csr
-n, order, threads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+from mmgef.graphs.sparse import sparse_product, sym_normalize, to_torch_csr
+n, order, threads, width = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
 sys.path.insert(0, sys.argv[4])
 from random_graph import zipf_interactions
 torch.set_num_threads(threads)
@@ -32,11 +35,23 @@ a = sym_normalize(sp.bmat([[None, r], [r.T, None]]))
 if order == "degree":
     perm = np.argsort(-a.getnnz(axis=1), kind="stable")
     a = a[perm][:, perm].tocsr()
-adj, x = to_torch_csr(a), torch.randn(2 * n, 64)
-torch.sparse.mm(adj, x)
+x = torch.randn(2 * n, 64)
+if width:
+    edges = list(range(0, 2 * n, width)) + [2 * n]
+    blocks = [(to_torch_csr(a[:, lo:hi]), x[lo:hi]) for lo, hi in zip(edges, edges[1:])]
+    def product():
+        out = sparse_product(*blocks[0])
+        for m, part in blocks[1:]:
+            torch.addmm(out, m, part, out=out)
+        return out
+else:
+    adj = to_torch_csr(a)
+    def product():
+        return sparse_product(adj, x)
+product()
 t = time.perf_counter()
 for _ in range(5):
-    torch.sparse.mm(adj, x)
+    product()
 s = (time.perf_counter() - t) / 5
 print(json.dumps({"nnz": int(a.nnz), "s_per_product": s, "ns_per_nnz": s / a.nnz * 1e9}))
 """
@@ -46,21 +61,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--blocks", type=int, nargs="*", default=[], help="column block widths (nodes) to time as well")
     args = ap.parse_args()
     print("| users = items | ids | huge pages | non-zeros | s per product | ns per non-zero |\n|---|---|---|---|---|---|")
     for n in args.sizes:
-        for order in ("as generated", "degree"):
-            for thp in (False, True):
-                env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-                env.pop("THP_MEM_ALLOC_ENABLE", None)
-                if thp:
-                    env["THP_MEM_ALLOC_ENABLE"] = "1"
-                out = subprocess.run([sys.executable, "-c", WORKER, str(n), order.split()[0], str(args.threads),
-                                      str(Path(__file__).resolve().parent)], env=env,
-                                     check=True, capture_output=True, text=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
-                print(f"| {n:,} | {order} | {'yes' if thp else 'no'} | {row['nnz']:,} | {row['s_per_product']:.3f} | "
-                      f"{row['ns_per_nnz']:.1f} |", flush=True)
+        runs = [(order, thp, 0) for order in ("as generated", "degree") for thp in (False, True)]
+        for order, thp, width in runs + [("as generated", False, w) for w in args.blocks]:
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            env.pop("THP_MEM_ALLOC_ENABLE", None)
+            if thp:
+                env["THP_MEM_ALLOC_ENABLE"] = "1"
+            out = subprocess.run([sys.executable, "-c", WORKER, str(n), order.split()[0], str(args.threads),
+                                  str(Path(__file__).resolve().parent), str(width)], env=env,
+                                 check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            ids = f"{order}, column blocks of {width:,}" if width else order
+            print(f"| {n:,} | {ids} | {'yes' if thp else 'no'} | {row['nnz']:,} | {row['s_per_product']:.3f} | "
+                  f"{row['ns_per_nnz']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import mmgef.graphs.sparse as sparse_mod
 from mmgef.graphs.modules import SparseGraph
 from mmgef.graphs.propagation import propagate
-from mmgef.graphs.sparse import EdgeList, index_dtype, sparse_product, spmm, to_torch_csr
+from mmgef.graphs.sparse import ColumnBlocks, EdgeList, column_block_width, index_dtype, sparse_product, spmm, to_torch_csr
 
 
 def test_symmetric_spmm_gradient_matches_dense():
@@ -93,3 +94,43 @@ def test_running_layer_mean_and_last_layer_agree_with_the_stacked_layers_and_lea
     assert torch.equal(propagate(graph, x, n_layers, pool="last"), stacked[:, -1])
     assert mean.data_ptr() != x.data_ptr()
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("width", [1, 7, 16, 40, 100])
+def test_a_product_in_column_blocks_is_the_whole_product_summed_in_another_order(width):
+    m = sp.random(30, 40, density=0.15, random_state=1, format="csr", dtype=np.float32)
+    m = sp.csr_matrix(m.multiply(np.r_[np.ones(16), np.zeros(16), np.ones(8)][None, :]), dtype=np.float32)  # blocks
+    m.eliminate_zeros()  # without a non-zero are left out
+    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
+    blocks = ColumnBlocks(to_torch_csr(m), width)
+    assert len(blocks.parts) <= -(-40 // width) and all(part._nnz() > 0 for *_, part in blocks.parts)
+    assert torch.allclose(sparse_product(blocks, x), torch.from_numpy(m.toarray()) @ x, atol=1e-5)
+    empty = ColumnBlocks(to_torch_csr(sp.csr_matrix((30, 40), dtype=np.float32)), width)
+    assert not empty.parts and sparse_product(empty, x).abs().sum() == 0
+
+
+def test_column_blocks_only_where_the_table_outgrows_the_cache_and_the_blocks_are_fewer_than_a_rows_entries():
+    width = sparse_mod.BLOCK_BYTES // (4 * 64)
+    assert column_block_width(26_495, 64, 9.0) is None  # Baby's user–item graph: one block's slice holds the table
+    assert column_block_width(200_000, 64, 19.4) == width  # 100k users + 100k items: 7 blocks
+    assert column_block_width(2_000_000, 64, 19.6) is None  # a million users = items: 62 passes over the output
+    assert column_block_width(600_000, 64, 10.0) is None and column_block_width(300_000, 64, 10.0) == width
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_a_graph_in_column_blocks_gives_the_same_products_and_gradients(monkeypatch, symmetric):
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * 10)  # 10 columns per block at width 3: 6 blocks of 60
+    m = sp.random(60, 60, density=0.15, random_state=2, format="csr", dtype=np.float32)  # 9 a row: blocks pay
+    m = (m + m.T).tocsr() if symmetric else m
+    graph = SparseGraph(m, symmetric=symmetric)
+    x = torch.randn(60, 3, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    out = propagate(graph, x, 2, "mean")
+    assert all(isinstance(op, ColumnBlocks) for op in graph._cache_operands if op is not None)
+    out.pow(2).sum().backward()
+    x_ref = x.detach().clone().requires_grad_(True)
+    a = torch.from_numpy(m.toarray())
+    ref = (x_ref + a @ x_ref + a @ (a @ x_ref)) / 3
+    ref.pow(2).sum().backward()
+    assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(x.grad, x_ref.grad, atol=1e-4)
+    graph.mm(torch.randn(60, 100))  # a wider table: 1 column per block, 60 blocks for 9 a row: the whole matrix
+    assert graph._cache_operands[0] is graph.adj

@@ -19,19 +19,30 @@ from mmgef.graphs.cooccurrence import CooccurrenceWeight, cooccurrence_graph
 from mmgef.graphs.learned import KGraph
 from mmgef.graphs.propagation import Graph
 from mmgef.graphs.pruning import prune_edges
-from mmgef.graphs.sparse import rows_to_csr, spmm, sym_normalize, to_torch_csr
+from mmgef.graphs.sparse import Matrix, for_product, rows_to_csr, spmm, sym_normalize, to_torch_csr
 
 
 class SparseGraph(nn.Module):
-    """A constant sparse matrix A (CSR buffer, plus Aᵀ when A is not symmetric); ``mm(x)`` = A x."""
+    """A constant sparse matrix A (CSR buffer, plus Aᵀ when A is not symmetric); ``mm(x)`` = A x.
+
+    The products take A and Aᵀ as ``for_product`` gives them (column blocks on CPU for graphs that outgrow the
+    cache), made once per pair of buffers, device and width of ``x``; the cache holds the buffers it was made from
+    and is checked by identity, so moving the model or replacing a buffer renews it. It is never saved."""
 
     def __init__(self, m: sp.spmatrix, symmetric: bool) -> None:
         super().__init__()
         self.register_buffer("adj", to_torch_csr(m), persistent=False)
         self.register_buffer("adj_t", None if symmetric else to_torch_csr(sp.csr_matrix(m).T.tocsr()), persistent=False)
+        self._cache_made_from: tuple[torch.Tensor, torch.Tensor | None, torch.device, int] | None = None
+        self._cache_operands: tuple[Matrix, Matrix | None] | None = None
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
-        return spmm(self.adj, x, self.adj_t)
+        made = self._cache_made_from
+        if self._cache_operands is None or made is None or made[0] is not self.adj or made[1] is not self.adj_t \
+                or made[2:] != (x.device, x.shape[1]):
+            self._cache_operands = (for_product(self.adj, x), None if self.adj_t is None else for_product(self.adj_t, x))
+            self._cache_made_from = (self.adj, self.adj_t, x.device, x.shape[1])
+        return spmm(self._cache_operands[0], x, self._cache_operands[1])
 
 
 class CoInteractionGraph(nn.Module):
@@ -109,17 +120,17 @@ class PrunedBipartiteGraph(nn.Module):
 class FrozenKnnGraph(nn.Module):
     """k weighted out-neighbours per row, frozen: persistent ``idx`` / ``weight`` buffers ``[N, K]``.
 
-    Products go through a CSR copy (and its transpose) made once per stored graph; the copy is a
-    cache keyed by the buffers' identity and version, so loading a state dict or moving the model
-    invalidates it, and it is never saved.
+    Products go through a CSR copy (and its transpose, each as ``for_product`` gives it for the width of ``x``) made
+    once per stored graph; the copy is a cache keyed by the buffers' identity and version, so loading a state dict
+    or moving the model invalidates it, and it is never saved.
     """
 
     def __init__(self, n: int, width: int, persistent: bool = True) -> None:
         super().__init__()
         self.register_buffer("idx", torch.zeros(n, width, dtype=torch.long), persistent=persistent)
         self.register_buffer("weight", torch.zeros(n, width), persistent=persistent)
-        self._cache_key: tuple[int, ...] | None = None
-        self._cache_csr: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._cache_key: tuple[object, ...] | None = None
+        self._cache_operands: tuple[Matrix, Matrix] | None = None
 
     @classmethod
     def of(cls, piece: KGraph, persistent: bool = True) -> FrozenKnnGraph:
@@ -138,13 +149,9 @@ class FrozenKnnGraph(nn.Module):
         self.idx.copy_(idx)
         self.weight.copy_(weight.detach())
 
-    def _csr(self) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (self.idx.data_ptr(), self.idx._version, self.weight.data_ptr(), self.weight._version)
-        if self._cache_csr is None or key != self._cache_key:
-            self._cache_csr = rows_to_csr(self.idx, self.weight, self.idx.shape[0])
-            self._cache_key = key
-        return self._cache_csr
-
     def mm(self, x: torch.Tensor) -> torch.Tensor:
-        adj, adj_t = self._csr()
-        return spmm(adj, x, adj_t)
+        key = (self.idx.data_ptr(), self.idx._version, self.weight.data_ptr(), self.weight._version, x.device, x.shape[1])
+        if self._cache_operands is None or key != self._cache_key:
+            adj, adj_t = rows_to_csr(self.idx, self.weight, self.idx.shape[0])
+            self._cache_operands, self._cache_key = (for_product(adj, x), for_product(adj_t, x)), key
+        return spmm(self._cache_operands[0], x, self._cache_operands[1])

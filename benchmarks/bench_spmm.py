@@ -5,11 +5,12 @@ permutation of ids), symmetrically normalised as LightGCN's, times a 64-d embedd
 and nanoseconds per non-zero, with the node ids as generated and sorted by degree (hot rows side by side), and
 with and without PyTorch's transparent-huge-page allocator (``THP_MEM_ALLOC_ENABLE=1``, fewer TLB misses on
 random gathers). Each configuration runs in a fresh process (the allocator reads its variable at start).
-``--blocks W …`` also times the product split into column blocks of W nodes (ids as generated, no huge pages): each
-block's slice of the table fits the cache, and each block adds its part to the whole output (one more pass over it
-per block), the same sums in another order.
+``--blocks W …`` also times the product split into column blocks of W nodes (``ColumnBlocks``; ids as generated, no
+huge pages): each block's slice of the table fits the cache, and each block adds its part to the whole output (one
+more pass over it per block), the same sums in another order. ``--graph knn``: n items with 10 random neighbours
+each instead of the user–item graph.
 
-    python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768]
+    python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768] [--graph knn]
 """
 
 from __future__ import annotations
@@ -24,30 +25,25 @@ from pathlib import Path
 WORKER = r"""
 import json, sys, time
 import numpy as np, scipy.sparse as sp, torch
-from mmgef.graphs.sparse import sparse_product, sym_normalize, to_torch_csr
-n, order, threads, width = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
+from mmgef.graphs.sparse import ColumnBlocks, sparse_product, sym_normalize, to_torch_csr
+n, order, threads, width, graph = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5]), sys.argv[6]
 sys.path.insert(0, sys.argv[4])
 from random_graph import zipf_interactions
 torch.set_num_threads(threads)
-users, items = zipf_interactions(n, np.random.default_rng(0))
-r = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(n, n))
-a = sym_normalize(sp.bmat([[None, r], [r.T, None]]))
+rng = np.random.default_rng(0)
+if graph == "knn":  # n items, 10 random neighbours each (a kNN graph's shape, none of its locality)
+    a = sp.csr_matrix((np.full(10 * n, 0.1, np.float32), (np.repeat(np.arange(n), 10), rng.integers(0, n, 10 * n))), shape=(n, n))
+else:
+    users, items = zipf_interactions(n, rng)
+    r = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(n, n))
+    a = sym_normalize(sp.bmat([[None, r], [r.T, None]]))
 if order == "degree":
     perm = np.argsort(-a.getnnz(axis=1), kind="stable")
     a = a[perm][:, perm].tocsr()
-x = torch.randn(2 * n, 64)
-if width:
-    edges = list(range(0, 2 * n, width)) + [2 * n]
-    blocks = [(to_torch_csr(a[:, lo:hi]), x[lo:hi]) for lo, hi in zip(edges, edges[1:])]
-    def product():
-        out = sparse_product(*blocks[0])
-        for m, part in blocks[1:]:
-            torch.addmm(out, m, part, out=out)
-        return out
-else:
-    adj = to_torch_csr(a)
-    def product():
-        return sparse_product(adj, x)
+x = torch.randn(a.shape[1], 64)
+m = ColumnBlocks(to_torch_csr(a), width) if width else to_torch_csr(a)
+def product():
+    return sparse_product(m, x)
 product()
 t = time.perf_counter()
 for _ in range(5):
@@ -62,8 +58,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--blocks", type=int, nargs="*", default=[], help="column block widths (nodes) to time as well")
+    ap.add_argument("--graph", default="bipartite", choices=["bipartite", "knn"])
     args = ap.parse_args()
-    print("| users = items | ids | huge pages | non-zeros | s per product | ns per non-zero |\n|---|---|---|---|---|---|")
+    size = "users = items" if args.graph == "bipartite" else "items (10 neighbours each)"
+    print(f"| {size} | ids | huge pages | non-zeros | s per product | ns per non-zero |\n|---|---|---|---|---|---|")
     for n in args.sizes:
         runs = [(order, thp, 0) for order in ("as generated", "degree") for thp in (False, True)]
         for order, thp, width in runs + [("as generated", False, w) for w in args.blocks]:
@@ -72,7 +70,7 @@ def main() -> None:
             if thp:
                 env["THP_MEM_ALLOC_ENABLE"] = "1"
             out = subprocess.run([sys.executable, "-c", WORKER, str(n), order.split()[0], str(args.threads),
-                                  str(Path(__file__).resolve().parent), str(width)], env=env,
+                                  str(Path(__file__).resolve().parent), str(width), args.graph], env=env,
                                  check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
             ids = f"{order}, column blocks of {width:,}" if width else order

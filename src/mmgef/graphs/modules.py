@@ -96,25 +96,22 @@ class WeightedSumGraph:
         return out  # type: ignore[return-value]
 
 
-class PrunedBipartiteGraph(nn.Module):
+class PrunedBipartiteGraph(SparseGraph):
     """FREEDOM's degree-sensitively pruned user–item graph, resampled by ``resample()`` each epoch.
 
     Sampling draws from torch's global generator, which the trainer seeds per epoch, so a resumed
-    run resamples exactly the graph an uninterrupted one would.
+    run resamples exactly the graph an uninterrupted one would. A resample replaces the ``adj`` buffer, which
+    renews ``SparseGraph``'s product cache.
     """
 
     def __init__(self, train: sp.csr_matrix, edge_dropout: float) -> None:
-        super().__init__()
+        super().__init__(bipartite_adjacency(train), symmetric=True)
         self.train_matrix = train
         self.keep_ratio = 1.0 - edge_dropout
-        self.register_buffer("adj", to_torch_csr(bipartite_adjacency(train)), persistent=False)
 
     def resample(self) -> None:
         kept = prune_edges(self.train_matrix, self.keep_ratio)
         self.adj = to_torch_csr(bipartite_adjacency(kept), self.adj.device)
-
-    def mm(self, x: torch.Tensor) -> torch.Tensor:
-        return spmm(self.adj, x)
 
 
 class FrozenKnnGraph(nn.Module):

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import torch
 
 import mmgef.graphs.sparse as sparse_mod
-from mmgef.graphs.modules import SparseGraph
+from mmgef.graphs.modules import PrunedBipartiteGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import ColumnBlocks, EdgeList, column_block_width, index_dtype, sparse_product, spmm, to_torch_csr
 
@@ -134,3 +134,16 @@ def test_a_graph_in_column_blocks_gives_the_same_products_and_gradients(monkeypa
     assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(x.grad, x_ref.grad, atol=1e-4)
     graph.mm(torch.randn(60, 100))  # a wider table: 1 column per block, 60 blocks for 9 a row: the whole matrix
     assert graph._cache_operands[0] is graph.adj
+
+
+def test_a_resampled_graph_renews_its_column_blocks(monkeypatch):
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 2 * 8)  # 8 columns per block at width 2
+    rng = np.random.default_rng(3)
+    train = sp.csr_matrix((rng.random((30, 20)) < 0.9).astype(np.float32))  # 50 nodes: ~11 a row kept, 7 blocks
+    graph = PrunedBipartiteGraph(train, edge_dropout=0.5)
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    for seed in range(3):
+        torch.manual_seed(seed)
+        graph.resample()
+        assert torch.allclose(graph.mm(x), graph.adj.to_dense() @ x, atol=1e-5)
+        assert isinstance(graph._cache_operands[0], ColumnBlocks)

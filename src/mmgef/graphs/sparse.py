@@ -77,8 +77,8 @@ def column_block_width(n_cols: int, dim: int, nnz_per_row: float) -> int | None:
     output, so blocks pay only while they are fewer than a row's non-zeros. Measured on random graphs, one thread
     (``benchmarks/bench_spmm.py --blocks``, ``benchmarks/results/scale/spmm.md``): user–item graphs of 20 interactions
     per user, 100k / 300k users = items (7 / 19 blocks): 2.0× / 1.7× faster, a million (62 blocks): 1.13× slower;
-    kNN-like graphs of 10 per row, 40k / 100k / 300k items (2 / 4 / 10 blocks): 1.6× / 2.2× / 1.3× faster, a million
-    (31 blocks): 1.28× slower."""
+    kNN-like graphs of 10 per row, 40k / 100k / 300k items (2 / 4 / 10 blocks): 1.2× / 1.8× / 1.4× faster, a million
+    (31 blocks): 1.26× slower."""
     width = max(1, BLOCK_BYTES // (4 * dim))
     return width if 2 <= -(-n_cols // width) <= nnz_per_row else None
 
@@ -106,8 +106,9 @@ class ColumnBlocks:
             self.parts.append((lo, hi, csr_tensor(part_crow, col[take] - lo, values[take], (n_rows, hi - lo))))
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(self.shape[0], x.shape[1], dtype=x.dtype, device=x.device) if not self.parts else \
-            torch.empty(self.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
+        out = torch.empty(self.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
+        if not self.parts:
+            return out.zero_()
         for i, (lo, hi, part) in enumerate(self.parts):
             torch.addmm(out, part, x[lo:hi], beta=0 if i == 0 else 1, out=out)
         return out
@@ -119,7 +120,9 @@ Matrix = torch.Tensor | ColumnBlocks
 def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
     """``adj`` as a product with ``x`` had best take it: in column blocks on CPU where ``column_block_width`` gives a
     width, else as it is (a GPU's sparse kernels have no such cache to miss)."""
-    width = None if x.device.type != "cpu" else column_block_width(adj.shape[1], x.shape[1], adj._nnz() / max(adj.shape[0], 1))
+    if x.device.type != "cpu":
+        return adj
+    width = column_block_width(adj.shape[1], x.shape[1], adj._nnz() / max(adj.shape[0], 1))
     return adj if width is None else ColumnBlocks(adj, width)
 
 

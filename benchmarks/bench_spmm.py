@@ -7,10 +7,13 @@ with and without PyTorch's transparent-huge-page allocator (``THP_MEM_ALLOC_ENAB
 random gathers). Each configuration runs in a fresh process (the allocator reads its variable at start).
 ``--blocks W …`` also times the product split into column blocks of W nodes (``ColumnBlocks``; ids as generated, no
 huge pages): each block's slice of the table fits the cache, and each block adds its part to the whole output (one
-more pass over it per block), the same sums in another order. ``--graph knn``: n items with 10 random neighbours
-each instead of the user–item graph.
+more pass over it per block), the same sums in another order; the row names the graph's ``stretch_spread``, which
+decides whether the library blocks. ``--graph knn``: n items with 10 random neighbours each instead of the user–item
+graph; ``--graph banded --band B``: users = items whose 20 items lie within ±B ids of their own (neighbouring rows
+share columns). ``--blocks-only`` skips the degree-order and huge-page rows.
 
-    python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768] [--graph knn]
+    python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768]
+                                    [--graph bipartite|knn|banded] [--band 1000] [--blocks-only]
 """
 
 from __future__ import annotations
@@ -25,16 +28,18 @@ from pathlib import Path
 WORKER = r"""
 import json, sys, time
 import numpy as np, scipy.sparse as sp, torch
-from mmgef.graphs.sparse import ColumnBlocks, sparse_product, sym_normalize, to_torch_csr
-n, order, threads, width, graph = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5]), sys.argv[6]
+from mmgef.graphs.sparse import ColumnBlocks, sparse_product, stretch_spread, sym_normalize, to_torch_csr
+n, order, threads, width = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
+graph, band = sys.argv[6], int(sys.argv[7])
 sys.path.insert(0, sys.argv[4])
 from random_graph import zipf_interactions
 torch.set_num_threads(threads)
 rng = np.random.default_rng(0)
 if graph == "knn":  # n items, 10 random neighbours each (a kNN graph's shape, none of its locality)
     a = sp.csr_matrix((np.full(10 * n, 0.1, np.float32), (np.repeat(np.arange(n), 10), rng.integers(0, n, 10 * n))), shape=(n, n))
-else:
-    users, items = zipf_interactions(n, rng)
+else:  # banded: each user's 20 items within ±band ids of its own (neighbouring rows share their columns)
+    users, items = zipf_interactions(n, rng) if graph == "bipartite" else (
+        np.repeat(np.arange(n), 20), (np.repeat(np.arange(n), 20) + rng.integers(-band, band + 1, 20 * n)) % n)
     r = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(n, n))
     a = sym_normalize(sp.bmat([[None, r], [r.T, None]]))
 if order == "degree":
@@ -42,6 +47,7 @@ if order == "degree":
     a = a[perm][:, perm].tocsr()
 x = torch.randn(a.shape[1], 64)
 m = ColumnBlocks(to_torch_csr(a), width) if width else to_torch_csr(a)
+spread = stretch_spread(to_torch_csr(a), width) if width else float("nan")
 def product():
     return sparse_product(m, x)
 product()
@@ -49,7 +55,7 @@ t = time.perf_counter()
 for _ in range(5):
     product()
 s = (time.perf_counter() - t) / 5
-print(json.dumps({"nnz": int(a.nnz), "s_per_product": s, "ns_per_nnz": s / a.nnz * 1e9}))
+print(json.dumps({"nnz": int(a.nnz), "s_per_product": s, "ns_per_nnz": s / a.nnz * 1e9, "spread": spread}))
 """
 
 
@@ -58,22 +64,26 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--blocks", type=int, nargs="*", default=[], help="column block widths (nodes) to time as well")
-    ap.add_argument("--graph", default="bipartite", choices=["bipartite", "knn"])
+    ap.add_argument("--graph", default="bipartite", choices=["bipartite", "knn", "banded"])
+    ap.add_argument("--band", type=int, default=1000, help="--graph banded: each user's items lie within ± this many ids")
+    ap.add_argument("--blocks-only", action="store_true", help="only the as-generated whole product and the blocked ones")
     args = ap.parse_args()
-    size = "users = items" if args.graph == "bipartite" else "items (10 neighbours each)"
+    size = {"bipartite": "users = items", "knn": "items (10 neighbours each)",
+            "banded": f"users = items (items within ±{args.band:,})"}[args.graph]
     print(f"| {size} | ids | huge pages | non-zeros | s per product | ns per non-zero |\n|---|---|---|---|---|---|")
     for n in args.sizes:
         runs = [(order, thp, 0) for order in ("as generated", "degree") for thp in (False, True)]
+        runs = runs[:1] if args.blocks_only else runs
         for order, thp, width in runs + [("as generated", False, w) for w in args.blocks]:
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             env.pop("THP_MEM_ALLOC_ENABLE", None)
             if thp:
                 env["THP_MEM_ALLOC_ENABLE"] = "1"
             out = subprocess.run([sys.executable, "-c", WORKER, str(n), order.split()[0], str(args.threads),
-                                  str(Path(__file__).resolve().parent), str(width), args.graph], env=env,
+                                  str(Path(__file__).resolve().parent), str(width), args.graph, str(args.band)], env=env,
                                  check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
-            ids = f"{order}, column blocks of {width:,}" if width else order
+            ids = f"{order}, column blocks of {width:,} (spread {row['spread']:.2f})" if width else order
             print(f"| {n:,} | {ids} | {'yes' if thp else 'no'} | {row['nnz']:,} | {row['s_per_product']:.3f} | "
                   f"{row['ns_per_nnz']:.1f} |", flush=True)
 

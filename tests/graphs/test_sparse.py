@@ -147,3 +147,15 @@ def test_a_resampled_graph_renews_its_column_blocks(monkeypatch):
         graph.resample()
         assert torch.allclose(graph.mm(x), graph.adj.to_dense() @ x, atol=1e-5)
         assert isinstance(graph._cache_operands[0], ColumnBlocks)
+
+
+def test_rows_that_share_their_columns_keep_the_whole_product(monkeypatch):
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 100)  # 100 columns per block at width 4: 10 blocks
+    n, rng = 1000, np.random.default_rng(4)
+    rows = np.repeat(np.arange(n), 16)
+    x = torch.randn(n, 4)
+    for cols, blocked in (((rows + rng.integers(-25, 26, rows.size)) % n, False), (rng.integers(0, n, rows.size), True)):
+        adj = to_torch_csr(sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n)))
+        assert column_block_width(n, 4, adj._nnz() / n) == 100  # blocks would be few enough: the spread decides
+        assert (sparse_mod.stretch_spread(adj, 100) > 2) == blocked
+        assert isinstance(sparse_mod.for_product(adj, x), ColumnBlocks) == blocked

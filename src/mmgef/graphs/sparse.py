@@ -117,13 +117,34 @@ class ColumnBlocks:
 Matrix = torch.Tensor | ColumnBlocks
 
 
+def stretch_spread(adj: torch.Tensor, width: int, stretches: int = 8) -> float:
+    """Distinct columns that ``width`` consecutive rows of ``adj`` gather from, over ``width`` (the mean of up to
+    ``stretches`` evenly spaced stretches): about 1 when neighbouring rows share their columns (ids ordered by
+    community: the whole product already finds its gathers in the cache), up to columns / ``width`` when they are
+    scattered."""
+    n_rows, n_cols = adj.shape
+    crow, col = adj.crow_indices(), adj.col_indices()
+    seen = torch.zeros(n_cols, dtype=torch.bool, device=col.device)
+    spreads = []
+    for start in torch.linspace(0, max(n_rows - width, 0), stretches).long().unique().tolist():
+        seen.zero_()
+        seen[col[int(crow[start]) : int(crow[min(start + width, n_rows)])].long()] = True
+        spreads.append(int(seen.sum()) / width)
+    return sum(spreads) / len(spreads)
+
+
 def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
     """``adj`` as a product with ``x`` had best take it: in column blocks on CPU where ``column_block_width`` gives a
-    width, else as it is (a GPU's sparse kernels have no such cache to miss)."""
+    width and rows scatter their gathers (``stretch_spread`` above 2), else as it is. Blocks lose where neighbouring
+    rows share columns. Measured, one thread, blocks of 32,768, on user–item graphs whose users draw their 20 items
+    from ±b ids of their own (spread in brackets): 100k users = items, b = 1,000 (1.07) 1.21× slower, b = 10,000
+    (1.69) 1.05× slower; 300k, b = 1,000 (1.06) 1.65× slower, b = 10,000 (1.55) 1.36× slower, b = 30,000 (2.8) 1.23×
+    faster; random ids (3.1 at 100k, 6.3 at 300k) 2.0× and 1.7× faster. A GPU's sparse kernels have no such cache to
+    miss."""
     if x.device.type != "cpu":
         return adj
     width = column_block_width(adj.shape[1], x.shape[1], adj._nnz() / max(adj.shape[0], 1))
-    return adj if width is None else ColumnBlocks(adj, width)
+    return adj if width is None or stretch_spread(adj, width) <= 2 else ColumnBlocks(adj, width)
 
 
 def sparse_product(adj: Matrix, x: torch.Tensor) -> torch.Tensor:

@@ -99,8 +99,9 @@ def test_running_layer_mean_and_last_layer_agree_with_the_stacked_layers_and_lea
 @pytest.mark.parametrize("width", [1, 7, 16, 40, 100])
 def test_a_product_in_column_blocks_is_the_whole_product_summed_in_another_order(width):
     m = sp.random(30, 40, density=0.15, random_state=1, format="csr", dtype=np.float32)
-    m = sp.csr_matrix(m.multiply(np.r_[np.ones(16), np.zeros(16), np.ones(8)][None, :]), dtype=np.float32)  # blocks
-    m.eliminate_zeros()  # without a non-zero are left out
+    # columns 16–31 empty: a block without a non-zero is left out
+    m = sp.csr_matrix(m.multiply(np.r_[np.ones(16), np.zeros(16), np.ones(8)][None, :]), dtype=np.float32)
+    m.eliminate_zeros()
     x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
     blocks = ColumnBlocks(to_torch_csr(m), width)
     assert len(blocks.parts) <= -(-40 // width) and all(part._nnz() > 0 for *_, part in blocks.parts)

@@ -46,8 +46,9 @@ if order == "degree":
     perm = np.argsort(-a.getnnz(axis=1), kind="stable")
     a = a[perm][:, perm].tocsr()
 x = torch.randn(a.shape[1], 64)
-m = ColumnBlocks(to_torch_csr(a), width) if width else to_torch_csr(a)
-spread = stretch_spread(to_torch_csr(a), width) if width else float("nan")
+adj = to_torch_csr(a)
+m = ColumnBlocks(adj, width) if width else adj
+spread = stretch_spread(adj, width) if width else float("nan")
 def product():
     return sparse_product(m, x)
 product()

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 import torch
 
 import mmgef.graphs.sparse as sparse_mod
+from mmgef.graphs import native
 from mmgef.graphs.modules import PrunedBipartiteGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import ColumnBlocks, EdgeList, column_block_width, index_dtype, sparse_product, spmm, to_torch_csr
@@ -59,10 +60,13 @@ def test_layer_mean_value_and_gradient_match_dense(symmetric):
     assert torch.allclose(x.grad, x2.grad, atol=1e-5)
 
 
-def test_sparse_product_is_torch_sparse_mm_bit_for_bit_whatever_its_output_held(monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_sparse_product_ignores_what_its_output_held_whatever_its_index_width(monkeypatch, compiled):
     rng = np.random.default_rng(0)
     m = sp.random(300, 200, density=0.05, format="csr", dtype=np.float32, random_state=1)
     a, x = to_torch_csr(m), torch.from_numpy(rng.normal(size=(200, 16)).astype(np.float32))
+    if not compiled:
+        monkeypatch.setattr(native, "kernel", lambda: None)
     # a fresh output may hold anything: fill every new buffer with NaN, and the product must not see it
     empty = torch.empty
     monkeypatch.setattr(torch, "empty", lambda *s, **k: empty(*s, **k).fill_(float("nan")))
@@ -70,7 +74,8 @@ def test_sparse_product_is_torch_sparse_mm_bit_for_bit_whatever_its_output_held(
     # int32 indices (the product's own width) and the int64 ones torch makes by default give the same values
     assert a.crow_indices().dtype == a.col_indices().dtype == torch.int32
     a64 = torch.sparse_csr_tensor(a.crow_indices().long(), a.col_indices().long(), a.values(), a.shape, check_invariants=True)
-    assert torch.equal(y, torch.sparse.mm(a64, x))  # saved runs reproduce their metrics exactly
+    assert torch.equal(y, sparse_product(a64, x))
+    assert torch.equal(y, torch.sparse.mm(a64, x))  # compiled or not: saved runs reproduce their metrics exactly
     assert np.allclose(y.numpy(), m @ x.numpy(), atol=1e-5)
 
 

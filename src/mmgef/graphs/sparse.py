@@ -9,6 +9,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from mmgef.graphs import native
+
 
 def index_dtype(*sizes: int) -> torch.dtype:
     """int32 CSR indices where every size fits: the CPU product converts int64 indices to int32 on every call
@@ -110,7 +112,7 @@ class ColumnBlocks:
         if not self.parts:
             return out.zero_()
         for i, (lo, hi, part) in enumerate(self.parts):
-            torch.addmm(out, part, x[lo:hi], beta=0 if i == 0 else 1, out=out)
+            add_product(out, part, x[lo:hi], accumulate=i > 0)
         return out
 
 
@@ -147,15 +149,21 @@ def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
     return adj if width is None or stretch_spread(adj, width) <= 2 else ColumnBlocks(adj, width)
 
 
+def add_product(out: torch.Tensor, adj: torch.Tensor, x: torch.Tensor, accumulate: bool) -> torch.Tensor:
+    """``out = A x`` (``out += A x`` with ``accumulate``) in place: by mmgef's compiled kernel on CPU
+    (``mmgef.graphs.native``), else by torch's addmm — with beta = 0, which ignores the output's contents:
+    ``torch.sparse.mm`` zero-fills its output and copies it once more, and ``addmm`` into a separate result still
+    copies it (3.3 → 1.5 ms on Baby's user–item graph, 2 threads, int32 indices)."""
+    if not native.csr_dense(adj, x, out, accumulate):
+        torch.addmm(out, adj, x, beta=1 if accumulate else 0, out=out)
+    return out
+
+
 def sparse_product(adj: Matrix, x: torch.Tensor) -> torch.Tensor:
-    """A x (no autograd), written in place into a fresh output by addmm with beta = 0, which ignores the output's
-    contents: ``torch.sparse.mm`` zero-fills its output and copies it once more, and ``addmm`` into a separate
-    result still copies it: 3.3 → 1.5 ms on Baby's user–item graph (2 threads, with int32 indices; the same values
-    bit for bit)."""
+    """A x (no autograd) into a fresh output."""
     if isinstance(adj, ColumnBlocks):
         return adj.product(x)
-    out = torch.empty(adj.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
-    return torch.addmm(out, adj, x, beta=0, out=out)
+    return add_product(torch.empty(adj.shape[0], x.shape[1], dtype=x.dtype, device=x.device), adj, x, accumulate=False)
 
 
 def spmm(adj: Matrix, x: torch.Tensor, adj_t: Matrix | None = None) -> torch.Tensor:

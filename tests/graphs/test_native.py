@@ -1,0 +1,111 @@
+"""The compiled CSR × dense kernel: the same products as torch's, in place, any width, any thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmgef.graphs import native
+from mmgef.graphs.sparse import sparse_product, to_torch_csr
+
+pytestmark = pytest.mark.skipif(native.kernel() is None, reason="no C compiler: torch's products are used")
+
+
+def _matrix(rows: int, cols: int, dtype: torch.dtype, seed: int = 0) -> tuple[sp.csr_matrix, torch.Tensor]:
+    m = sp.random(rows, cols, density=0.08, format="csr", dtype=np.float32, random_state=seed)
+    m.data[m.indptr[rows // 2] : m.indptr[rows // 2 + 1]] = 0  # an empty row: its output must still be written
+    m.eliminate_zeros()
+    a = to_torch_csr(m)
+    crow, col = a.crow_indices().to(dtype), a.col_indices().to(dtype)
+    return m, torch.sparse_csr_tensor(crow, col, a.values(), a.shape, check_invariants=True)
+
+
+@pytest.mark.parametrize("dim", [16, 64, 7, 130])  # widths with their own loop, and generic ones
+@pytest.mark.parametrize("index", [torch.int32, torch.int64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_writes_or_adds_the_product(monkeypatch, dim, index, threads):
+    monkeypatch.setattr(native, "PARALLEL_NNZ", 0)  # let 2 threads split even a small matrix
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    m, a = _matrix(257, 190, index)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32))
+    want = m @ x.numpy()
+    out = torch.full((257, dim), float("nan"))
+    assert native.csr_dense(a, x, out, accumulate=False)
+    assert np.allclose(out.numpy(), want, atol=1e-5)
+    out = torch.ones(257, dim)
+    assert native.csr_dense(a, x, out, accumulate=True)
+    assert np.allclose(out.numpy(), want + 1, atol=1e-5)
+
+
+def test_kernel_sums_as_torch_does_and_threads_change_no_bit(monkeypatch):
+    m, a = _matrix(3000, 2000, torch.int32, seed=3)
+    x = torch.randn(2000, 64, generator=torch.Generator().manual_seed(0))
+    one = torch.empty(3000, 64)
+    assert native.csr_dense(a, x, one, accumulate=False)
+    monkeypatch.setattr(native, "PARALLEL_NNZ", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    three = torch.empty(3000, 64)
+    assert native.csr_dense(a, x, three, accumulate=False)
+    assert torch.equal(one, three)  # each row is summed in its stored order, whoever sums it
+    assert torch.equal(one, torch.sparse.mm(a, x))  # a multiply, then an add: no fused rounding
+
+
+def test_kernel_declines_what_it_does_not_compute_and_refuses_a_short_table():
+    _, a = _matrix(20, 10, torch.int32)
+    out = torch.empty(20, 4)
+    assert not native.csr_dense(a.to(torch.float64), torch.randn(10, 4, dtype=torch.float64), out.double(), False)
+    assert not native.csr_dense(a.to_sparse_coo(), torch.randn(10, 4), out, False)
+    assert not native.csr_dense(a, torch.randn(10, 4), torch.empty(4, 20).T, False)  # output not contiguous
+    with pytest.raises(ValueError, match=r"\(20, 10\) matrix with a \(9, 4\) table"):
+        native.csr_dense(a, torch.randn(9, 4), out, False)
+
+
+def test_a_transposed_table_gives_the_same_product():
+    m, a = _matrix(50, 40, torch.int32)
+    x = torch.randn(4, 40).T  # not contiguous: the kernel reads rows, so it takes a contiguous copy
+    out = torch.empty(50, 4)
+    assert native.csr_dense(a, x, out, accumulate=False)
+    assert np.allclose(out.numpy(), m @ x.numpy(), atol=1e-5)
+
+
+@pytest.fixture
+def fresh_kernel():
+    native.kernel.cache_clear()
+    yield
+    native.kernel.cache_clear()
+
+
+def test_no_compiler_means_torch_products_and_a_warning(monkeypatch, tmp_path, fresh_kernel):
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.warns(RuntimeWarning, match="could not build its CSR kernel.*MMGEF_NATIVE=0"):
+        assert native.kernel() is None
+    m, a = _matrix(30, 20, torch.int32)
+    x = torch.randn(20, 8)
+    assert torch.equal(sparse_product(a, x), torch.sparse.mm(a, x))  # torch's product, bit for bit
+    assert list(tmp_path.iterdir()) == []  # no half-written library left behind
+
+
+def test_the_build_is_cached_per_source_and_compiler(monkeypatch, tmp_path, fresh_kernel):
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    assert native.kernel() is not None
+    built = sorted(p.name for p in tmp_path.iterdir())
+    assert len(built) == 1 and built[0].startswith("csr_kernel-") and built[0].endswith(".so")
+    native.kernel.cache_clear()
+    monkeypatch.setattr(native, "_compile", lambda *a: pytest.fail("rebuilt a library that was there"))
+    assert native.kernel() is not None
+    native.kernel.cache_clear()
+    monkeypatch.setenv(native.NATIVE_ENV, "0")
+    assert native.kernel() is None
+
+
+def test_sparse_product_goes_through_the_kernel(monkeypatch):
+    calls = []
+    run = native.csr_dense
+    monkeypatch.setattr(native, "csr_dense", lambda *a: calls.append(a[0].shape) or run(*a))
+    m, a = _matrix(30, 20, torch.int32)
+    y = sparse_product(a, torch.ones(20, 3))
+    assert calls == [(30, 20)]
+    assert np.allclose(y.numpy(), m @ np.ones((20, 3), np.float32), atol=1e-6)

@@ -10,15 +10,19 @@ huge pages): each block's slice of the table fits the cache, and each block adds
 more pass over it per block), the same sums in another order; the row names the graph's ``stretch_spread``, which
 decides whether the library blocks. ``--graph knn``: n items with 10 random neighbours each instead of the user–item
 graph; ``--graph banded --band B``: users = items whose 20 items lie within ±B ids of their own (neighbouring rows
-share columns). ``--blocks-only`` skips the degree-order and huge-page rows.
+share columns). ``--blocks-only`` skips the degree-order and huge-page rows. ``--kernels``: each row with mmgef's
+compiled kernel (``mmgef.graphs.native``, the default where a C compiler works), torch's addmm (``MMGEF_NATIVE=0``),
+or both.
 
     python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768]
                                     [--graph bipartite|knn|banded] [--band 1000] [--blocks-only]
+                                    [--kernels compiled torch]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -68,15 +72,18 @@ def main() -> None:
     ap.add_argument("--graph", default="bipartite", choices=["bipartite", "knn", "banded"])
     ap.add_argument("--band", type=int, default=1000, help="--graph banded: each user's items lie within ± this many ids")
     ap.add_argument("--blocks-only", action="store_true", help="only the as-generated whole product and the blocked ones")
+    ap.add_argument("--kernels", nargs="+", default=["compiled", "torch"], choices=["compiled", "torch"])
     args = ap.parse_args()
     size = {"bipartite": "users = items", "knn": "items (10 neighbours each)",
             "banded": f"users = items (items within ±{args.band:,})"}[args.graph]
-    print(f"| {size} | ids | huge pages | non-zeros | s per product | ns per non-zero |\n|---|---|---|---|---|---|")
+    print(f"| {size} | ids | huge pages | kernel | non-zeros | s per product | ns per non-zero |\n"
+          "|---|---|---|---|---|---|---|")
     for n in args.sizes:
         runs = [(order, thp, 0) for order in ("as generated", "degree") for thp in (False, True)]
         runs = runs[:1] if args.blocks_only else runs
-        for order, thp, width in runs + [("as generated", False, w) for w in args.blocks]:
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        for (order, thp, width), kernel in itertools.product(runs + [("as generated", False, w) for w in args.blocks],
+                                                             args.kernels):
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MMGEF_NATIVE": "1" if kernel == "compiled" else "0"}
             env.pop("THP_MEM_ALLOC_ENABLE", None)
             if thp:
                 env["THP_MEM_ALLOC_ENABLE"] = "1"
@@ -85,7 +92,7 @@ def main() -> None:
                                  check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
             ids = f"{order}, column blocks of {width:,} (spread {row['spread']:.2f})" if width else order
-            print(f"| {n:,} | {ids} | {'yes' if thp else 'no'} | {row['nnz']:,} | {row['s_per_product']:.3f} | "
+            print(f"| {n:,} | {ids} | {'yes' if thp else 'no'} | {kernel} | {row['nnz']:,} | {row['s_per_product']:.3f} | "
                   f"{row['ns_per_nnz']:.1f} |", flush=True)
 
 

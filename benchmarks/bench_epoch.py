@@ -5,13 +5,17 @@
 2. --scale: 100k users × 100k items × 2M interactions (synthetic, generated features 384-d and
    128-d): one MM-GEF epoch (kNN through FAISS above 50k items), to show nothing allocates N × N.
 
-    python benchmarks/bench_epoch.py [--epochs 3] [--models mf lightgcn ...] [--allocators system jemalloc] [--scale]
-                                     [--name F --note TEXT]
+    python benchmarks/bench_epoch.py [--epochs 3] [--models mf lightgcn ...] [--allocators system jemalloc]
+                                     [--kernels compiled torch] [--scale] [--name F --note TEXT]
+
+``--kernels``: sparse products by mmgef's compiled kernel (``mmgef.graphs.native``), by torch's (``MMGEF_NATIVE=0``),
+or each model under both.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -89,10 +93,12 @@ def scale_dataset(root: Path) -> Path:
     return root
 
 
-def run(model: str, data: Path, epochs: int, batch_size: int = 2048, allocator: str = "system") -> dict:
+def run(model: str, data: Path, epochs: int, batch_size: int = 2048, allocator: str = "system",
+        kernel: str = "compiled") -> dict:
     from mmgef.training.allocator import allocator_environ
 
-    env = allocator_environ(allocator, {**os.environ, "MMGEF_ROOT": str(Path(__file__).resolve().parents[1])})
+    env = allocator_environ(allocator, {**os.environ, "MMGEF_ROOT": str(Path(__file__).resolve().parents[1]),
+                                        "MMGEF_NATIVE": "1" if kernel == "compiled" else "0"})
     out = subprocess.run([sys.executable, "-c", WORKER, model, str(data), str(epochs), str(batch_size)],
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -107,6 +113,8 @@ def main() -> None:
                     default=["cb", "mf", "lightgcn", "ngcf", "vbpr", "lattice", "mmgef", "mmgcn", "grcn", "freedom"])
     ap.add_argument("--allocators", nargs="+", default=["system"], choices=["system", "jemalloc"],
                     help="memory allocator of the training process (MMGEF_ALLOCATOR); each model runs under each")
+    ap.add_argument("--kernels", nargs="+", default=["compiled"], choices=["compiled", "torch"],
+                    help="sparse products by mmgef's compiled kernel or torch's (MMGEF_NATIVE=0); each model under each")
     ap.add_argument("--scale", action="store_true", help="also time one MM-GEF epoch at 100k × 100k")
     ap.add_argument("--scale-batch", type=int, default=8192, help="BPR batch size of the 100k run")
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-baby")
@@ -126,12 +134,14 @@ def main() -> None:
         data = generated_baby(Path(tmp) / "baby-generated", args.shared)
         lines += [("## amazon-baby interactions (19,445 users, 7,050 items, 118,551 train) with GENERATED features "
                    "(image-like 4096-d, text-like 384-d)"), "",
-                  "| model | allocator | s / epoch (steady) | first epoch s | setup s | peak RSS MB |", "|---|---|---|---|---|---|"]
+                  "| model | allocator | kernel | s / epoch (steady) | first epoch s | setup s | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|"]
         for model in args.models:
-            for allocator in args.allocators:
-                r = run(model, data, args.epochs, allocator=allocator)
-                row = (f"| {model} | {allocator} | {r['epoch_s']:.2f} | {r['first_epoch_s']:.2f} | {r['setup_s']:.2f} | "
-                       f"{r['peak_rss_mb']:.0f} |" if "error" not in r else f"| {model} | {allocator} | error: {r['error']} | | | |")
+            for allocator, kernel in itertools.product(args.allocators, args.kernels):
+                r = run(model, data, args.epochs, allocator=allocator, kernel=kernel)
+                row = (f"| {model} | {allocator} | {kernel} | {r['epoch_s']:.2f} | {r['first_epoch_s']:.2f} | "
+                       f"{r['setup_s']:.2f} | {r['peak_rss_mb']:.0f} |" if "error" not in r
+                       else f"| {model} | {allocator} | {kernel} | error: {r['error']} | | | |")
                 print(row, flush=True)
                 lines.append(row)
         if args.scale:

@@ -12,7 +12,7 @@ exponent per stage). One thread per process by default: the 2-core machine's def
 ``--threads 2`` gives one job the whole machine (``--set threads=2`` in a training).
 
     python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef] [--threads 1]
-                                     [--allocator system|jemalloc]
+                                     [--allocator system|jemalloc] [--kernel compiled|torch]
 """
 
 from __future__ import annotations
@@ -103,13 +103,16 @@ def generate(n: int, root: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int, allocator: str = "system") -> dict:
-    """One model's stages in a fresh process (its own peak RSS) under ``allocator`` (MMGEF_ALLOCATOR); stage lines go
-    straight to the console (stderr): a 1M-item worker runs for half an hour."""
+def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int, allocator: str = "system",
+               kernel: str = "compiled") -> dict:
+    """One model's stages in a fresh process (its own peak RSS) under ``allocator`` (MMGEF_ALLOCATOR), its sparse
+    products by ``kernel`` (MMGEF_NATIVE); stage lines go straight to the console (stderr): a 1M-item worker runs for
+    half an hour."""
     from mmgef.training.allocator import allocator_environ
 
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MMGEF_NATIVE": "1" if kernel == "compiled" else "0"}
     res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads)],
-                         env=allocator_environ(allocator, {**os.environ, "OMP_NUM_THREADS": str(threads)}),
+                         env=allocator_environ(allocator, env),
                          stdout=subprocess.PIPE, text=True)
     if res.returncode:
         raise SystemExit(f"{model} at {root} with {threads} threads failed (exit {res.returncode}); its last stage lines are above")
@@ -155,6 +158,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every model, e.g. knn_method=faiss-pca")
     ap.add_argument("--allocator", default="system", choices=["system", "jemalloc"],
                     help="memory allocator of every worker (MMGEF_ALLOCATOR); rows before session 27 are glibc's")
+    ap.add_argument("--kernel", default="compiled", choices=["compiled", "torch"],
+                    help="sparse products by mmgef's compiled kernel or torch's (MMGEF_NATIVE=0); rows before session 35 are torch's")
     args = ap.parse_args()
     rows = []
     for n in args.sizes:
@@ -164,9 +169,9 @@ def main() -> None:
             for model in args.models:
                 for threads in args.threads:
                     row = {"items": n, "users": n, "model": model, "threads": threads, "allocator": args.allocator,
-                           "generate_s": gen,
+                           "kernel": args.kernel, "generate_s": gen,
                            "settings": " ".join([*args.sets, *([f"threads={threads}"] if threads != 1 else [])]),
-                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads, args.allocator)}
+                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads, args.allocator, args.kernel)}
                     row["interactions"] = round(row["train_pairs"] / 0.8)
                     rows.append(row)
                     print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
@@ -178,21 +183,23 @@ def main() -> None:
         old = pd.read_csv(RESULTS / "scale.csv")
         old["threads"] = old["threads"].fillna(1).astype(int) if "threads" in old else 1
         old["allocator"] = old["allocator"].fillna("system") if "allocator" in old else "system"
-        key = ["items", "model", "threads", "allocator"]
+        old["kernel"] = old["kernel"].fillna("torch") if "kernel" in old else "torch"
+        key = ["items", "model", "threads", "allocator", "kernel"]
         keep = ~old.set_index(key).index.isin(df.set_index(key).index)
         df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
     stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
                           "eval_10k_users_s") if c in df]
-    # one series per model, thread count and allocator: a fit across them would measure those, not the growth
+    # one series per model, thread count, allocator and kernel: a fit across them would measure those, not the growth
     df["series"] = (df["model"] + np.where(df["threads"] > 1, " (" + df["threads"].astype(str) + " threads)", "")
-                    + np.where(df["allocator"] != "system", " (" + df["allocator"] + ")", ""))
+                    + np.where(df["allocator"] != "system", " (" + df["allocator"] + ")", "")
+                    + np.where(df["kernel"] == "compiled", " (compiled)", ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.drop(columns="series").to_csv(RESULTS / "scale.csv", index=False)
     plot(df, stages, RESULTS / "scale.png")
     slopes = [[m, *(round(fit_exponent(df[df.series == m]["interactions"], df[df.series == m][s]), 2) for s in stages)]
               for m in dict.fromkeys(df["series"])]
     df["settings"] = df["settings"].fillna("") if "settings" in df else ""
-    show = df[["items", "model", "threads", "allocator", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
+    show = df[["items", "model", "threads", "allocator", "kernel", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
         f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread unless settings say threads=2)\n\n`{cmd.strip()}` at "

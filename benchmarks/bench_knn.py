@@ -7,7 +7,8 @@ exact search on a seeded sample of 2,000 query items. Methods: exact, hnsw, ivf,
 IVF, exact re-rank of 16·k candidates). Writes ``benchmarks/results/knn/knn.{csv,md}``;
 the ``auto`` switch of ``mmgef.graphs.knn`` is set from this table.
 
-    python benchmarks/bench_knn.py [--sizes 10000 30000 100000] [--dims 64 512]
+    python benchmarks/bench_knn.py [--sizes 10000 30000 100000] [--dims 64 512] [--methods hnsw ivf pca-ivf]
+                                   [--exact-up-to 100000] [--train-per-list 256 64] [--append]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmgef.graphs.knn import exact_topk, faiss_topk
+from mmgef.graphs.knn import TRAIN_PER_LIST, exact_topk, faiss_topk
 
 RESULTS = Path(__file__).parent / "results" / "knn"
 K = 10
@@ -45,6 +46,8 @@ def main() -> None:
     ap.add_argument("--exact-up-to", type=int, default=100_000, help="skip the full exact search above this size")
     ap.add_argument("--methods", nargs="+", default=["hnsw", "ivf", "pca-ivf"], help="FAISS kinds to time")
     ap.add_argument("--append", action="store_true", help="keep the committed rows of other sizes / dims (knn.csv)")
+    ap.add_argument("--train-per-list", type=int, nargs="+", default=[TRAIN_PER_LIST],
+                    help="IVF k-means training rows per list; each value one row per method (not the default: named)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import faiss
@@ -64,10 +67,13 @@ def main() -> None:
                 t = time.perf_counter()
                 ex = exact_topk(xt, K).numpy()
                 timings["exact"] = (time.perf_counter() - t, recall(ex[q], truth))
-            for kind in args.methods:
+            runs = [(kind, per_list) for kind in args.methods
+                    for per_list in (args.train_per_list if kind != "hnsw" else [TRAIN_PER_LIST])]
+            for kind, per_list in runs:
                 t = time.perf_counter()
-                got = faiss_topk(x, K, kind)
-                timings[kind] = (time.perf_counter() - t, recall(got[q], truth))
+                got = faiss_topk(x, K, kind, train_per_list=per_list)
+                label = kind if per_list == TRAIN_PER_LIST else f"{kind}, {per_list}/list"
+                timings[label] = (time.perf_counter() - t, recall(got[q], truth))
             for method, (sec, rec) in timings.items():
                 rows.append({"items": n, "dim": d, "method": method, "seconds": round(sec, 2), "recall@10": round(rec, 4)})
                 print(f"n={n:>9,} d={d:>4} {method:6s} {sec:8.2f} s  recall@10 {rec:.4f}", flush=True)

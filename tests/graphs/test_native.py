@@ -26,7 +26,7 @@ def _matrix(rows: int, cols: int, dtype: torch.dtype, seed: int = 0) -> tuple[sp
 @pytest.mark.parametrize("index", [torch.int32, torch.int64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_kernel_writes_or_adds_the_product(monkeypatch, dim, index, threads):
-    monkeypatch.setattr(native, "PARALLEL_NNZ", 0)  # let 2 threads split even a small matrix
+    monkeypatch.setattr(native, "PARALLEL_WORK", 0)  # let 2 threads split even a small matrix
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     m, a = _matrix(257, 190, index)
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32))
@@ -44,7 +44,7 @@ def test_kernel_sums_as_torch_does_and_threads_change_no_bit(monkeypatch):
     x = torch.randn(2000, 64, generator=torch.Generator().manual_seed(0))
     one = torch.empty(3000, 64)
     assert native.csr_dense(a, x, one, accumulate=False)
-    monkeypatch.setattr(native, "PARALLEL_NNZ", 0)
+    monkeypatch.setattr(native, "PARALLEL_WORK", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     three = torch.empty(3000, 64)
     assert native.csr_dense(a, x, three, accumulate=False)
@@ -80,7 +80,7 @@ def fresh_kernel():
 def test_no_compiler_means_torch_products_and_a_warning(monkeypatch, tmp_path, fresh_kernel):
     monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
-    with pytest.warns(RuntimeWarning, match="could not build its CSR kernel.*MMGEF_NATIVE=0"):
+    with pytest.warns(RuntimeWarning, match="could not build its CPU kernels.*MMGEF_NATIVE=0"):
         assert native.kernel() is None
     m, a = _matrix(30, 20, torch.int32)
     x = torch.randn(20, 8)
@@ -92,7 +92,7 @@ def test_the_build_is_cached_per_source_and_compiler(monkeypatch, tmp_path, fres
     monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
     assert native.kernel() is not None
     built = sorted(p.name for p in tmp_path.iterdir())
-    assert len(built) == 1 and built[0].startswith("csr_kernel-") and built[0].endswith(".so")
+    assert len(built) == 1 and built[0].startswith("kernels-") and built[0].endswith(".so")
     native.kernel.cache_clear()
     monkeypatch.setattr(native, "_compile", lambda *a: pytest.fail("rebuilt a library that was there"))
     assert native.kernel() is not None
@@ -109,3 +109,26 @@ def test_sparse_product_goes_through_the_kernel(monkeypatch):
     y = sparse_product(a, torch.ones(20, 3))
     assert calls == [(30, 20)]
     assert np.allclose(y.numpy(), m @ np.ones((20, 3), np.float32), atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [7, 64, 130])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_dots_score_each_query_against_its_candidates(monkeypatch, dim, threads):
+    monkeypatch.setattr(native, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    gen = torch.Generator().manual_seed(dim)
+    x, queries = torch.randn(80, dim, generator=gen), torch.randn(33, dim, generator=gen)
+    idx = torch.randint(0, 80, (33, 9), generator=gen)
+    got = native.row_dots(x, idx, queries)
+    assert got is not None and got.shape == (33, 9)
+    assert torch.allclose(got, torch.einsum("nd,nkd->nk", queries, x[idx]), atol=1e-5)
+
+
+def test_row_dots_decline_other_types_and_refuse_ids_outside_the_table():
+    x, queries = torch.randn(10, 4), torch.randn(3, 4)
+    assert native.row_dots(x.double(), torch.zeros(3, 2, dtype=torch.long), queries.double()) is None
+    assert native.row_dots(x, torch.zeros(3, 2, dtype=torch.int32), queries) is None
+    with pytest.raises(ValueError, match="outside the table's 10 rows"):
+        native.row_dots(x, torch.tensor([[0, 1], [2, 10], [3, 4]]), queries)
+    with pytest.raises(ValueError, match="3 queries"):
+        native.row_dots(x, torch.zeros(3, 2, dtype=torch.long), torch.randn(2, 4))

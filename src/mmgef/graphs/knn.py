@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from mmgef.errors import ConfigError
+from mmgef.graphs import native
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,16 @@ def exact_topk(x: Blocks, k: int, chunk_size: int = 2048) -> torch.Tensor:
     return out
 
 
+TRAIN_PER_LIST = 256  # k-means training rows per inverted list (FAISS's own cap)
 QUERY_BATCH = 65_536  # queries searched at once: candidate lists and their scores stay O(batch × rerank·k)
 
 
 def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32, ef_search: int = 128,
-               nprobe: int = 16, reduced_dim: int = 64, rerank: int = 16, inplace: bool = False) -> np.ndarray:
+               nprobe: int = 16, reduced_dim: int = 64, rerank: int = 16, inplace: bool = False,
+               train_per_list: int = TRAIN_PER_LIST) -> np.ndarray:
     """Approximate top-k by inner product on unit rows with a FAISS index.
 
-    ``ivf``: an inverted file of 4·√N k-means lists (trained on at most 256 points per list), searching
+    ``ivf``: an inverted file of 4·√N k-means lists (trained on at most ``train_per_list`` points per list), searching
     ``nprobe`` lists per query — per-query cost O(√N·d) instead of O(N·d). ``pca-ivf``: the same index on
     the rows projected by PCA to ``reduced_dim`` dimensions, whose ``rerank`` × k candidates are then
     re-scored exactly on the full rows — per-query cost O(√N·reduced_dim + rerank·k·d), for wide features
@@ -104,45 +107,62 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
         pca = faiss.PCAMatrix(d, reduced_dim)
         pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
         reduced = pca.apply(xn)
-        index = _ivf_index(reduced, nprobe, rng)
+        index = _ivf_index(reduced, nprobe, rng, train_per_list)
         m = min(n - 1, rerank * k)
         xt = torch.from_numpy(xn)
         out = np.empty((n, k), dtype=np.int64)
         with torch.no_grad():
-            for s in range(0, n, QUERY_BATCH):
-                candidates = torch.from_numpy(_search(index, reduced[s : s + QUERY_BATCH], m, s))
-                dots = _neighbour_dots(xt, candidates, rows_per_chunk(m * d, 4096), xt[s : s + QUERY_BATCH])
-                out[s : s + QUERY_BATCH] = torch.gather(candidates, 1, torch.topk(dots, k, dim=1).indices).numpy()
+            for rows in _query_batches(index, n):
+                candidates = torch.from_numpy(_search(index, reduced[rows], m, rows))
+                dots = candidate_scores(xt, candidates, xt[torch.from_numpy(rows)])
+                out[rows] = torch.gather(candidates, 1, torch.topk(dots, k, dim=1).indices).numpy()
         return out
     if kind in ("ivf", "pca-ivf"):
-        index = _ivf_index(xn, nprobe, rng)
+        index = _ivf_index(xn, nprobe, rng, train_per_list)
     else:
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = max(40, ef_search)
         index.hnsw.efSearch = max(ef_search, k)
         index.add(xn)
-    return np.concatenate([_search(index, xn[s : s + QUERY_BATCH], k, s) for s in range(0, n, QUERY_BATCH)])
+    out = np.empty((n, k), dtype=np.int64)
+    for rows in _query_batches(index, n):
+        out[rows] = _search(index, xn[rows], k, rows)
+    return out
 
 
-def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    """An inner-product IVF index of 4·√N lists over ``xn``, trained on at most 256 rows per list."""
+def _query_batches(index, n: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """Every row once, in batches of ``QUERY_BATCH`` queries. For an inverted file the rows go list by list: queries
+    of one list probe the same few lists and re-score candidates from them, so those stay in the cache (a search's
+    own results do not depend on the order)."""
+    import faiss
+
+    order = np.arange(n)
+    if isinstance(index, faiss.IndexIVF):
+        lists = index.invlists
+        order = np.concatenate([faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                                for i in range(index.nlist) if lists.list_size(i)] or [order])
+    return [order[s : s + QUERY_BATCH] for s in range(0, n, QUERY_BATCH)]
+
+
+def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator, per_list: int):  # type: ignore[no-untyped-def]
+    """An inner-product IVF index of 4·√N lists over ``xn``, trained on at most ``per_list`` rows per list."""
     import faiss
 
     n, d = xn.shape
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.train(xn[rng.choice(n, min(n, 256 * nlist), replace=False)])
+    index.train(xn[rng.choice(n, min(n, per_list * nlist), replace=False)])
     index.nprobe = min(nprobe, nlist)
     index.add(xn)
     return index
 
 
-def _search(index, queries: np.ndarray, k: int, first: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Top-k ids of ``queries`` (rows ``first``…); a hit the index could not fill falls back to the row itself."""
-    _, idx = index.search(queries, k)
+def _search(index, queries: np.ndarray, k: int, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Top-k ids of ``queries`` (the index's rows ``rows``); a hit the index could not fill falls back to the row itself."""
+    _, idx = index.search(np.ascontiguousarray(queries), k)
     bad = idx < 0
     if bad.any():
-        idx[bad] = first + np.nonzero(bad)[0]
+        idx[bad] = rows[np.nonzero(bad)[0]]
     return idx.astype(np.int64)
 
 
@@ -169,7 +189,7 @@ def refine_topk(x: Blocks, k: int, candidates: torch.Tensor) -> torch.Tensor:
     repeat = torch.zeros_like(cand, dtype=torch.bool)
     repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
     blocks = [unit_rows(b.detach()) for b in _blocks(x)]
-    score = sum(_neighbour_dots(b, cand, rows_per_chunk(cand.shape[1] * b.shape[1], 4096)) for b in blocks)
+    score = sum(candidate_scores(b, cand) for b in blocks)
     score.masked_fill_(repeat, float("-inf"))  # type: ignore[union-attr]
     return cand.gather(1, score.topk(k, dim=1).indices)  # type: ignore[union-attr]
 
@@ -226,6 +246,16 @@ def edge_cosine(x: Blocks, idx: torch.Tensor, chunk_size: int = 1024) -> torch.T
         rows = rows_per_chunk(idx.shape[1] * b.shape[1], chunk_size)
         total = total + _neighbour_dots(xn, idx, rows)
     return (total / len(blocks)).clamp_min(0.0)  # type: ignore[operator]
+
+
+def candidate_scores(xn: torch.Tensor, cand: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[i, j] = q[i] · xn[cand[i, j]]`` (``q`` = ``queries``, default ``xn``), no gradient: scores that only rank
+    candidates. By the compiled kernel where it applies (``native.row_dots``: no gathered copy of every candidate
+    row; 512-d, 160 candidates per query: the re-scoring of ``faiss-pca`` at 300k items XX → XX s), else by torch's
+    gather and bmm."""
+    q = xn if queries is None else queries
+    scores = native.row_dots(xn, cand, q)
+    return scores if scores is not None else _neighbour_dots(xn, cand, rows_per_chunk(cand.shape[1] * xn.shape[1], 4096), q)
 
 
 def _neighbour_dots(xn: torch.Tensor, idx: torch.Tensor, rows: int, queries: torch.Tensor | None = None) -> torch.Tensor:

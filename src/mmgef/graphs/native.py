@@ -1,18 +1,20 @@
-"""A compiled CPU kernel for CSR × dense products, 2–3× faster than torch's own.
+"""Compiled CPU kernels for gathers of table rows by index, where torch's own ops wait on memory.
 
-torch's CPU product of a sparse CSR matrix and a dense table (``addmm``) runs 60–90 ns per non-zero once the table
-outgrows the cache (a 64-d table, one thread); ``csr_kernel.c`` — a row loop that sums 16 or 64 floats at a time and
-prefetches the table rows it will gather 16 non-zeros ahead — runs 20–35 ns on the same products
-(``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). mmgef compiles it on first use with the C
+``csr_dense``: a sparse CSR matrix times a dense table. torch's CPU product (``addmm``) runs 60–100 ns per non-zero
+once the table outgrows the cache (a 64-d table, one thread); ``kernels.c`` — a row loop that sums 16 or 64 floats at
+a time and prefetches the table rows it will gather 16 non-zeros ahead — runs 25–40 ns on the same products
+(``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). ``row_dots``: each query row's dot products
+with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row. mmgef compiles it on first use with the C
 compiler ``CC`` names (default ``cc``), for this CPU (``-march=native``), into ``MMGEF_CACHE_DIR`` (default
 ``~/.cache/mmgef``); the file's name is a digest of the source, compiler, flags and CPU, so a changed source or
-another machine sharing the folder gets its own build. Where no compiler works, the products use torch's (a warning
-says so); ``MMGEF_NATIVE=0`` asks for torch's outright. Both sum a row's non-zeros in their stored order, each a
-multiply then an add (``-ffp-contract=off``: no fused multiply-add), so the products are the same bit for bit and a
-run saved with either evaluates to the same metrics with the other.
+another machine sharing the folder gets its own build. Where no compiler works, torch's ops are used (a warning
+says so); ``MMGEF_NATIVE=0`` asks for torch's outright. ``csr_dense`` sums a row's non-zeros in their stored order,
+each a multiply then an add (``-ffp-contract=off``: no fused multiply-add), as torch does, so the products are the
+same bit for bit and a run saved with either evaluates to the same metrics with the other. ``row_dots`` sums in
+another order than torch's bmm (last bits), so it only ranks candidates, never weighs an edge.
 
-Threads: ``torch.get_num_threads()`` Python threads each take a range of rows holding an equal share of the
-non-zeros (ctypes releases the GIL for the call), for products of at least ``PARALLEL_NNZ`` non-zeros.
+Threads: ``torch.get_num_threads()`` Python threads each take a range of rows holding an equal share of the work
+(ctypes releases the GIL for the call), for calls of at least ``PARALLEL_WORK`` gathered rows.
 """
 
 from __future__ import annotations
@@ -27,15 +29,19 @@ import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 NATIVE_ENV = "MMGEF_NATIVE"  # 0: torch's products
 CACHE_ENV = "MMGEF_CACHE_DIR"
-SOURCE = Path(__file__).with_name("csr_kernel.c")
+SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
-PARALLEL_NNZ = 1 << 20  # below this a second thread's start-up costs more than it saves (Baby: 0.6M non-zeros)
-_ARGS = (ctypes.c_int64, ctypes.c_int64, ctypes.c_int64) + (ctypes.c_void_p,) * 5 + (ctypes.c_int64, ctypes.c_int)
+PARALLEL_WORK = 1 << 20  # below this a second thread's start-up costs more than it saves (Baby: 0.6M non-zeros)
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+_SIGNATURES = {"csr_dense_i32": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
+               "csr_dense_i64": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
+               "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR)}
 
 
 def _cpu_signature() -> str:
@@ -72,19 +78,19 @@ def kernel() -> ctypes.CDLL | None:
         return None
     cc = os.environ.get("CC", "cc")
     digest = hashlib.sha256("\0".join([SOURCE.read_text(), cc, *FLAGS, _cpu_signature()]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"csr_kernel-{digest}.so"
+    target = _cache_dir() / f"kernels-{digest}.so"
     try:
         if not target.exists():
             _compile(cc, target)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", None) or err
-        warnings.warn(f"mmgef could not build its CSR kernel with {cc!r} into {target.parent} ({str(detail).strip()}); "
+        warnings.warn(f"mmgef could not build its CPU kernels with {cc!r} into {target.parent} ({str(detail).strip()}); "
                       f"sparse products use torch's, 2-3x slower. Set CC to a C compiler or {CACHE_ENV} to a writable "
                       f"folder, or {NATIVE_ENV}=0 to use torch's without this warning.", RuntimeWarning, stacklevel=2)
         return None
-    for name in ("csr_dense_i32", "csr_dense_i64"):
-        getattr(lib, name).argtypes = _ARGS
+    for name, argtypes in _SIGNATURES.items():
+        getattr(lib, name).argtypes = argtypes
         getattr(lib, name).restype = None
     return lib
 
@@ -108,14 +114,42 @@ def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate:
     x = x.contiguous()
     crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()
     run = lib.csr_dense_i32 if crow.dtype is torch.int32 else lib.csr_dense_i64
-    n_rows, nnz, threads = adj.shape[0], values.numel(), torch.get_num_threads()
+    n_rows = adj.shape[0]
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
                 int(accumulate))
-    if threads < 2 or nnz < PARALLEL_NNZ or n_rows < threads:
-        run(n_rows, 0, n_rows, *pointers)
-        return True
-    shares = torch.arange(1, threads, dtype=torch.int64) * nnz // threads
-    cuts = [0, *torch.searchsorted(crow, shares.to(crow.dtype)).tolist(), n_rows]
-    parts = [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
-    list(_pool(os.getpid(), threads).map(lambda part: run(n_rows, *part, *pointers), parts))
+    _in_row_ranges(lambda lo, hi: run(n_rows, lo, hi, *pointers), n_rows, values.numel(),
+                   lambda shares: torch.searchsorted(crow, shares.to(crow.dtype)))
     return True
+
+
+def row_dots(x: torch.Tensor, idx: torch.Tensor, queries: torch.Tensor) -> torch.Tensor | None:
+    """``out[i, j] = queries[i] · x[idx[i, j]]`` (no gradient), or None where the kernel does not apply (no kernel,
+    not CPU float32 tables with int64 indices)."""
+    lib = kernel()
+    if (lib is None or x.device.type != "cpu" or x.dtype is not torch.float32 or queries.dtype is not torch.float32
+            or idx.dtype is not torch.int64 or idx.dim() != 2 or queries.device.type != "cpu"):
+        return None
+    (n, k), d = idx.shape, x.shape[1]
+    if queries.shape != (n, d):
+        raise ValueError(f"row dots of {n} queries of {tuple(queries.shape)} against a table of {tuple(x.shape)}")
+    if idx.numel() and not 0 <= int(idx.min()) <= int(idx.max()) < x.shape[0]:
+        raise ValueError(f"row dots: candidate ids outside the table's {x.shape[0]} rows")
+    x, idx, queries = x.detach().contiguous(), idx.contiguous(), queries.detach().contiguous()
+    out = torch.empty(n, k)
+    pointers = (idx.data_ptr(), x.data_ptr(), queries.data_ptr(), out.data_ptr())
+    _in_row_ranges(lambda lo, hi: lib.row_dots(n, lo, hi, k, d, *pointers), n, n * k,
+                   lambda shares: torch.div(shares, k, rounding_mode="floor"))
+    return out
+
+
+def _in_row_ranges(run: Callable[[int, int], None], n_rows: int, work: int,
+                   row_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """``run(lo, hi)`` over [0, n_rows): at once, or on ``torch.get_num_threads()`` threads, each a range of rows
+    holding an equal share of ``work`` (``row_of`` maps shares of work to the rows they start)."""
+    threads = torch.get_num_threads()
+    if threads < 2 or work < PARALLEL_WORK or n_rows < threads:
+        run(0, n_rows)
+        return
+    cuts = [0, *row_of(torch.arange(1, threads, dtype=torch.int64) * work // threads).tolist(), n_rows]
+    parts = [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
+    list(_pool(os.getpid(), threads).map(lambda part: run(*part), parts))

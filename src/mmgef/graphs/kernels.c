@@ -1,7 +1,9 @@
-/* out[r0:r1] (=|+=) A[r0:r1] x for a CSR matrix A and a row-major float32 table x of d columns.
+/* mmgef's CPU kernels: gathers of table rows by index, where torch's own ops are bound by memory latency.
  *
  * mmgef compiles this on first use (mmgef/graphs/native.py) and calls it through ctypes, which releases the GIL, so
- * several Python threads can each take a range of rows. Within a row the non-zeros are summed in their stored order,
+ * several Python threads can each take a range of rows.
+ *
+ * csr_dense_*: out[r0:r1] (=|+=) A[r0:r1] x for a CSR matrix A and a row-major float32 table x of d columns. Within a row the non-zeros are summed in their stored order,
  * as torch's own CSR product does. Rows of x are prefetched PREFETCH non-zeros ahead: past the cache every gather
  * is a memory access, and the hardware cannot guess which row comes next. The common widths get their own loops
  * with d known at compile time (the vectoriser then needs no remainder loop). */
@@ -43,3 +45,29 @@
 
 KERNEL(csr_dense_i32, int32_t)
 KERNEL(csr_dense_i64, int64_t)
+
+/* out[i, j] = q[i] . x[idx[i, j]] for rows i in [r0, r1): each query's similarity to its k candidates (a kNN
+ * search's re-scoring). Eight partial sums per dot, so the loop vectorises without reassociating float sums
+ * (-ffast-math); the order differs from torch's bmm, so the last bits may. */
+void row_dots(int64_t n_rows, int64_t r0, int64_t r1, int64_t k, int64_t d, const int64_t *restrict idx,
+              const float *restrict x, const float *restrict q, float *restrict out) {
+  const int64_t last = n_rows * k;
+  for (int64_t i = r0; i < r1; ++i) {
+    const float *restrict qi = q + i * d;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t e = i * k + j;
+      if (e + 4 < last) {
+        const char *ahead = (const char *)(x + idx[e + 4] * d);
+        for (int64_t b = 0; b < (int64_t)sizeof(float) * d; b += 64) __builtin_prefetch(ahead + b, 0, 0);
+      }
+      const float *restrict xr = x + idx[e] * d;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t c = 0;
+      for (; c + 8 <= d; c += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += qi[c + l] * xr[c + l];
+      float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      for (; c < d; ++c) s += qi[c] * xr[c];
+      out[e] = s;
+    }
+  }
+}

@@ -4,9 +4,10 @@
 once the table outgrows the cache (a 64-d table, one thread); ``kernels.c`` — a row loop that sums 16 or 64 floats at
 a time and prefetches the table rows it will gather 16 non-zeros ahead — runs 25–40 ns on the same products
 (``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). ``row_dots``: each query row's dot products
-with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row. mmgef compiles it on first use with the C
-compiler ``CC`` names (default ``cc``), for this CPU (``-march=native``), into ``MMGEF_CACHE_DIR`` (default
-``~/.cache/mmgef``); the file's name is a digest of the source, compiler, flags and CPU, so a changed source or
+with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row.
+
+mmgef compiles the file on first use with the C compiler ``CC`` names (default ``cc``), for this CPU
+(``-march=native``), into ``MMGEF_CACHE_DIR`` (default ``~/.cache/mmgef``); the file's name is a digest of the source, compiler, flags and CPU, so a changed source or
 another machine sharing the folder gets its own build. Where no compiler works, torch's ops are used (a warning
 says so); ``MMGEF_NATIVE=0`` asks for torch's outright. ``csr_dense`` sums a row's non-zeros in their stored order,
 each a multiply then an add (``-ffp-contract=off``: no fused multiply-add), as torch does, so the products are the
@@ -37,7 +38,7 @@ NATIVE_ENV = "MMGEF_NATIVE"  # 0: torch's products
 CACHE_ENV = "MMGEF_CACHE_DIR"
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
-PARALLEL_WORK = 1 << 20  # below this a second thread's start-up costs more than it saves (Baby: 0.6M non-zeros)
+PARALLEL_WORK = 1 << 20  # below this a second thread's start-up costs more than it saves (Baby's graph: 0.24M)
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _SIGNATURES = {"csr_dense_i32": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
                "csr_dense_i64": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
@@ -60,7 +61,7 @@ def _cache_dir() -> Path:
 
 
 def _compile(cc: str, target: Path) -> None:
-    """Build the kernel into ``target`` atomically: concurrent workers may race, and each sees a whole file."""
+    """Build the kernels into ``target`` atomically: concurrent workers may race, and each sees a whole file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
     os.close(fd)
@@ -73,7 +74,7 @@ def _compile(cc: str, target: Path) -> None:
 
 @functools.cache
 def kernel() -> ctypes.CDLL | None:
-    """The compiled kernel (built on the first call of a process), or None where torch's products are to be used."""
+    """The compiled kernels (built on the first call of a process), or None where torch's ops are to be used."""
     if os.environ.get(NATIVE_ENV, "1") == "0":
         return None
     cc = os.environ.get("CC", "cc")

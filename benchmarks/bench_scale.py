@@ -131,8 +131,12 @@ def plot(df: pd.DataFrame, stages: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(df["series"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
         part = df[df["series"] == model]
         for stage in stages:
             if stage in part and part[stage].notna().sum() >= 1:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mmgef.graphs.native import KERNELS, kernel_environ
+
 WORKER = r"""
 import json, sys, time
 import numpy as np, torch
@@ -97,8 +99,8 @@ def run(model: str, data: Path, epochs: int, batch_size: int = 2048, allocator: 
         kernel: str = "compiled") -> dict:
     from mmgef.training.allocator import allocator_environ
 
-    env = allocator_environ(allocator, {**os.environ, "MMGEF_ROOT": str(Path(__file__).resolve().parents[1]),
-                                        "MMGEF_NATIVE": "1" if kernel == "compiled" else "0"})
+    env = allocator_environ(allocator, kernel_environ(kernel, {**os.environ,
+                                                               "MMGEF_ROOT": str(Path(__file__).resolve().parents[1])}))
     out = subprocess.run([sys.executable, "-c", WORKER, model, str(data), str(epochs), str(batch_size)],
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -113,7 +115,7 @@ def main() -> None:
                     default=["cb", "mf", "lightgcn", "ngcf", "vbpr", "lattice", "mmgef", "mmgcn", "grcn", "freedom"])
     ap.add_argument("--allocators", nargs="+", default=["system"], choices=["system", "jemalloc"],
                     help="memory allocator of the training process (MMGEF_ALLOCATOR); each model runs under each")
-    ap.add_argument("--kernels", nargs="+", default=["compiled"], choices=["compiled", "torch"],
+    ap.add_argument("--kernels", nargs="+", default=["compiled"], choices=KERNELS,
                     help="sparse products by mmgef's compiled kernel or torch's (MMGEF_NATIVE=0); each model under each")
     ap.add_argument("--scale", action="store_true", help="also time one MM-GEF epoch at 100k × 100k")
     ap.add_argument("--scale-batch", type=int, default=8192, help="BPR batch size of the 100k run")

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmgef.graphs.native import KERNELS, kernel_environ
+
 RESULTS = Path(__file__).parent / "results" / "scale"
 STEPS = 32
 POOL = 4096  # the generator's candidate pool at every size: cost O(users × pool), the same distribution throughout
@@ -110,7 +112,7 @@ def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int,
     half an hour."""
     from mmgef.training.allocator import allocator_environ
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MMGEF_NATIVE": "1" if kernel == "compiled" else "0"}
+    env = kernel_environ(kernel, {**os.environ, "OMP_NUM_THREADS": str(threads)})
     res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads)],
                          env=allocator_environ(allocator, env),
                          stdout=subprocess.PIPE, text=True)
@@ -162,7 +164,7 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every model, e.g. knn_method=faiss-pca")
     ap.add_argument("--allocator", default="system", choices=["system", "jemalloc"],
                     help="memory allocator of every worker (MMGEF_ALLOCATOR); rows before session 27 are glibc's")
-    ap.add_argument("--kernel", default="compiled", choices=["compiled", "torch"],
+    ap.add_argument("--kernel", default="compiled", choices=KERNELS,
                     help="sparse products by mmgef's compiled kernel or torch's (MMGEF_NATIVE=0); rows before session 35 are torch's")
     args = ap.parse_args()
     rows = []

@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mmgef.graphs.native import KERNELS, kernel_environ
+
 WORKER = r"""
 import json, sys, time
 import numpy as np, scipy.sparse as sp, torch
@@ -72,7 +74,7 @@ def main() -> None:
     ap.add_argument("--graph", default="bipartite", choices=["bipartite", "knn", "banded"])
     ap.add_argument("--band", type=int, default=1000, help="--graph banded: each user's items lie within ± this many ids")
     ap.add_argument("--blocks-only", action="store_true", help="only the as-generated whole product and the blocked ones")
-    ap.add_argument("--kernels", nargs="+", default=["compiled", "torch"], choices=["compiled", "torch"])
+    ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS)
     args = ap.parse_args()
     size = {"bipartite": "users = items", "knn": "items (10 neighbours each)",
             "banded": f"users = items (items within ±{args.band:,})"}[args.graph]
@@ -83,7 +85,7 @@ def main() -> None:
         runs = runs[:1] if args.blocks_only else runs
         for (order, thp, width), kernel in itertools.product(runs + [("as generated", False, w) for w in args.blocks],
                                                              args.kernels):
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MMGEF_NATIVE": "1" if kernel == "compiled" else "0"}
+            env = kernel_environ(kernel, {**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             env.pop("THP_MEM_ALLOC_ENABLE", None)
             if thp:
                 env["THP_MEM_ALLOC_ENABLE"] = "1"

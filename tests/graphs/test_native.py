@@ -130,5 +130,14 @@ def test_row_dots_decline_other_types_and_refuse_ids_outside_the_table():
     assert native.row_dots(x, torch.zeros(3, 2, dtype=torch.int32), queries) is None
     with pytest.raises(ValueError, match="outside the table's 10 rows"):
         native.row_dots(x, torch.tensor([[0, 1], [2, 10], [3, 4]]), queries)
+    with pytest.raises(ValueError, match="outside the table"):
+        native.row_dots(x, torch.tensor([[0, 1], [2, -1], [3, 4]]), queries)
     with pytest.raises(ValueError, match="3 queries"):
         native.row_dots(x, torch.zeros(3, 2, dtype=torch.long), torch.randn(2, 4))
+
+
+def test_kernel_environ_names_the_kernel_a_child_process_uses():
+    assert native.kernel_environ("torch", {"A": "1"}) == {"A": "1", native.NATIVE_ENV: "0"}
+    assert native.kernel_environ("compiled", {})[native.NATIVE_ENV] == "1"
+    with pytest.raises(ValueError, match="kernel 'mkl': expected one of compiled, torch"):
+        native.kernel_environ("mkl", {})

@@ -3,8 +3,8 @@
  * mmgef compiles this on first use (mmgef/graphs/native.py) and calls it through ctypes, which releases the GIL, so
  * several Python threads can each take a range of rows.
  *
- * csr_dense_*: out[r0:r1] (=|+=) A[r0:r1] x for a CSR matrix A and a row-major float32 table x of d columns. Within a row the non-zeros are summed in their stored order,
- * as torch's own CSR product does. Rows of x are prefetched PREFETCH non-zeros ahead: past the cache every gather
+ * csr_dense_*: out[r0:r1] (=|+=) A[r0:r1] x for a CSR matrix A and a row-major float32 table x of d columns.
+ * Within a row the non-zeros are summed in their stored order, as torch's own CSR product does. Rows of x are prefetched PREFETCH non-zeros ahead: past the cache every gather
  * is a memory access, and the hardware cannot guess which row comes next. The common widths get their own loops
  * with d known at compile time (the vectoriser then needs no remainder loop). */
 #include <stdint.h>

@@ -7,8 +7,8 @@ a time and prefetches the table rows it will gather 16 non-zeros ahead — runs 
 with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row.
 
 mmgef compiles the file on first use with the C compiler ``CC`` names (default ``cc``), for this CPU
-(``-march=native``), into ``MMGEF_CACHE_DIR`` (default ``~/.cache/mmgef``); the file's name is a digest of the source, compiler, flags and CPU, so a changed source or
-another machine sharing the folder gets its own build. Where no compiler works, torch's ops are used (a warning
+(``-march=native``), into ``MMGEF_CACHE_DIR`` (default ``~/.cache/mmgef``); the file's name is a digest of the
+source, compiler, flags and CPU, so a changed source or another machine sharing the folder gets its own build. Where no compiler works, torch's ops are used (a warning
 says so); ``MMGEF_NATIVE=0`` asks for torch's outright. ``csr_dense`` sums a row's non-zeros in their stored order,
 each a multiply then an add (``-ffp-contract=off``: no fused multiply-add), as torch does, so the products are the
 same bit for bit and a run saved with either evaluates to the same metrics with the other. ``row_dots`` sums in
@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 
 NATIVE_ENV = "MMGEF_NATIVE"  # 0: torch's products
+KERNELS = ("compiled", "torch")  # what a child process may be asked to use (``kernel_environ``)
 CACHE_ENV = "MMGEF_CACHE_DIR"
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
@@ -96,10 +97,17 @@ def kernel() -> ctypes.CDLL | None:
     return lib
 
 
+def kernel_environ(name: str, environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` for a child process whose sparse products should use ``name`` (one of ``KERNELS``)."""
+    if name not in KERNELS:
+        raise ValueError(f"kernel {name!r}: expected one of {', '.join(KERNELS)}")
+    return {**environ, NATIVE_ENV: "1" if name == "compiled" else "0"}
+
+
 @functools.cache
 def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
     """Row-range workers; keyed by process id, as a forked child inherits the pool object but not its threads."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="mmgef-spmm")
+    return ThreadPoolExecutor(threads, thread_name_prefix="mmgef-kernels")
 
 
 def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:
@@ -133,7 +141,7 @@ def row_dots(x: torch.Tensor, idx: torch.Tensor, queries: torch.Tensor) -> torch
     (n, k), d = idx.shape, x.shape[1]
     if queries.shape != (n, d):
         raise ValueError(f"row dots of {n} queries of {tuple(queries.shape)} against a table of {tuple(x.shape)}")
-    if idx.numel() and not 0 <= int(idx.min()) <= int(idx.max()) < x.shape[0]:
+    if idx.numel() and not (0 <= int((bounds := torch.aminmax(idx)).min) and int(bounds.max) < x.shape[0]):
         raise ValueError(f"row dots: candidate ids outside the table's {x.shape[0]} rows")
     x, idx, queries = x.detach().contiguous(), idx.contiguous(), queries.detach().contiguous()
     out = torch.empty(n, k)

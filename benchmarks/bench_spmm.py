@@ -10,13 +10,14 @@ huge pages): each block's slice of the table fits the cache, and each block adds
 more pass over it per block), the same sums in another order; the row names the graph's ``stretch_spread``, which
 decides whether the library blocks. ``--graph knn``: n items with 10 random neighbours each instead of the user–item
 graph; ``--graph banded --band B``: users = items whose 20 items lie within ±B ids of their own (neighbouring rows
-share columns). ``--blocks-only`` skips the degree-order and huge-page rows. ``--kernels``: each row with mmgef's
+share columns). ``--blocks-only`` skips the degree-order and huge-page rows. ``--chosen`` adds the product as the library
+plans it (``for_product``: a user–item graph's item rows pushed, ``PushedRows``, where that pays). ``--kernels``: each row with mmgef's
 compiled kernel (``mmgef.graphs.native``, the default where a C compiler works), torch's addmm (``MMGEF_NATIVE=0``),
 or both.
 
     python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768]
                                     [--graph bipartite|knn|banded] [--band 1000] [--blocks-only]
-                                    [--kernels compiled torch]
+                                    [--kernels compiled torch] [--chosen]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mmgef.graphs.native import KERNELS, kernel_environ
 WORKER = r"""
 import json, sys, time
 import numpy as np, scipy.sparse as sp, torch
-from mmgef.graphs.sparse import ColumnBlocks, sparse_product, stretch_spread, sym_normalize, to_torch_csr
+from mmgef.graphs.sparse import ColumnBlocks, RowSplit, for_product, sparse_product, stretch_spread, sym_normalize, to_torch_csr
 n, order, threads, width = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
 graph, band = sys.argv[6], int(sys.argv[7])
 sys.path.insert(0, sys.argv[4])
@@ -53,8 +54,14 @@ if order == "degree":
     a = a[perm][:, perm].tocsr()
 x = torch.randn(a.shape[1], 64)
 adj = to_torch_csr(a)
-m = ColumnBlocks(adj, width) if width else adj
-spread = stretch_spread(adj, width) if width else float("nan")
+if width < 0:  # as the library chooses
+    m = for_product(adj, x)
+    parts = m.parts if isinstance(m, RowSplit) else [(0, a.shape[0], m)]
+    plan = ", ".join(f"rows {lo:,}-{hi:,} {type(p).__name__}" for lo, hi, p in parts)
+else:
+    m = ColumnBlocks(adj, width) if width else adj
+    plan = ""
+spread = stretch_spread(adj, width) if width > 0 else float("nan")
 def product():
     return sparse_product(m, x)
 product()
@@ -62,7 +69,7 @@ t = time.perf_counter()
 for _ in range(5):
     product()
 s = (time.perf_counter() - t) / 5
-print(json.dumps({"nnz": int(a.nnz), "s_per_product": s, "ns_per_nnz": s / a.nnz * 1e9, "spread": spread}))
+print(json.dumps({"nnz": int(a.nnz), "s_per_product": s, "ns_per_nnz": s / a.nnz * 1e9, "spread": spread, "plan": plan}))
 """
 
 
@@ -74,6 +81,7 @@ def main() -> None:
     ap.add_argument("--graph", default="bipartite", choices=["bipartite", "knn", "banded"])
     ap.add_argument("--band", type=int, default=1000, help="--graph banded: each user's items lie within ± this many ids")
     ap.add_argument("--blocks-only", action="store_true", help="only the as-generated whole product and the blocked ones")
+    ap.add_argument("--chosen", action="store_true", help="also the product as the library plans it (for_product)")
     ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS)
     args = ap.parse_args()
     size = {"bipartite": "users = items", "knn": "items (10 neighbours each)",
@@ -83,8 +91,8 @@ def main() -> None:
     for n in args.sizes:
         runs = [(order, thp, 0) for order in ("as generated", "degree") for thp in (False, True)]
         runs = runs[:1] if args.blocks_only else runs
-        for (order, thp, width), kernel in itertools.product(runs + [("as generated", False, w) for w in args.blocks],
-                                                             args.kernels):
+        planned = [("as generated", False, w) for w in args.blocks] + ([("as generated", False, -1)] if args.chosen else [])
+        for (order, thp, width), kernel in itertools.product(runs + planned, args.kernels):
             env = kernel_environ(kernel, {**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             env.pop("THP_MEM_ALLOC_ENABLE", None)
             if thp:
@@ -93,7 +101,8 @@ def main() -> None:
                                   str(Path(__file__).resolve().parent), str(width), args.graph, str(args.band)], env=env,
                                  check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
-            ids = f"{order}, column blocks of {width:,} (spread {row['spread']:.2f})" if width else order
+            ids = (f"{order}, as planned: {row['plan']}" if width < 0 else
+                   f"{order}, column blocks of {width:,} (spread {row['spread']:.2f})" if width else order)
             print(f"| {n:,} | {ids} | {'yes' if thp else 'no'} | {kernel} | {row['nnz']:,} | {row['s_per_product']:.3f} | "
                   f"{row['ns_per_nnz']:.1f} |", flush=True)
 

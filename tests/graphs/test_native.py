@@ -141,3 +141,36 @@ def test_kernel_environ_names_the_kernel_a_child_process_uses():
     assert native.kernel_environ("compiled", {})[native.NATIVE_ENV] == "1"
     with pytest.raises(ValueError, match="kernel 'mkl': expected one of compiled, torch"):
         native.kernel_environ("mkl", {})
+
+
+@pytest.mark.parametrize("dim", [16, 64, 7, 130])
+@pytest.mark.parametrize("index", [torch.int32, torch.int64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_push_writes_or_adds_the_product_bit_for_bit_as_the_gather(monkeypatch, dim, index, threads):
+    monkeypatch.setattr(native, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    m, a = _matrix(257, 190, index)
+    t = to_torch_csr(m.T.tocsr())
+    a_t = torch.sparse_csr_tensor(t.crow_indices().to(index), t.col_indices().to(index), t.values(), t.shape,
+                                  check_invariants=True)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32))
+    gathered = torch.empty(257, dim)
+    assert native.csr_dense(a, x, gathered, accumulate=False)
+    out = torch.full((257, dim), float("nan"))
+    assert native.csr_push(a_t, a.crow_indices(), x, out, accumulate=False)
+    assert torch.equal(out, gathered)  # each row gets its terms in ascending column order, as the gather sums them
+    out = torch.ones(257, dim)
+    assert native.csr_push(a_t, a.crow_indices(), x, out, accumulate=True)
+    assert np.allclose(out.numpy(), m @ x.numpy() + 1, atol=1e-5)
+
+
+def test_push_declines_what_it_does_not_compute_and_refuses_mismatched_shapes():
+    m, a = _matrix(20, 10, torch.int32)
+    a_t = to_torch_csr(m.T.tocsr())
+    out = torch.empty(20, 4)
+    assert not native.csr_push(a_t.to(torch.float64), a.crow_indices(), torch.randn(10, 4, dtype=torch.float64), out.double(), False)
+    assert not native.csr_push(a_t, a.crow_indices(), torch.randn(10, 4), torch.empty(4, 20).T, False)
+    with pytest.raises(ValueError, match=r"\(10, 20\) transposed matrix with a \(9, 4\) table"):
+        native.csr_push(a_t, a.crow_indices(), torch.randn(9, 4), out, False)
+    with pytest.raises(ValueError, match="and 20 row pointers"):
+        native.csr_push(a_t, a.crow_indices()[:-1], torch.randn(10, 4), out, False)

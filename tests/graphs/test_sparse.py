@@ -7,9 +7,10 @@ import torch
 
 import mmgef.graphs.sparse as sparse_mod
 from mmgef.graphs import native
+from mmgef.graphs.bipartite import bipartite_adjacency
 from mmgef.graphs.modules import PrunedBipartiteGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
-from mmgef.graphs.sparse import ColumnBlocks, EdgeList, column_block_width, index_dtype, sparse_product, spmm, to_torch_csr
+from mmgef.graphs.sparse import ColumnBlocks, EdgeList, PushedRows, RowSplit, column_block_width, index_dtype, sparse_product, spmm, to_torch_csr
 
 
 def test_symmetric_spmm_gradient_matches_dense():
@@ -165,3 +166,63 @@ def test_rows_that_share_their_columns_keep_the_whole_product(monkeypatch):
         assert column_block_width(n, 4, adj._nnz() / n) == 100  # blocks would be few enough: the spread decides
         assert (sparse_mod.stretch_spread(adj, 100) > 2) == blocked
         assert isinstance(sparse_mod.for_product(adj, x), ColumnBlocks) == blocked
+
+
+def _user_item_train(n_users: int, n_items: int, seed: int, per_user: int = 8) -> sp.csr_matrix:
+    """Users of ``per_user`` items each, drawn by a steep popularity (a few hot items); the first user and the last
+    item have no edge."""
+    rng = np.random.default_rng(seed)
+    p = np.arange(1, n_items) ** -1.2
+    items = rng.choice(n_items - 1, size=(n_users - 1) * per_user, p=p / p.sum())
+    users = np.repeat(np.arange(1, n_users), per_user)
+    train = sp.csr_matrix((np.ones(items.size, np.float32), (users, items)), shape=(n_users, n_items))
+    train.data[:] = 1
+    return train
+
+
+def test_bipartite_sides_part_users_from_items_and_nothing_else():
+    train = _user_item_train(40, 25, seed=0)
+    assert sparse_mod.bipartite_sides(to_torch_csr(bipartite_adjacency(train))) == [(0, 40), (40, 65)]
+    assert sparse_mod.bipartite_sides(to_torch_csr(bipartite_adjacency(train, self_loops=True))) == [(0, 65)]
+    m = sp.random(30, 30, density=0.2, random_state=0, format="csr", dtype=np.float32)
+    assert sparse_mod.bipartite_sides(to_torch_csr(m + m.T)) == [(0, 30)]
+    assert sparse_mod.bipartite_sides(to_torch_csr(sp.csr_matrix((5, 5), dtype=np.float32))) == [(0, 5)]
+    assert sparse_mod.bipartite_sides(to_torch_csr(train)) == [(0, 40)]  # not square: no sides
+
+
+def test_item_rows_push_where_the_popular_items_stay_cached_and_the_users_do_not(monkeypatch):
+    adj = to_torch_csr(bipartite_adjacency(_user_item_train(400, 300, seed=1)))
+    users, items = (sparse_mod.row_slice(adj, lo, hi) for lo, hi in sparse_mod.bipartite_sides(adj))
+    assert torch.equal(items.to_dense(), adj.to_dense()[400:])
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 30)  # 30 rows of 4 floats cached
+    assert sparse_mod.pushes(items, 4) and not sparse_mod.pushes(users, 4)  # hot items: write them, read users in order
+    assert not sparse_mod.pushes(items, 4000)  # a cache of one row: no side finds it there
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 700)  # every row cached: gathers as they are
+    assert not sparse_mod.pushes(items, 4)
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 30)
+    monkeypatch.setenv(native.NATIVE_ENV, "0")
+    native.kernel.cache_clear()
+    try:
+        assert not sparse_mod.pushes(items, 4)  # no compiled kernel, no push
+    finally:
+        native.kernel.cache_clear()
+
+
+@pytest.mark.skipif(native.kernel() is None, reason="no C compiler: no pushed products")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkeypatch, threads):
+    monkeypatch.setattr(native, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    train = _user_item_train(400, 300, seed=2)
+    results = []
+    for cached_rows in (10_000, 30):  # the whole product, then users gathered and items pushed
+        monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * cached_rows)
+        graph = SparseGraph(bipartite_adjacency(train), symmetric=True)
+        x = torch.randn(700, 4, generator=torch.Generator().manual_seed(5), requires_grad=True)
+        out = propagate(graph, x, 3, "mean")
+        out.pow(2).sum().backward()
+        results.append((out.detach(), x.grad, graph._cache_operands[0]))
+    (whole, whole_grad, whole_op), (split, split_grad, split_op) = results
+    assert whole_op is not None and isinstance(whole_op, torch.Tensor)
+    assert isinstance(split_op, RowSplit) and [type(p) for *_, p in split_op.parts] == [torch.Tensor, PushedRows]
+    assert torch.equal(whole, split) and torch.equal(whole_grad, split_grad)

@@ -43,6 +43,8 @@ PARALLEL_WORK = 1 << 20  # below this a second thread's start-up costs more than
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _SIGNATURES = {"csr_dense_i32": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
                "csr_dense_i64": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
+               "csr_push_i32": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
+               "csr_push_i64": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
                "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR)}
 
 
@@ -128,6 +130,31 @@ def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate:
                 int(accumulate))
     _in_row_ranges(lambda lo, hi: run(n_rows, lo, hi, *pointers), n_rows, values.numel(),
                    lambda shares: torch.searchsorted(crow, shares.to(crow.dtype)))
+    return True
+
+
+def csr_push(adj_t: torch.Tensor, dest_crow: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:
+    """``out = A @ x`` (``+=`` with ``accumulate``) from ``adj_t`` = Aᵀ as CSR: each row of ``x`` is read once, in
+    order, and added into the rows of ``out`` it reaches (``kernels.c``: where A's rows gather from a table too big
+    to cache but their own rows are few and hot). ``dest_crow``: A's own row pointer (shares the rows among threads).
+    The sums are ``csr_dense``'s over A's sorted rows, bit for bit. False, with nothing written, where the kernel
+    does not apply (as ``csr_dense``)."""
+    lib = kernel()
+    if (lib is None or adj_t.layout is not torch.sparse_csr or adj_t.device.type != "cpu" or x.device.type != "cpu"
+            or adj_t.dtype is not torch.float32 or x.dtype is not torch.float32 or x.dim() != 2
+            or not out.is_contiguous() or out.shape != (adj_t.shape[1], x.shape[1])):
+        return False
+    if adj_t.shape[0] != x.shape[0] or dest_crow.shape != (adj_t.shape[1] + 1,):
+        raise ValueError(f"sparse push of a {tuple(adj_t.shape)} transposed matrix with a {tuple(x.shape)} table "
+                         f"and {dest_crow.numel()} row pointers")
+    x = x.contiguous()
+    crow, col, values = adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
+    run = lib.csr_push_i32 if crow.dtype is torch.int32 else lib.csr_push_i64
+    n_src, n_dst = adj_t.shape
+    pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
+                int(accumulate))
+    _in_row_ranges(lambda lo, hi: run(n_src, n_dst, lo, hi, *pointers), n_dst, values.numel(),
+                   lambda shares: torch.searchsorted(dest_crow, shares.to(dest_crow.dtype)))
     return True
 
 

@@ -107,8 +107,7 @@ class ColumnBlocks:
             part_crow[1:] = torch.bincount(rows[take], minlength=n_rows).cumsum(0)
             self.parts.append((lo, hi, csr_tensor(part_crow, col[take] - lo, values[take], (n_rows, hi - lo))))
 
-    def product(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(self.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
+    def product_into(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if not self.parts:
             return out.zero_()
         for i, (lo, hi, part) in enumerate(self.parts):
@@ -116,7 +115,42 @@ class ColumnBlocks:
         return out
 
 
-Matrix = torch.Tensor | ColumnBlocks
+class PushedRows:
+    """Rows of A whose product pushes: held as Aᵀ (CSR), so each row of the table is read once, in order, and added
+    into the rows of A it reaches (``native.csr_push``). It pays where A's rows are few and hot but gather from a
+    table too big to cache — a user–item graph's item rows: each gathers users that 20 random items share, while
+    the items themselves follow popularity. Bit for bit the gathered product over A's sorted rows."""
+
+    def __init__(self, adj: torch.Tensor) -> None:
+        n_rows, n_cols = adj.shape
+        crow, col, values = adj.crow_indices(), adj.col_indices().long(), adj.values()
+        rows = torch.repeat_interleave(torch.arange(n_rows, device=col.device), crow.long().diff())
+        order = torch.argsort(col * n_rows + rows, stable=True)  # by table row, then by A's row: ascending sums
+        t_crow = torch.zeros(n_cols + 1, dtype=torch.long, device=col.device)
+        t_crow[1:] = torch.bincount(col, minlength=n_cols).cumsum(0)
+        self.shape, self.row_crow = adj.shape, crow
+        self.adj_t = csr_tensor(t_crow, rows[order], values[order], (n_cols, n_rows))
+
+    def product_into(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if not native.csr_push(self.adj_t, self.row_crow, x, out, accumulate=False):
+            raise RuntimeError("a pushed product needs mmgef's compiled CPU kernel, which is not loaded")
+        return out
+
+
+class RowSplit:
+    """A matrix whose row ranges each take their product their own way (``for_product``): a bipartite graph's
+    user rows gather the popular items' rows, which stay cached, and its item rows push (``PushedRows``)."""
+
+    def __init__(self, parts: list[tuple[int, int, torch.Tensor | ColumnBlocks | PushedRows]], shape: tuple[int, int]) -> None:
+        self.parts, self.shape = parts, shape
+
+    def product_into(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        for lo, hi, part in self.parts:
+            _product_into(out[lo:hi], part, x)
+        return out
+
+
+Matrix = torch.Tensor | ColumnBlocks | RowSplit
 
 
 def stretch_spread(adj: torch.Tensor, width: int, stretches: int = 8) -> float:
@@ -136,17 +170,75 @@ def stretch_spread(adj: torch.Tensor, width: int, stretches: int = 8) -> float:
 
 
 def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
-    """``adj`` as a product with ``x`` had best take it: in column blocks on CPU where ``column_block_width`` gives a
-    width and rows scatter their gathers (``stretch_spread`` above 2), else as it is. Blocks lose where neighbouring
-    rows share columns. Measured, one thread, blocks of 32,768, on user–item graphs whose users draw their 20 items
-    from ±b ids of their own (spread in brackets): 100k users = items, b = 1,000 (1.07) 1.21× slower, b = 10,000
-    (1.69) 1.05× slower; 300k, b = 1,000 (1.06) 1.65× slower, b = 10,000 (1.55) 1.36× slower, b = 30,000 (2.8) 1.23×
-    faster; random ids (3.1 at 100k, 6.3 at 300k) 2.0× and 1.7× faster. A GPU's sparse kernels have no such cache to
-    miss."""
+    """``adj`` as a product with ``x`` had best take it. On CPU: the two sides of a bipartite graph apart, each side
+    pushed where that finds its writes in the cache and its gathers would not (``pushes``), else gathered — in
+    column blocks where ``column_block_width`` gives a width and rows scatter their gathers (``stretch_spread`` above
+    2), else as it is. Blocks lose where neighbouring rows share columns. Measured, one thread, blocks of 32,768, on
+    user–item graphs whose users draw their 20 items from ±b ids of their own (spread in brackets): 100k users =
+    items, b = 1,000 (1.07) 1.21× slower, b = 10,000 (1.69) 1.05× slower; 300k, b = 1,000 (1.06) 1.65× slower,
+    b = 10,000 (1.55) 1.36× slower, b = 30,000 (2.8) 1.23× faster; random ids (3.1 at 100k, 6.3 at 300k) 2.0× and
+    1.7× faster. A GPU's sparse kernels have no such cache to miss."""
     if x.device.type != "cpu":
         return adj
-    width = column_block_width(adj.shape[1], x.shape[1], adj._nnz() / max(adj.shape[0], 1))
+    sides = [(lo, hi, adj if (lo, hi) == (0, adj.shape[0]) else row_slice(adj, lo, hi)) for lo, hi in bipartite_sides(adj)]
+    pushed = [pushes(part, x.shape[1]) for *_, part in sides]
+    if not any(pushed):
+        return _gathered(adj, x.shape[1])
+    return RowSplit([(lo, hi, PushedRows(part) if push else _gathered(part, x.shape[1]))
+                     for (lo, hi, part), push in zip(sides, pushed)], adj.shape)
+
+
+def _gathered(adj: torch.Tensor, dim: int) -> torch.Tensor | ColumnBlocks:
+    width = column_block_width(adj.shape[1], dim, adj._nnz() / max(adj.shape[0], 1))
     return adj if width is None or stretch_spread(adj, width) <= 2 else ColumnBlocks(adj, width)
+
+
+def bipartite_sides(adj: torch.Tensor) -> list[tuple[int, int]]:
+    """[(0, U), (U, N)] where rows before U reach only columns from U on and the rows from U on only columns before U
+    (users then items), else [(0, N)]."""
+    n = adj.shape[0]
+    crow, col = adj.crow_indices().long(), adj.col_indices().long()
+    filled = crow.diff() > 0
+    if adj.shape[0] != adj.shape[1] or not bool(filled.any()):
+        return [(0, n)]
+    rows = torch.arange(n, device=col.device)[filled]
+    first, last = col[crow[:-1][filled]], col[crow[1:][filled] - 1]  # sorted rows: a row's smallest and largest column
+    before = rows[first > rows]  # rows whose every column lies after them: users, if bipartite
+    if before.numel() == 0:
+        return [(0, n)]
+    cut = int(before.max()) + 1
+    users = rows < cut
+    if cut >= n or not (bool((first[users] >= cut).all()) and bool((last[~users] < cut).all())):
+        return [(0, n)]
+    return [(0, cut), (cut, n)]
+
+
+def row_slice(adj: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Rows [lo, hi) of a CSR matrix, sharing its column indices and values."""
+    crow = adj.crow_indices()
+    start, end = int(crow[lo]), int(crow[hi])
+    return csr_tensor(crow[lo : hi + 1] - start, adj.col_indices()[start:end], adj.values()[start:end], (hi - lo, adj.shape[1]))
+
+
+PUSH_MARGIN = 0.25  # of a product's non-zeros: how many more must find their row cached to push rather than gather
+
+
+def pushes(adj: torch.Tensor, dim: int) -> bool:
+    """Whether A x is cheaper pushed (``PushedRows``) than gathered. A gather reads a table row per non-zero, a push
+    adds into an output row per non-zero; either is cheap while its row is cached. With a cache of
+    ``BLOCK_BYTES`` (``C`` rows of ``dim`` floats), the share of non-zeros that land on the ``C`` most used rows —
+    columns for a gather, rows for a push — says how often each finds it there; push where that share is larger by
+    ``PUSH_MARGIN``. Needs the compiled kernel. Measured (one thread, users = items, 20 interactions each, Zipf 0.9
+    popularity; ``benchmarks/bench_spmm.py``): …"""
+    if native.kernel() is None or adj._nnz() == 0:
+        return False
+    rows_cached = max(1, BLOCK_BYTES // (4 * dim))
+    if max(adj.shape) <= rows_cached:
+        return False
+    per_row = adj.crow_indices().long().diff()
+    per_col = torch.bincount(adj.col_indices().long(), minlength=adj.shape[1])
+    share = [float(counts.topk(min(rows_cached, counts.numel())).values.sum()) / adj._nnz() for counts in (per_col, per_row)]
+    return share[1] - share[0] >= PUSH_MARGIN
 
 
 def add_product(out: torch.Tensor, adj: torch.Tensor, x: torch.Tensor, accumulate: bool) -> torch.Tensor:
@@ -161,9 +253,13 @@ def add_product(out: torch.Tensor, adj: torch.Tensor, x: torch.Tensor, accumulat
 
 def sparse_product(adj: Matrix, x: torch.Tensor) -> torch.Tensor:
     """A x (no autograd) into a fresh output."""
-    if isinstance(adj, ColumnBlocks):
-        return adj.product(x)
-    return add_product(torch.empty(adj.shape[0], x.shape[1], dtype=x.dtype, device=x.device), adj, x, accumulate=False)
+    return _product_into(torch.empty(adj.shape[0], x.shape[1], dtype=x.dtype, device=x.device), adj, x)
+
+
+def _product_into(out: torch.Tensor, adj: Matrix | PushedRows, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(adj, torch.Tensor):
+        return add_product(out, adj, x, accumulate=False)
+    return adj.product_into(out, x)
 
 
 def spmm(adj: Matrix, x: torch.Tensor, adj_t: Matrix | None = None) -> torch.Tensor:

@@ -79,6 +79,13 @@ def withhold_item_ids(model: nn.Module, items: np.ndarray) -> int:
     return changed
 
 
+def take_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[idx]`` for ids of any shape, by ``index_select``: the same values and gradients bit for bit, and on CPU
+    far cheaper than advanced indexing, whose backward scatters through ``index_put_`` (730k rows of a million-row
+    64-d table, one thread: forward 0.27–0.37 → 0.04 s, backward 0.37–0.75 → 0.08–0.17 s)."""
+    return table.index_select(0, idx.reshape(-1)).view(*idx.shape, *table.shape[1:])
+
+
 def ego_l2(user_emb: nn.Embedding, item_emb: nn.Embedding, batch: Batch) -> torch.Tensor:
     """L2 on the batch's layer-0 (ID) embeddings, as LightGCN and NGCF regularise."""
     return l2_loss(user_emb(batch.users), item_emb(batch.pos), item_emb(batch.neg))
@@ -127,7 +134,7 @@ class Recommender(nn.Module):
     def batch_vectors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Final vectors of the batch's users, positives and negatives (override to skip the catalogue)."""
         u, i = self.embeddings()
-        return u[batch.users], i[batch.pos], i[batch.neg]
+        return take_rows(u, batch.users), take_rows(i, batch.pos), take_rows(i, batch.neg)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         final = self.batch_vectors(batch)

@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from mmgef.models.base import Batch
+from mmgef.models.base import Batch, take_rows
 from mmgef.models.losses import bpr_loss, l2_loss
 
 _CHUNK_ENTRIES = 1 << 25  # entries held at once: rows × items (dense scores) or rows × M × d (gathered vectors)
@@ -88,7 +88,7 @@ def mixgcf_loss(model: Layered, batch: Batch) -> torch.Tensor:
     """BPR against MixGCF's synthetic hard negative built from ``batch.neg`` candidates ``[B, M]``,
     plus L2 on the layer-0 embeddings of user, positive and the mixed negative."""
     u_layers, i_layers = model.layer_embeddings()
-    u, pos = u_layers[batch.users], i_layers[batch.pos]
+    u, pos = take_rows(u_layers, batch.users), take_rows(i_layers, batch.pos)
     user = model.pool_layers(u)
     neg, _ = mixgcf_negative(model.mixgcf_query(u, user), pos, i_layers, batch.neg)
     final = (user, model.pool_layers(pos), model.pool_layers(neg))

@@ -31,7 +31,7 @@ from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.modules import CoInteractionGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import sym_normalize
-from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
+from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding, take_rows
 from mmgef.models.losses import bce_loss, info_nce, pairwise_bce
 from mmgef.params import PretrainParams
 
@@ -125,7 +125,7 @@ class ContrastivePretrain(Recommender):
 
     def loss(self, batch: Batch) -> torch.Tensor:
         u, i = self.embeddings()
-        rec = bce_loss(u[batch.users], i[batch.pos], i[batch.neg])
+        rec = bce_loss(take_rows(u, batch.users), take_rows(i, batch.pos), take_rows(i, batch.neg))
         lam = self.p.cima_weight if self.use_cima else 0.0
         loss = (1 - lam) * rec + (lam * self.cima(batch.pos) if lam else 0.0)
         return loss + self.reg * ego_l2(self.user_emb, self.item_emb, batch)

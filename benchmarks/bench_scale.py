@@ -12,7 +12,7 @@ exponent per stage). One thread per process by default: the 2-core machine's def
 ``--threads 2`` gives one job the whole machine (``--set threads=2`` in a training).
 
     python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef] [--threads 1]
-                                     [--allocator system|jemalloc] [--kernel compiled|torch]
+                                     [--allocator system|jemalloc] [--kernel compiled|torch] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -166,6 +166,8 @@ def main() -> None:
                     help="memory allocator of every worker (MMGEF_ALLOCATOR); rows before session 27 are glibc's")
     ap.add_argument("--kernel", default="compiled", choices=KERNELS,
                     help="sparse products by mmgef's compiled kernel or torch's (MMGEF_NATIVE=0); rows before session 35 are torch's")
+    ap.add_argument("--tag", default="", help="names this round's rows: kept beside earlier rows of the same settings, "
+                                               "with their own fit and panel")
     args = ap.parse_args()
     rows = []
     for n in args.sizes:
@@ -175,7 +177,7 @@ def main() -> None:
             for model in args.models:
                 for threads in args.threads:
                     row = {"items": n, "users": n, "model": model, "threads": threads, "allocator": args.allocator,
-                           "kernel": args.kernel, "generate_s": gen,
+                           "kernel": args.kernel, "tag": args.tag, "generate_s": gen,
                            "settings": " ".join([*args.sets, *([f"threads={threads}"] if threads != 1 else [])]),
                            **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads, args.allocator, args.kernel)}
                     row["interactions"] = round(row["train_pairs"] / 0.8)
@@ -190,7 +192,8 @@ def main() -> None:
         old["threads"] = old["threads"].fillna(1).astype(int) if "threads" in old else 1
         old["allocator"] = old["allocator"].fillna("system") if "allocator" in old else "system"
         old["kernel"] = old["kernel"].fillna("torch") if "kernel" in old else "torch"
-        key = ["items", "model", "threads", "allocator", "kernel"]
+        old["tag"] = old["tag"].fillna("") if "tag" in old else ""
+        key = ["items", "model", "threads", "allocator", "kernel", "tag"]
         keep = ~old.set_index(key).index.isin(df.set_index(key).index)
         df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
     stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
@@ -198,14 +201,16 @@ def main() -> None:
     # one series per model, thread count, allocator and kernel: a fit across them would measure those, not the growth
     df["series"] = (df["model"] + np.where(df["threads"] > 1, " (" + df["threads"].astype(str) + " threads)", "")
                     + np.where(df["allocator"] != "system", " (" + df["allocator"] + ")", "")
-                    + np.where(df["kernel"] == "compiled", " (compiled)", ""))
+                    + np.where(df["kernel"] == "compiled", " (compiled)", "")
+                    + np.where(df["tag"].fillna("") != "", " [" + df["tag"].fillna("") + "]", ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.drop(columns="series").to_csv(RESULTS / "scale.csv", index=False)
     plot(df, stages, RESULTS / "scale.png")
     slopes = [[m, *(round(fit_exponent(df[df.series == m]["interactions"], df[df.series == m][s]), 2) for s in stages)]
               for m in dict.fromkeys(df["series"])]
     df["settings"] = df["settings"].fillna("") if "settings" in df else ""
-    show = df[["items", "model", "threads", "allocator", "kernel", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
+    df["tag"] = df["tag"].fillna("")
+    show = df[["items", "model", "threads", "allocator", "kernel", "tag", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
         f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread unless settings say threads=2)\n\n`{cmd.strip()}` at "

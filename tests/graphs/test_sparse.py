@@ -10,7 +10,18 @@ from mmgef.graphs import native
 from mmgef.graphs.bipartite import bipartite_adjacency
 from mmgef.graphs.modules import PrunedBipartiteGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
-from mmgef.graphs.sparse import ColumnBlocks, EdgeList, PushedRows, RowSplit, column_block_width, index_dtype, sparse_product, spmm, to_torch_csr
+from mmgef.graphs.sparse import (
+    ColumnBlocks,
+    EdgeList,
+    PushedRows,
+    RowSplit,
+    column_block_width,
+    index_dtype,
+    sparse_product,
+    spmm,
+    take_rows,
+    to_torch_csr,
+)
 
 
 def test_symmetric_spmm_gradient_matches_dense():
@@ -226,3 +237,18 @@ def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkey
     assert whole_op is not None and isinstance(whole_op, torch.Tensor)
     assert isinstance(split_op, RowSplit) and [type(p) for *_, p in split_op.parts] == [torch.Tensor, PushedRows]
     assert torch.equal(whole, split) and torch.equal(whole_grad, split_grad)
+
+
+@pytest.mark.parametrize("shape", [(50,), (10, 5)])
+def test_take_rows_is_advanced_indexing_bit_for_bit_values_and_gradients(shape):
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(40, 8, generator=gen, requires_grad=True)
+    idx = torch.randint(0, 40, shape, generator=gen)  # repeated ids: their gradients add up
+    up = torch.randn(*shape, 8, generator=gen)
+    took = take_rows(table, idx)
+    (grad,) = torch.autograd.grad(took, table, up)
+    indexed = table[idx]
+    (want,) = torch.autograd.grad(indexed, table, up)
+    assert took.shape == (*shape, 8) and torch.equal(took, indexed) and torch.equal(grad, want)
+    layers = torch.randn(40, 3, 8, generator=gen)  # a [n, layers, d] stack, as MixGCF takes rows of
+    assert torch.equal(take_rows(layers, idx), layers[idx])

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from mmgef.errors import ConfigError
 from mmgef.graphs import native
+from mmgef.graphs.sparse import take_rows
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def local_candidates(previous: torch.Tensor, extra: list[torch.Tensor], n_random
     previous graph missed can still be found."""
     n, k = previous.shape
     dev = previous.device
-    parts = [torch.arange(n, device=dev)[:, None], previous, previous[previous].reshape(n, -1),
+    parts = [torch.arange(n, device=dev)[:, None], previous, take_rows(previous, previous).reshape(n, -1),
              reverse_neighbours(previous), *extra]
     if n_random:
         parts.append(torch.randint(0, n, (n, n_random), device=dev, generator=generator))
@@ -305,6 +306,6 @@ class NeighbourDots(torch.autograd.Function):
         for s in range(0, n, ctx.rows):
             g, nb = grad[s : s + ctx.rows], idx[s : s + ctx.rows]
             # the query row receives Σ_j g_ij · x[idx_ij]; each neighbour receives g_ij · x[i]
-            grad_x[s : s + ctx.rows] += torch.bmm(g.unsqueeze(1), x[nb]).squeeze(1)
+            grad_x[s : s + ctx.rows] += torch.bmm(g.unsqueeze(1), take_rows(x, nb)).squeeze(1)
             grad_x.index_add_(0, nb.reshape(-1), (g[:, :, None] * x[s : s + ctx.rows, None, :]).reshape(-1, x.shape[1]))
         return grad_x, None, None

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import torch
 
 from mmgef.graphs.knn import Blocks, Method, edge_cosine, knn_indices, refine_topk, rows_per_chunk
+from mmgef.graphs.sparse import take_rows
 
 
 class KGraph(NamedTuple):
@@ -42,7 +43,7 @@ class NeighbourSum(torch.autograd.Function):
         n, d = idx.shape[0], x.shape[1]
         out = x.new_empty(n, d)
         for s in range(0, n, rows := rows_per_chunk(idx.shape[1] * d, 4096)):
-            out[s : s + rows] = torch.bmm(weight[s : s + rows].unsqueeze(1), x[idx[s : s + rows]]).squeeze(1)
+            out[s : s + rows] = torch.bmm(weight[s : s + rows].unsqueeze(1), take_rows(x, idx[s : s + rows])).squeeze(1)
         return out
 
     @staticmethod
@@ -58,7 +59,7 @@ class NeighbourSum(torch.autograd.Function):
             if grad_x is not None:  # each neighbour receives weight × the row's gradient
                 grad_x.index_add_(0, idx[s : s + rows].reshape(-1), (weight[s : s + rows, :, None] * g[:, None, :]).reshape(-1, d))
             if grad_w is not None:  # d out_i / d w_ij = x[idx_ij]
-                grad_w[s : s + rows] = torch.bmm(x[idx[s : s + rows]], g.unsqueeze(2)).squeeze(2)
+                grad_w[s : s + rows] = torch.bmm(take_rows(x, idx[s : s + rows]), g.unsqueeze(2)).squeeze(2)
         return grad_x, None, grad_w
 
 

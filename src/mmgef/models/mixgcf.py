@@ -27,7 +27,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from mmgef.models.base import Batch, take_rows
+from mmgef.graphs.sparse import take_rows
+from mmgef.models.base import Batch
 from mmgef.models.losses import bpr_loss, l2_loss
 
 _CHUNK_ENTRIES = 1 << 25  # entries held at once: rows × items (dense scores) or rows × M × d (gathered vectors)

@@ -30,8 +30,8 @@ from mmgef.features.fusion import l2_normalize
 from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.modules import CoInteractionGraph, SparseGraph
 from mmgef.graphs.propagation import propagate
-from mmgef.graphs.sparse import sym_normalize
-from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding, take_rows
+from mmgef.graphs.sparse import sym_normalize, take_rows
+from mmgef.models.base import Batch, ModelContext, Recommender, ego_l2, id_embedding
 from mmgef.models.losses import bce_loss, info_nce, pairwise_bce
 from mmgef.params import PretrainParams
 

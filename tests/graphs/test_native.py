@@ -168,7 +168,8 @@ def test_push_declines_what_it_does_not_compute_and_refuses_mismatched_shapes():
     m, a = _matrix(20, 10, torch.int32)
     a_t = to_torch_csr(m.T.tocsr())
     out = torch.empty(20, 4)
-    assert not native.csr_push(a_t.to(torch.float64), a.crow_indices(), torch.randn(10, 4, dtype=torch.float64), out.double(), False)
+    as_double = torch.randn(10, 4, dtype=torch.float64)
+    assert not native.csr_push(a_t.to(torch.float64), a.crow_indices(), as_double, out.double(), False)
     assert not native.csr_push(a_t, a.crow_indices(), torch.randn(10, 4), torch.empty(4, 20).T, False)
     with pytest.raises(ValueError, match=r"\(10, 20\) transposed matrix with a \(9, 4\) table"):
         native.csr_push(a_t, a.crow_indices(), torch.randn(9, 4), out, False)

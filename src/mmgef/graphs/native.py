@@ -3,7 +3,9 @@
 ``csr_dense``: a sparse CSR matrix times a dense table. torch's CPU product (``addmm``) runs 60–100 ns per non-zero
 once the table outgrows the cache (a 64-d table, one thread); ``kernels.c`` — a row loop that sums 16 or 64 floats at
 a time and prefetches the table rows it will gather 16 non-zeros ahead — runs 25–40 ns on the same products
-(``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). ``row_dots``: each query row's dot products
+(``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). ``csr_push``: the same product from Aᵀ, each
+table row read once, in order, and added into the output rows it reaches (where those are few and hot and the
+gathers would miss the cache: a user–item graph's item rows). ``row_dots``: each query row's dot products
 with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row.
 
 mmgef compiles the file on first use with the C compiler ``CC`` names (default ``cc``), for this CPU

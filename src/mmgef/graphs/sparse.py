@@ -174,11 +174,11 @@ def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
     plan their own part: in column blocks where ``column_block_width`` gives a width and rows scatter their gathers
     (``stretch_spread`` above 2), else pushed where that finds the writes cached and the gathers would not
     (``pushes``; blocks first: at 300k items blocks beat a push of the same rows), else as it is. Where no side
-    pushes, the whole matrix is planned as one. Blocks lose where neighbouring rows share columns. Measured, one thread, blocks of 32,768, on
-    user–item graphs whose users draw their 20 items from ±b ids of their own (spread in brackets): 100k users =
-    items, b = 1,000 (1.07) 1.21× slower, b = 10,000 (1.69) 1.05× slower; 300k, b = 1,000 (1.06) 1.65× slower,
-    b = 10,000 (1.55) 1.36× slower, b = 30,000 (2.8) 1.23× faster; random ids (3.1 at 100k, 6.3 at 300k) 2.0× and
-    1.7× faster. A GPU's sparse kernels have no such cache to miss."""
+    pushes, the whole matrix is planned as one. Blocks lose where neighbouring rows share columns. Measured, one
+    thread, blocks of 32,768, on user–item graphs whose users draw their 20 items from ±b ids of their own (spread in
+    brackets): 100k users = items, b = 1,000 (1.07) 1.21× slower, b = 10,000 (1.69) 1.05× slower; 300k, b = 1,000
+    (1.06) 1.65× slower, b = 10,000 (1.55) 1.36× slower, b = 30,000 (2.8) 1.23× faster; random ids (3.1 at 100k, 6.3
+    at 300k) 2.0× and 1.7× faster. A GPU's sparse kernels have no such cache to miss."""
     if x.device.type != "cpu":
         return adj
     sides = [(lo, hi, adj if (lo, hi) == (0, adj.shape[0]) else row_slice(adj, lo, hi)) for lo, hi in bipartite_sides(adj)]
@@ -202,7 +202,8 @@ def _gathered(adj: torch.Tensor, dim: int) -> torch.Tensor | ColumnBlocks:
 
 def bipartite_sides(adj: torch.Tensor) -> list[tuple[int, int]]:
     """[(0, U), (U, N)] where rows before U reach only columns from U on and the rows from U on only columns before U
-    (users then items), else [(0, N)]."""
+    (users then items), else [(0, N)]. Rows are read as sorted (their first and last column); a product planned on
+    any cut is the same product, so the test only decides what pays."""
     n = adj.shape[0]
     crow, col = adj.crow_indices().long(), adj.col_indices().long()
     filled = crow.diff() > 0
@@ -237,8 +238,9 @@ def pushes(adj: torch.Tensor, dim: int) -> bool:
     columns for a gather, rows for a push — says how often each finds it there; push where that share is larger by
     ``PUSH_MARGIN``. Needs the compiled kernel. Measured on user–item graphs (users = items, 20 interactions each,
     Zipf 0.9 popularity, one thread; ``benchmarks/bench_spmm.py --chosen``, ``benchmarks/results/scale/spmm.md``): a
-    million users, whose item rows push, 1.30 → 1.11 s per product under glibc, 1.10–1.16 → 0.84 s under jemalloc;
-    100k / 300k, users in column blocks and items pushed, 0.088 → 0.068 s and 0.389 → 0.262 s."""
+    million users, whose item rows push, 1.30 → 1.11 s per product under glibc, 1.10–1.16 → 0.84 s under jemalloc.
+    (At 100k / 300k the items pushed beside users in column blocks took 0.068 / 0.262 s against 0.070 / 0.309 s all
+    in blocks; ``for_product`` keeps the blocks there, as they won on MM-GEF's transposed item graphs.)"""
     if native.kernel() is None or adj._nnz() == 0:
         return False
     rows_cached = max(1, BLOCK_BYTES // (4 * dim))

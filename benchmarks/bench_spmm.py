@@ -10,9 +10,9 @@ huge pages): each block's slice of the table fits the cache, and each block adds
 more pass over it per block), the same sums in another order; the row names the graph's ``stretch_spread``, which
 decides whether the library blocks. ``--graph knn``: n items with 10 random neighbours each instead of the user–item
 graph; ``--graph banded --band B``: users = items whose 20 items lie within ±B ids of their own (neighbouring rows
-share columns). ``--blocks-only`` skips the degree-order and huge-page rows. ``--chosen`` adds the product as the library
-plans it (``for_product``: a user–item graph's item rows pushed, ``PushedRows``, where that pays). ``--kernels``: each row with mmgef's
-compiled kernel (``mmgef.graphs.native``, the default where a C compiler works), torch's addmm (``MMGEF_NATIVE=0``),
+share columns). ``--blocks-only`` skips the degree-order and huge-page rows. ``--chosen`` adds the product as the
+library plans it (``for_product``: a user–item graph's item rows pushed, ``PushedRows``, where that pays).
+``--kernels``: each row with mmgef's compiled kernel (``mmgef.graphs.native``, the default where a C compiler works), torch's addmm (``MMGEF_NATIVE=0``),
 or both.
 
     python benchmarks/bench_spmm.py [--sizes 100000 1000000] [--threads 1] [--blocks 16384 32768]

@@ -198,18 +198,18 @@ def main() -> None:
         df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
     stages = [c for c in ("load_s", "split_s", "knn_s", "cooccurrence_s", "build_s", "epoch_linear_s", "epoch_full_s",
                           "eval_10k_users_s") if c in df]
-    # one series per model, thread count, allocator and kernel: a fit across them would measure those, not the growth
+    df["tag"] = df["tag"].fillna("")
+    # one series per model, thread count, allocator, kernel and tag: a fit across them would measure those, not the growth
     df["series"] = (df["model"] + np.where(df["threads"] > 1, " (" + df["threads"].astype(str) + " threads)", "")
                     + np.where(df["allocator"] != "system", " (" + df["allocator"] + ")", "")
                     + np.where(df["kernel"] == "compiled", " (compiled)", "")
-                    + np.where(df["tag"].fillna("") != "", " [" + df["tag"].fillna("") + "]", ""))
+                    + np.where(df["tag"] != "", " [" + df["tag"] + "]", ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.drop(columns="series").to_csv(RESULTS / "scale.csv", index=False)
     plot(df, stages, RESULTS / "scale.png")
     slopes = [[m, *(round(fit_exponent(df[df.series == m]["interactions"], df[df.series == m][s]), 2) for s in stages)]
               for m in dict.fromkeys(df["series"])]
     df["settings"] = df["settings"].fillna("") if "settings" in df else ""
-    df["tag"] = df["tag"].fillna("")
     show = df[["items", "model", "threads", "allocator", "kernel", "tag", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(

@@ -30,17 +30,21 @@
     }                                                                                                  \
   } while (0)
 
+/* BODY(IT, D) with the row width D a compile-time constant for the common widths (no remainder loop), else d. */
+#define BY_WIDTH(BODY, IT)                                                                             \
+  switch (d) {                                                                                         \
+    case 16: BODY(IT, 16); break;                                                                      \
+    case 32: BODY(IT, 32); break;                                                                      \
+    case 64: BODY(IT, 64); break;                                                                      \
+    case 128: BODY(IT, 128); break;                                                                    \
+    default: BODY(IT, d);                                                                              \
+  }
+
 #define KERNEL(NAME, IT)                                                                               \
   void NAME(int64_t n_rows, int64_t r0, int64_t r1, const IT *restrict indptr, const IT *restrict idx, \
             const float *restrict val, const float *restrict x, float *restrict out, int64_t d,        \
             int accumulate) {                                                                          \
-    switch (d) {                                                                                       \
-      case 16: ROWS(IT, 16); break;                                                                    \
-      case 32: ROWS(IT, 32); break;                                                                    \
-      case 64: ROWS(IT, 64); break;                                                                    \
-      case 128: ROWS(IT, 128); break;                                                                  \
-      default: ROWS(IT, d);                                                                            \
-    }                                                                                                  \
+    BY_WIDTH(ROWS, IT);                                                                                \
   }
 
 KERNEL(csr_dense_i32, int32_t)
@@ -86,13 +90,7 @@ KERNEL(csr_dense_i64, int64_t)
     const int64_t last = indptr[n_src];                                                                \
     if (!accumulate) memset(out + d0 * d, 0, sizeof(float) * (size_t)((d1 - d0) * d));                 \
     const int partial = d0 > 0 || d1 < n_dst;                                                          \
-    switch (d) {                                                                                       \
-      case 16: PUSH(IT, 16); break;                                                                    \
-      case 32: PUSH(IT, 32); break;                                                                    \
-      case 64: PUSH(IT, 64); break;                                                                    \
-      case 128: PUSH(IT, 128); break;                                                                  \
-      default: PUSH(IT, d);                                                                            \
-    }                                                                                                  \
+    BY_WIDTH(PUSH, IT);                                                                                \
   }
 
 PUSH_KERNEL(csr_push_i32, int32_t)

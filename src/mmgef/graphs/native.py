@@ -114,13 +114,18 @@ def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="mmgef-kernels")
 
 
+def _applies(m: torch.Tensor, x: torch.Tensor, out: torch.Tensor, out_rows: int) -> bool:
+    """Whether a product kernel computes ``out`` ([out_rows, width of x]) from the CPU float32 CSR matrix ``m``."""
+    return (m.layout is torch.sparse_csr and m.device.type == "cpu" and x.device.type == "cpu"
+            and m.dtype is torch.float32 and x.dtype is torch.float32 and x.dim() == 2
+            and out.is_contiguous() and out.shape == (out_rows, x.shape[1]))
+
+
 def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:
     """``out = adj @ x`` (``out += adj @ x`` with ``accumulate``) by the compiled kernel. False, with nothing
     written, where it does not apply: no kernel, not a CPU CSR matrix, not float32, or ``out`` not contiguous."""
     lib = kernel()
-    if (lib is None or adj.layout is not torch.sparse_csr or adj.device.type != "cpu" or x.device.type != "cpu"
-            or adj.dtype is not torch.float32 or x.dtype is not torch.float32 or x.dim() != 2
-            or not out.is_contiguous() or out.shape != (adj.shape[0], x.shape[1])):
+    if lib is None or not _applies(adj, x, out, adj.shape[0]):
         return False
     if adj.shape[1] != x.shape[0]:  # the kernel trusts its indices: a short table would be read past its end
         raise ValueError(f"sparse product of a {tuple(adj.shape)} matrix with a {tuple(x.shape)} table")
@@ -142,9 +147,7 @@ def csr_push(adj_t: torch.Tensor, dest_crow: torch.Tensor, x: torch.Tensor, out:
     The sums are ``csr_dense``'s over A's sorted rows, bit for bit. False, with nothing written, where the kernel
     does not apply (as ``csr_dense``)."""
     lib = kernel()
-    if (lib is None or adj_t.layout is not torch.sparse_csr or adj_t.device.type != "cpu" or x.device.type != "cpu"
-            or adj_t.dtype is not torch.float32 or x.dtype is not torch.float32 or x.dim() != 2
-            or not out.is_contiguous() or out.shape != (adj_t.shape[1], x.shape[1])):
+    if lib is None or not _applies(adj_t, x, out, adj_t.shape[1]):
         return False
     if adj_t.shape[0] != x.shape[0] or dest_crow.shape != (adj_t.shape[1] + 1,):
         raise ValueError(f"sparse push of a {tuple(adj_t.shape)} transposed matrix with a {tuple(x.shape)} table "

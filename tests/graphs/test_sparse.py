@@ -220,6 +220,18 @@ def test_item_rows_push_where_the_popular_items_stay_cached_and_the_users_do_not
 
 
 @pytest.mark.skipif(native.kernel() is None, reason="no C compiler: no pushed products")
+def test_only_a_user_item_graphs_sides_push_not_an_item_graph_with_hot_rows(monkeypatch):
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 30)  # 30 rows of 4 floats cached
+    train = _user_item_train(400, 300, seed=3)
+    knn = _user_item_train(300, 300, seed=4)  # 8 neighbours per item, drawn by popularity
+    item_graph_t = to_torch_csr(knn.T.tocsr())  # a kNN graph's transpose: popular neighbours' rows are the hot ones
+    assert sparse_mod.pushes(item_graph_t, 4)  # the share test alone would push it
+    assert isinstance(sparse_mod.for_product(item_graph_t, torch.zeros(300, 4)), torch.Tensor)
+    planned = sparse_mod.for_product(to_torch_csr(bipartite_adjacency(train)), torch.zeros(700, 4))
+    assert isinstance(planned, RowSplit) and [type(p) for *_, p in planned.parts] == [torch.Tensor, PushedRows]
+
+
+@pytest.mark.skipif(native.kernel() is None, reason="no C compiler: no pushed products")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkeypatch, threads):
     monkeypatch.setattr(native, "PARALLEL_WORK", 0)

@@ -4,13 +4,18 @@
  * several Python threads can each take a range of rows.
  *
  * csr_dense_*: out[r0:r1] (=|+=) A[r0:r1] x for a CSR matrix A and a row-major float32 table x of d columns.
- * Within a row the non-zeros are summed in their stored order, as torch's own CSR product does. Rows of x are prefetched PREFETCH non-zeros ahead: past the cache every gather
- * is a memory access, and the hardware cannot guess which row comes next. The common widths get their own loops
- * with d known at compile time (the vectoriser then needs no remainder loop). */
+ * Within a row the non-zeros are summed in their stored order, as torch's own CSR product does. Rows of x are
+ * prefetched PREFETCH non-zeros ahead: past the cache every gather is a memory access, and the hardware cannot guess
+ * which row comes next. The prefetch fills L2, not L1 (locality hint NEAR = prefetcht1): an L1 fill holds one of
+ * L1's few miss buffers, so fewer gathers are in flight at once; on this project's 2-core EPYC a random 64-d gather
+ * from a million-row table took 663 ms per 20M non-zeros with L1 prefetches 16 ahead and 422 ms with L2 prefetches
+ * 24 ahead (benchmarks/results/scale/spmm.md). The common widths get their own loops with d known at compile time
+ * (the vectoriser then needs no remainder loop). */
 #include <stdint.h>
 #include <string.h>
 
-#define PREFETCH 16
+#define PREFETCH 24
+#define NEAR 2 /* __builtin_prefetch's locality: 2 = prefetcht1, into L2 */
 
 #define ROWS(IT, D)                                                                                    \
   do {                                                                                                 \
@@ -21,7 +26,7 @@
       for (int64_t j = indptr[r]; j < indptr[r + 1]; ++j) {                                            \
         if (j + PREFETCH < last) {                                                                     \
           const char *ahead = (const char *)(x + (int64_t)idx[j + PREFETCH] * (D));                    \
-          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 0, 0); \
+          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 0, NEAR); \
         }                                                                                              \
         const float v = val[j];                                                                        \
         const float *restrict xr = x + (int64_t)idx[j] * (D);                                          \
@@ -74,7 +79,7 @@ KERNEL(csr_dense_i64, int64_t)
       for (int64_t j = lo; j < hi; ++j) {                                                              \
         if (j + PREFETCH < last) {                                                                     \
           const char *ahead = (const char *)(out + (int64_t)idx[j + PREFETCH] * (D));                  \
-          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 1, 0); \
+          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 1, NEAR); \
         }                                                                                              \
         const float v = val[j];                                                                        \
         float *restrict o = out + (int64_t)idx[j] * (D);                                               \
@@ -108,7 +113,7 @@ void row_dots(int64_t n_rows, int64_t r0, int64_t r1, int64_t k, int64_t d, cons
       const int64_t e = i * k + j;
       if (e + 4 < last) {
         const char *ahead = (const char *)(x + idx[e + 4] * d);
-        for (int64_t b = 0; b < (int64_t)sizeof(float) * d; b += 64) __builtin_prefetch(ahead + b, 0, 0);
+        for (int64_t b = 0; b < (int64_t)sizeof(float) * d; b += 64) __builtin_prefetch(ahead + b, 0, NEAR);
       }
       const float *restrict xr = x + idx[e] * d;
       float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -14,8 +14,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifndef PREFETCH /* benchmarks/bench_prefetch.py builds variants with -DPREFETCH=… -DNEAR=… */
 #define PREFETCH 24
-#define NEAR 2 /* __builtin_prefetch's locality: 2 = prefetcht1, into L2 */
+#endif
+#ifndef NEAR
+#define NEAR 2 /* __builtin_prefetch's locality: 2 = prefetcht1, into L2; 0 = prefetchnta, 3 = prefetcht0, into L1 */
+#endif
 
 #define ROWS(IT, D)                                                                                    \
   do {                                                                                                 \

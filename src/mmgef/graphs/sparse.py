@@ -242,7 +242,7 @@ def pushes(adj: torch.Tensor, dim: int) -> bool:
     Zipf 0.9 popularity, one thread; ``benchmarks/bench_spmm.py --chosen``, ``benchmarks/results/scale/spmm.md``): a
     million users, whose item rows push, 1.30 → 1.11 s per product under glibc, 1.10–1.16 → 0.84 s under jemalloc.
     (At 100k / 300k the items pushed beside users in column blocks took 0.068 / 0.262 s against 0.070 / 0.309 s all
-    in blocks; ``for_product`` keeps the blocks there, as they won on MM-GEF's transposed item graphs.)"""
+    in blocks; ``for_product`` keeps the blocks there, and asks this only of a bipartite graph's sides.)"""
     if native.kernel() is None or adj._nnz() == 0:
         return False
     rows_cached = max(1, BLOCK_BYTES // (4 * dim))

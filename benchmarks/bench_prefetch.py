@@ -1,6 +1,7 @@
 """How far ahead, and into which cache, the product kernel should prefetch the table rows it will gather.
 
-Builds ``mmgef/graphs/kernels.c`` once per variant (``-DPREFETCH=distance -DNEAR=locality``: ``__builtin_prefetch``'s
+Builds ``mmgef/graphs/kernels.c`` once per variant of its prefetch for far tables (``-DFAR_AHEAD=distance
+-DFAR_HINT=locality``, every call here on a far table: ``native.FAR_TABLE_BYTES``; ``__builtin_prefetch``'s
 locality 0 = ``prefetchnta``, 1 = ``prefetcht2``, 2 = ``prefetcht1``, 3 = ``prefetcht0``) and times, on the random
 user–item graph of ``bench_spmm`` (users = items, 20 interactions each, Zipf 0.9 popularity, a 64-d table, one
 thread): the user rows' gathers (from items, the popular ones cached), the item rows' gathers (from users: random)
@@ -31,7 +32,7 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 
 def build(distance: int, locality: int, folder: Path) -> ctypes.CDLL:
     target = folder / f"kernels-{distance}-{locality}.so"
-    subprocess.run(["cc", *native.FLAGS, f"-DPREFETCH={distance}", f"-DNEAR={locality}", str(native.SOURCE), "-o",
+    subprocess.run(["cc", *native.FLAGS, f"-DFAR_AHEAD={distance}", f"-DFAR_HINT={locality}", str(native.SOURCE), "-o",
                     str(target)], check=True, capture_output=True, text=True)
     return ctypes.CDLL(str(target))
 
@@ -59,11 +60,11 @@ def main() -> None:
         libs = {v: build(*map(int, v.split(":")), Path(folder)) for v in args.variants}
         calls = {
             "user rows gathered": lambda lib: lib.csr_dense_i32(_I(n), _I(0), _I(n), *(_P(t.data_ptr()) for t in user_rows),
-                                                                _P(x.data_ptr()), _P(out.data_ptr()), _I(64), 0),
+                                                                _P(x.data_ptr()), _P(out.data_ptr()), _I(64), 0, 1),
             "item rows gathered": lambda lib: lib.csr_dense_i32(_I(n), _I(0), _I(n), *(_P(t.data_ptr()) for t in item_rows),
-                                                                _P(x.data_ptr()), _P(out.data_ptr()), _I(64), 0),
+                                                                _P(x.data_ptr()), _P(out.data_ptr()), _I(64), 0, 1),
             "item rows pushed": lambda lib: lib.csr_push_i32(_I(n), _I(n), _I(0), _I(n), *(_P(t.data_ptr()) for t in user_rows),
-                                                             _P(x.data_ptr()), _P(out.data_ptr()), _I(64), 0),
+                                                             _P(x.data_ptr()), _P(out.data_ptr()), _I(64), 0, 1),
         }
         best = {(v, c): float("inf") for v in libs for c in calls}
         for _ in range(args.rounds):

@@ -175,3 +175,21 @@ def test_push_declines_what_it_does_not_compute_and_refuses_mismatched_shapes():
         native.csr_push(a_t, a.crow_indices(), torch.randn(9, 4), out, False)
     with pytest.raises(ValueError, match="and 20 row pointers"):
         native.csr_push(a_t, a.crow_indices()[:-1], torch.randn(10, 4), out, False)
+
+
+@pytest.mark.parametrize("far_bytes", [0, 1 << 40])  # every table far (L2 prefetches), every table near (L1)
+def test_far_and_near_prefetches_give_the_same_numbers(monkeypatch, far_bytes):
+    monkeypatch.setattr(native, "FAR_TABLE_BYTES", far_bytes)
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(40, 30, generator=gen).mul_(torch.rand(40, 30, generator=gen) < 0.3).to_sparse_csr()
+    x = torch.randn(30, 64, generator=gen)
+    out = torch.empty(40, 64)
+    assert native.csr_dense(a, x, out, accumulate=False)
+    assert torch.equal(out, torch.sparse.mm(a, x))
+    a_t = a.to_dense().T.contiguous().to_sparse_csr()
+    pushed = torch.empty(40, 64)
+    assert native.csr_push(a_t, a.crow_indices(), x, pushed, accumulate=False)
+    assert torch.equal(pushed, out)
+    idx = torch.randint(0, 30, (40, 5), generator=gen)
+    q = torch.randn(40, 64, generator=gen)
+    assert torch.allclose(native.row_dots(x, idx, q), torch.einsum("nd,nkd->nk", q, x[idx]), atol=1e-5)

@@ -5,32 +5,39 @@
  *
  * csr_dense_*: out[r0:r1] (=|+=) A[r0:r1] x for a CSR matrix A and a row-major float32 table x of d columns.
  * Within a row the non-zeros are summed in their stored order, as torch's own CSR product does. Rows of x are
- * prefetched PREFETCH non-zeros ahead: past the cache every gather is a memory access, and the hardware cannot guess
- * which row comes next. The prefetch fills L2, not L1 (locality hint NEAR = prefetcht1): an L1 fill holds one of
- * L1's few miss buffers, so fewer gathers are in flight at once; on this project's 2-core EPYC a random 64-d gather
- * from a million-row table took 663 ms per 20M non-zeros with L1 prefetches 16 ahead and 422 ms with L2 prefetches
- * 24 ahead (benchmarks/results/scale/spmm.md). The common widths get their own loops with d known at compile time
- * (the vectoriser then needs no remainder loop). */
+ * prefetched some non-zeros ahead: past the cache every gather is a memory access, and the hardware cannot guess
+ * which row comes next. Where the table is far (bigger than the caller's threshold: mostly in memory), the prefetch
+ * fills L2, FAR_AHEAD non-zeros ahead (locality FAR_HINT = prefetcht1): an L1 fill holds one of L1's few miss
+ * buffers until its line arrives, so fewer gathers would be in flight; on this project's 2-core EPYC a random 64-d
+ * gather from a million-row table took 625 ms per 20M non-zeros with L1 prefetches 16 ahead and 412 ms with L2
+ * prefetches 24 ahead (benchmarks/bench_prefetch.py, benchmarks/results/scale/spmm.md). Where the table is near (it
+ * fits the caches), the L1 prefetch, NEAR_AHEAD ahead (prefetchnta), is the faster: the L2 one left LightGCN's and
+ * MM-GEF's epochs on Baby-size data 10-20% slower. The common widths get their own loops with d known at compile
+ * time (the vectoriser then needs no remainder loop). */
 #include <stdint.h>
 #include <string.h>
 
-#ifndef PREFETCH /* benchmarks/bench_prefetch.py builds variants with -DPREFETCH=… -DNEAR=… */
-#define PREFETCH 24
+/* benchmarks/bench_prefetch.py builds variants with -DFAR_AHEAD=... -DFAR_HINT=...; __builtin_prefetch's locality:
+ * 0 = prefetchnta and 3 = prefetcht0 (into L1), 2 = prefetcht1 and 1 = prefetcht2 (into L2) */
+#ifndef FAR_AHEAD
+#define FAR_AHEAD 24
 #endif
-#ifndef NEAR
-#define NEAR 2 /* __builtin_prefetch's locality: 2 = prefetcht1, into L2; 0 = prefetchnta, 3 = prefetcht0, into L1 */
+#ifndef FAR_HINT
+#define FAR_HINT 2
 #endif
+#define NEAR_AHEAD 16
+#define NEAR_HINT 0
 
-#define ROWS(IT, D)                                                                                    \
+#define ROWS(IT, D, AHEAD, HINT)                                                                                  \
   do {                                                                                                 \
     const int64_t last = indptr[n_rows];                                                               \
     for (int64_t r = r0; r < r1; ++r) {                                                                \
       float *restrict o = out + r * (D);                                                               \
       if (!accumulate) memset(o, 0, sizeof(float) * (D));                                              \
       for (int64_t j = indptr[r]; j < indptr[r + 1]; ++j) {                                            \
-        if (j + PREFETCH < last) {                                                                     \
-          const char *ahead = (const char *)(x + (int64_t)idx[j + PREFETCH] * (D));                    \
-          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 0, NEAR); \
+        if (j + (AHEAD) < last) {                                                                      \
+          const char *ahead = (const char *)(x + (int64_t)idx[j + (AHEAD)] * (D));                     \
+          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 0, HINT); \
         }                                                                                              \
         const float v = val[j];                                                                        \
         const float *restrict xr = x + (int64_t)idx[j] * (D);                                          \
@@ -39,20 +46,27 @@
     }                                                                                                  \
   } while (0)
 
-/* BODY(IT, D) with the row width D a compile-time constant for the common widths (no remainder loop), else d. */
-#define BY_WIDTH(BODY, IT)                                                                             \
+/* BODY(IT, D, AHEAD, HINT) with the row width D a compile-time constant for the common widths (no remainder loop),
+ * else d; the far or the near prefetch (both compile-time constants, as __builtin_prefetch needs). */
+#define BY_WIDTH_AT(BODY, IT, AHEAD, HINT)                                                             \
   switch (d) {                                                                                         \
-    case 16: BODY(IT, 16); break;                                                                      \
-    case 32: BODY(IT, 32); break;                                                                      \
-    case 64: BODY(IT, 64); break;                                                                      \
-    case 128: BODY(IT, 128); break;                                                                    \
-    default: BODY(IT, d);                                                                              \
+    case 16: BODY(IT, 16, AHEAD, HINT); break;                                                         \
+    case 32: BODY(IT, 32, AHEAD, HINT); break;                                                         \
+    case 64: BODY(IT, 64, AHEAD, HINT); break;                                                         \
+    case 128: BODY(IT, 128, AHEAD, HINT); break;                                                       \
+    default: BODY(IT, d, AHEAD, HINT);                                                                 \
+  }
+#define BY_WIDTH(BODY, IT)                                                                             \
+  if (far) {                                                                                           \
+    BY_WIDTH_AT(BODY, IT, FAR_AHEAD, FAR_HINT)                                                         \
+  } else {                                                                                             \
+    BY_WIDTH_AT(BODY, IT, NEAR_AHEAD, NEAR_HINT)                                                       \
   }
 
 #define KERNEL(NAME, IT)                                                                               \
   void NAME(int64_t n_rows, int64_t r0, int64_t r1, const IT *restrict indptr, const IT *restrict idx, \
             const float *restrict val, const float *restrict x, float *restrict out, int64_t d,        \
-            int accumulate) {                                                                          \
+            int accumulate, int far) {                                                                 \
     BY_WIDTH(ROWS, IT);                                                                                \
   }
 
@@ -67,7 +81,7 @@ KERNEL(csr_dense_i64, int64_t)
  * as csr_dense over A's sorted rows into a zeroed output. A thread owns the destination rows [d0, d1) and finds
  * them in each source row by binary search, so threads never write the same row; it zeroes them first unless
  * accumulate. */
-#define PUSH(IT, D)                                                                                    \
+#define PUSH(IT, D, AHEAD, HINT)                                                                                  \
   do {                                                                                                 \
     for (int64_t s = 0; s < n_src; ++s) {                                                              \
       int64_t lo = indptr[s], hi = indptr[s + 1];                                                      \
@@ -81,9 +95,9 @@ KERNEL(csr_dense_i64, int64_t)
       }                                                                                                \
       const float *restrict xs = x + s * (D);                                                          \
       for (int64_t j = lo; j < hi; ++j) {                                                              \
-        if (j + PREFETCH < last) {                                                                     \
-          const char *ahead = (const char *)(out + (int64_t)idx[j + PREFETCH] * (D));                  \
-          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 1, NEAR); \
+        if (j + (AHEAD) < last) {                                                                      \
+          const char *ahead = (const char *)(out + (int64_t)idx[j + (AHEAD)] * (D));                   \
+          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 1, HINT); \
         }                                                                                              \
         const float v = val[j];                                                                        \
         float *restrict o = out + (int64_t)idx[j] * (D);                                               \
@@ -95,7 +109,7 @@ KERNEL(csr_dense_i64, int64_t)
 #define PUSH_KERNEL(NAME, IT)                                                                          \
   void NAME(int64_t n_src, int64_t n_dst, int64_t d0, int64_t d1, const IT *restrict indptr,           \
             const IT *restrict idx, const float *restrict val, const float *restrict x,                \
-            float *restrict out, int64_t d, int accumulate) {                                          \
+            float *restrict out, int64_t d, int accumulate, int far) {                                 \
     const int64_t last = indptr[n_src];                                                                \
     if (!accumulate) memset(out + d0 * d, 0, sizeof(float) * (size_t)((d1 - d0) * d));                 \
     const int partial = d0 > 0 || d1 < n_dst;                                                          \
@@ -109,7 +123,7 @@ PUSH_KERNEL(csr_push_i64, int64_t)
  * search's re-scoring). Eight partial sums per dot, so the loop vectorises without reassociating float sums
  * (-ffast-math); the order differs from torch's bmm, so the last bits may. */
 void row_dots(int64_t n_rows, int64_t r0, int64_t r1, int64_t k, int64_t d, const int64_t *restrict idx,
-              const float *restrict x, const float *restrict q, float *restrict out) {
+              const float *restrict x, const float *restrict q, float *restrict out, int far) {
   const int64_t last = n_rows * k;
   for (int64_t i = r0; i < r1; ++i) {
     const float *restrict qi = q + i * d;
@@ -117,7 +131,10 @@ void row_dots(int64_t n_rows, int64_t r0, int64_t r1, int64_t k, int64_t d, cons
       const int64_t e = i * k + j;
       if (e + 4 < last) {
         const char *ahead = (const char *)(x + idx[e + 4] * d);
-        for (int64_t b = 0; b < (int64_t)sizeof(float) * d; b += 64) __builtin_prefetch(ahead + b, 0, NEAR);
+        for (int64_t b = 0; b < (int64_t)sizeof(float) * d; b += 64) {
+          if (far) __builtin_prefetch(ahead + b, 0, FAR_HINT);
+          else __builtin_prefetch(ahead + b, 0, NEAR_HINT);
+        }
       }
       const float *restrict xr = x + idx[e] * d;
       float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -2,7 +2,8 @@
 
 ``csr_dense``: a sparse CSR matrix times a dense table. torch's CPU product (``addmm``) runs 60–100 ns per non-zero
 once the table outgrows the cache (a 64-d table, one thread); ``kernels.c`` — a row loop that sums 16 or 64 floats at
-a time and prefetches the table rows it will gather 16 non-zeros ahead — runs 25–40 ns on the same products
+a time and prefetches the table rows it will gather (into L1, 16 non-zeros ahead, or into L2, 24 ahead, from a table
+larger than ``FAR_TABLE_BYTES``) — runs 19–40 ns on the same products
 (``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). ``csr_push``: the same product from Aᵀ, each
 table row read once, in order, and added into the output rows it reaches (where those are few and hot and the
 gathers would miss the cache: a user–item graph's item rows). ``row_dots``: each query row's dot products
@@ -43,11 +44,19 @@ SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
 PARALLEL_WORK = 1 << 20  # below this a second thread's start-up costs more than it saves (Baby's graph: 0.24M)
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
-_SIGNATURES = {"csr_dense_i32": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
-               "csr_dense_i64": (_I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
-               "csr_push_i32": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
-               "csr_push_i64": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, ctypes.c_int),
-               "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR)}
+_INT = ctypes.c_int
+_SIGNATURES = {"csr_dense_i32": (_I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
+               "csr_dense_i64": (_I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
+               "csr_push_i32": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
+               "csr_push_i64": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
+               "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _INT)}
+# A table bigger than this is "far" (mostly in memory): the kernels prefetch its rows into L2, further ahead, rather
+# than into L1 (kernels.c). Baby's and a 10k-item catalogue's 64-d tables (2-5 MB) are near, 100k items' (26 MB) far.
+FAR_TABLE_BYTES = 8 << 20
+
+
+def _far(table: torch.Tensor) -> int:
+    return int(table.numel() * table.element_size() > FAR_TABLE_BYTES)
 
 
 def _cpu_signature() -> str:
@@ -134,7 +143,7 @@ def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate:
     run = lib.csr_dense_i32 if crow.dtype is torch.int32 else lib.csr_dense_i64
     n_rows = adj.shape[0]
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
-                int(accumulate))
+                int(accumulate), _far(x))
     _in_row_ranges(lambda lo, hi: run(n_rows, lo, hi, *pointers), n_rows, values.numel(),
                    lambda shares: torch.searchsorted(crow, shares.to(crow.dtype)))
     return True
@@ -157,7 +166,7 @@ def csr_push(adj_t: torch.Tensor, dest_crow: torch.Tensor, x: torch.Tensor, out:
     run = lib.csr_push_i32 if crow.dtype is torch.int32 else lib.csr_push_i64
     n_src, n_dst = adj_t.shape
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
-                int(accumulate))
+                int(accumulate), _far(out))  # the push prefetches the rows it writes
     _in_row_ranges(lambda lo, hi: run(n_src, n_dst, lo, hi, *pointers), n_dst, values.numel(),
                    lambda shares: torch.searchsorted(dest_crow, shares.to(dest_crow.dtype)))
     return True
@@ -177,7 +186,7 @@ def row_dots(x: torch.Tensor, idx: torch.Tensor, queries: torch.Tensor) -> torch
         raise ValueError(f"row dots: candidate ids outside the table's {x.shape[0]} rows")
     x, idx, queries = x.detach().contiguous(), idx.contiguous(), queries.detach().contiguous()
     out = torch.empty(n, k)
-    pointers = (idx.data_ptr(), x.data_ptr(), queries.data_ptr(), out.data_ptr())
+    pointers = (idx.data_ptr(), x.data_ptr(), queries.data_ptr(), out.data_ptr(), _far(x))
     _in_row_ranges(lambda lo, hi: lib.row_dots(n, lo, hi, k, d, *pointers), n, n * k,
                    lambda shares: torch.div(shares, k, rounding_mode="floor"))
     return out

@@ -28,7 +28,7 @@
 #define NEAR_AHEAD 16
 #define NEAR_HINT 0
 
-#define ROWS(IT, D, AHEAD, HINT)                                                                                  \
+#define ROWS(IT, D, AHEAD, HINT)                                                                       \
   do {                                                                                                 \
     const int64_t last = indptr[n_rows];                                                               \
     for (int64_t r = r0; r < r1; ++r) {                                                                \
@@ -81,7 +81,7 @@ KERNEL(csr_dense_i64, int64_t)
  * as csr_dense over A's sorted rows into a zeroed output. A thread owns the destination rows [d0, d1) and finds
  * them in each source row by binary search, so threads never write the same row; it zeroes them first unless
  * accumulate. */
-#define PUSH(IT, D, AHEAD, HINT)                                                                                  \
+#define PUSH(IT, D, AHEAD, HINT)                                                                       \
   do {                                                                                                 \
     for (int64_t s = 0; s < n_src; ++s) {                                                              \
       int64_t lo = indptr[s], hi = indptr[s + 1];                                                      \

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import subprocess
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +32,7 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 
 def build(distance: int, locality: int, folder: Path) -> ctypes.CDLL:
     target = folder / f"kernels-{distance}-{locality}.so"
-    subprocess.run(["cc", *native.FLAGS, f"-DFAR_AHEAD={distance}", f"-DFAR_HINT={locality}", str(native.SOURCE), "-o",
-                    str(target)], check=True, capture_output=True, text=True)
+    native.compile_kernels(os.environ.get("CC", "cc"), target, (f"-DFAR_AHEAD={distance}", f"-DFAR_HINT={locality}"))
     return ctypes.CDLL(str(target))
 
 

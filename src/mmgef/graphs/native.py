@@ -74,13 +74,15 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmgef"
 
 
-def _compile(cc: str, target: Path) -> None:
-    """Build the kernels into ``target`` atomically: concurrent workers may race, and each sees a whole file."""
+def compile_kernels(cc: str, target: Path, defines: tuple[str, ...] = ()) -> None:
+    """Build the kernels into ``target`` atomically: concurrent workers may race, and each sees a whole file.
+    ``defines`` (``-DNAME=value``) override the source's tunable constants (``benchmarks/bench_prefetch.py``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
     os.close(fd)
     try:
-        subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp], check=True, capture_output=True, text=True, timeout=120)
+        subprocess.run([cc, *FLAGS, *defines, str(SOURCE), "-o", tmp], check=True, capture_output=True, text=True,
+                       timeout=120)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -96,7 +98,7 @@ def kernel() -> ctypes.CDLL | None:
     target = _cache_dir() / f"kernels-{digest}.so"
     try:
         if not target.exists():
-            _compile(cc, target)
+            compile_kernels(cc, target)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", None) or err

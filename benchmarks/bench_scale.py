@@ -45,6 +45,7 @@ from mmgef.data.split import make_split
 from mmgef.eval.evaluator import Evaluator
 from mmgef.graphs.cooccurrence import cooccurrence_graph
 from mmgef.graphs.knn import knn_indices
+from mmgef.graphs.modules import set_gather_precision
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import build_model
 from mmgef.training.allocator import reuse_freed_memory
@@ -68,6 +69,7 @@ if model_name == "mmgef":
 # handed over as runs.prepare hands them (the model may normalise the features in place instead of copying them)
 ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities, owns_content=True)
 model = timed("build_s", lambda: build_model(cfg.params, ctx, cfg.train.reg))
+set_gather_precision(model, cfg.train.gather_precision)  # as runs.prepare does
 ds.content = {}
 del ctx  # it holds the dataset's feature dict too: the trainer keeps neither once the model is built
 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)

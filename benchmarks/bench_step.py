@@ -22,6 +22,7 @@ import torch
 from random_graph import zipf_interactions
 
 from mmgef.config import resolve_run_config
+from mmgef.graphs.modules import set_gather_precision
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import build_model
 from mmgef.training.sampling import UniformSampler
@@ -41,6 +42,7 @@ def main() -> None:
         content = {"image": np.ascontiguousarray(feats[:, :128]), "text": np.ascontiguousarray(feats[:, 128:])}
     cfg = resolve_run_config(model=model_name, data="lastfm2k", sets=["progress=false", *sets])
     model = build_model(cfg.params, ModelContext(n, n, train, content, {}, frozenset(), owns_content=True), 1e-4)
+    set_gather_precision(model, cfg.train.gather_precision)
     opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=1e-3)
     batches = UniformSampler(train).batches(-(-train.nnz // 32), np.random.default_rng(0))
     model.train()

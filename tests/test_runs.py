@@ -121,3 +121,28 @@ def test_cold_ids_none_needs_an_item_id_embedding():
 def test_warm_targets_need_every_item_ranked():
     with pytest.raises(MMGEFError, match="every item must be ranked"):
         resolve_run_config(model="mmgef", sets=["split=cold", "cold_eval=cold_only", "cold_targets=new+warm"])
+
+
+def test_gather_precision_at_its_default_keeps_old_digests_and_needs_a_graph():
+    base = resolve_run_config(model="lightgcn")
+    assert resolve_run_config(model="lightgcn", sets=["gather_precision=float32"]).digest() == base.digest()
+    assert resolve_run_config(model="lightgcn", sets=["gather_precision=bfloat16"]).digest() != base.digest()
+    with pytest.raises(MMGEFError, match="gather_precision"):
+        resolve_run_config(model="lightgcn", sets=["gather_precision=float16"])
+    with pytest.raises(MMGEFError, match="model 'mf' has no constant graph"):
+        runs.prepare(resolve_run_config(model="mf", sets=["gather_precision=bfloat16"]))
+
+
+def test_a_bfloat16_run_reproduces_its_metrics_and_trains_near_the_exact_one(tiny_dir, tmp_path):
+    """The rounding changes the numbers (so the setting is in effect) but not what the model learns; a saved run is
+    loaded with its precision, so it re-evaluates to the metrics it reported."""
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        cfg = resolve_run_config(model="lightgcn", data=str(tiny_dir),
+                                 sets=["epochs=8", "lr=0.05", "progress=false", f"gather_precision={precision}"])
+        results[precision] = runs.train(cfg, tmp_path / precision)
+        assert runs.evaluate(tmp_path / precision)["test"] == pytest.approx(results[precision]["test"], abs=1e-6)
+    exact, rounded = (json.loads((tmp_path / p / "results.json").read_text()) for p in ("float32", "bfloat16"))
+    assert exact["valid"] != rounded["valid"]
+    for part in ("valid", "test"):
+        assert rounded[part]["recall@20"] == pytest.approx(exact[part]["recall@20"], abs=0.05)

@@ -84,6 +84,10 @@ class TrainConfig(Strict):
         False, description="glibc: keep the training loop's freed tensors in the heap for the next step instead of "
                            "unmapping them: 15-33% faster epochs above ~100k items, at a higher peak RSS "
                            "(benchmarks/results/scale/allocator.md); the results do not change")
+    gather_precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16: the constant graphs' sparse products (user-item graph, E^c, frozen kNN graphs) "
+                               "read their dense operand rounded to bfloat16 and sum in float32: half the bytes per "
+                               "random gather, a faster epoch past the cache (README, Scale); float32: exact")
     sampler: Literal["uniform", "mixgcf"] = Field("uniform", description="mixgcf: hard negatives mixed from candidates")
     n_candidates: int = Field(64, gt=0, description="MixGCF candidate negatives per pair (M; 64 in the paper)")
     negatives: Literal["all", "interacted"] = Field(
@@ -195,6 +199,8 @@ class RunConfig(Strict):
         for key in ("eval_users", "steps_per_epoch"):
             if dumped["train"][key] is None:
                 dumped["train"].pop(key)
+        if self.train.gather_precision == "float32":  # exact products: every run before the setting existed
+            dumped["train"].pop("gather_precision")
         if self.train.workers == 1:  # one worker trains as every run before the setting existed
             dumped["train"].pop("workers")
         for key in ("location", "fingerprint"):

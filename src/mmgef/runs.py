@@ -21,6 +21,7 @@ from mmgef.data.registry import load_dataset, spec_location
 from mmgef.data.split import Split, make_split
 from mmgef.devices import resolve_device, set_threads
 from mmgef.errors import ConfigError, MMGEFError
+from mmgef.graphs.modules import set_gather_precision
 from mmgef.io import check_unlocked, locked_dir, read_safetensors, write_json
 from mmgef.models.base import ModelContext, Recommender, withhold_item_ids
 from mmgef.models.registry import build_model
@@ -71,6 +72,9 @@ def prepare(cfg: RunConfig, keep_context: bool = False, device: str | None = Non
     ctx = ModelContext(dataset.n_users, dataset.n_items, split.train, dataset.content, dataset.user_content,
                        dataset.joint_modalities, owns_content=not keep_context)
     model = build_model(cfg.params, ctx, cfg.train.reg).to(device)
+    if cfg.train.gather_precision != "float32" and not set_gather_precision(model, cfg.train.gather_precision):
+        raise ConfigError(f"gather_precision={cfg.train.gather_precision}: model '{cfg.model}' has no constant graph "
+                          "whose products it would round; drop the setting")
     if cfg.train.init:
         load_pretrained(cfg.train.init, model, dataset)
     if cfg.data.cold_ids == "none" and not withhold_item_ids(model, split.untrained_items()):

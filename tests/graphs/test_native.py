@@ -193,3 +193,23 @@ def test_far_and_near_prefetches_give_the_same_numbers(monkeypatch, far_bytes):
     idx = torch.randint(0, 30, (40, 5), generator=gen)
     q = torch.randn(40, 64, generator=gen)
     assert torch.allclose(native.row_dots(x, idx, q), torch.einsum("nd,nkd->nk", q, x[idx]), atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [16, 64, 7, 130])
+@pytest.mark.parametrize("index", [torch.int32, torch.int64])
+@pytest.mark.parametrize("far_bytes", [0, 1 << 40])
+def test_a_bfloat16_table_is_read_widened_bit_for_bit_as_its_float32_copy(monkeypatch, dim, index, far_bytes):
+    monkeypatch.setattr(native, "FAR_TABLE_BYTES", far_bytes)
+    m, a = _matrix(257, 190, index)
+    t = to_torch_csr(m.T.tocsr())
+    a_t = torch.sparse_csr_tensor(t.crow_indices().to(index), t.col_indices().to(index), t.values(), t.shape,
+                                  check_invariants=True)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32)).to(torch.bfloat16)
+    want = torch.sparse.mm(a.to(torch.float32), x.float())  # the widening is exact; the sums are the float32 ones
+    gathered, pushed = torch.full((257, dim), float("nan")), torch.full((257, dim), float("nan"))
+    assert native.csr_dense(a, x, gathered, accumulate=False)
+    assert native.csr_push(a_t, a.crow_indices(), x, pushed, accumulate=False)
+    assert torch.equal(gathered, want) and torch.equal(pushed, want)
+    assert native.csr_dense(a, x, gathered, accumulate=True)
+    assert torch.allclose(gathered, 2 * want, atol=1e-5)
+    assert not native.csr_dense(a, x, torch.empty(257, dim, dtype=torch.bfloat16), False)  # the output stays float32

@@ -8,12 +8,13 @@ import torch
 import mmgef.graphs.sparse as sparse_mod
 from mmgef.graphs import native
 from mmgef.graphs.bipartite import bipartite_adjacency
-from mmgef.graphs.modules import PrunedBipartiteGraph, SparseGraph
+from mmgef.graphs.modules import FrozenKnnGraph, PrunedBipartiteGraph, SparseGraph, set_gather_precision
 from mmgef.graphs.propagation import propagate
 from mmgef.graphs.sparse import (
     ColumnBlocks,
     EdgeList,
     PushedRows,
+    RoundedTable,
     RowSplit,
     column_block_width,
     index_dtype,
@@ -249,6 +250,52 @@ def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkey
     assert whole_op is not None and isinstance(whole_op, torch.Tensor)
     assert isinstance(split_op, RowSplit) and [type(p) for *_, p in split_op.parts] == [torch.Tensor, PushedRows]
     assert torch.equal(whole, split) and torch.equal(whole_grad, split_grad)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("cached_rows", [10_000, 30])  # the whole product; users gathered and items pushed
+def test_bfloat16_gathers_round_the_table_and_the_gradient_and_nothing_else(monkeypatch, compiled, cached_rows):
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * cached_rows)
+    if not compiled:
+        monkeypatch.setenv(native.NATIVE_ENV, "0")
+    native.kernel.cache_clear()
+    try:
+        graph = SparseGraph(bipartite_adjacency(_user_item_train(400, 300, seed=2)), symmetric=True)
+        model = torch.nn.Module()
+        model.graph = graph
+        assert set_gather_precision(model, "bfloat16") == 1
+        x = torch.randn(700, 4, generator=torch.Generator().manual_seed(5), requires_grad=True)
+        up = torch.randn(700, 4, generator=torch.Generator().manual_seed(6))
+        y = graph.mm(x)
+        y.backward(up)
+        plan = graph._cache_operands[0]
+        assert isinstance(plan, RoundedTable) and plan.dtype is torch.bfloat16
+        if compiled and cached_rows == 30 and native.kernel() is not None:
+            assert isinstance(plan.plan, RowSplit)
+        a = graph.adj.to_dense()
+        rounded = x.detach().to(torch.bfloat16).float()
+        assert not torch.equal(rounded, x.detach())  # the test would see a missing rounding
+        assert torch.allclose(y, a @ rounded, atol=1e-5) and torch.equal(y, sparse_product(graph.adj, rounded))
+        assert torch.equal(x.grad, sparse_product(graph.adj, up.to(torch.bfloat16).float()))
+        assert (y - a @ x.detach()).abs().max() > 1e-4  # the product did read the rounded table
+    finally:
+        native.kernel.cache_clear()
+
+
+def test_gather_precision_reaches_every_constant_graph_and_renews_their_plans():
+    knn = FrozenKnnGraph(50, 3)
+    knn.store(torch.randint(0, 50, (50, 3), generator=torch.Generator().manual_seed(0)), torch.rand(50, 3))
+    model = torch.nn.Module()
+    model.knn, model.graph = knn, SparseGraph(bipartite_adjacency(_user_item_train(30, 20, seed=1)), symmetric=True)
+    x = torch.randn(50, 8)
+    exact = knn.mm(x)
+    assert set_gather_precision(model, "bfloat16") == 2
+    rounded = knn.mm(x)
+    assert isinstance(knn._cache_operands[0], RoundedTable) and not torch.equal(rounded, exact)
+    assert torch.allclose(rounded, exact, rtol=2e-2, atol=2e-2)
+    set_gather_precision(model, "float32")
+    assert torch.equal(knn.mm(x), exact) and isinstance(knn._cache_operands[0], torch.Tensor)
+    assert set_gather_precision(torch.nn.Linear(2, 2), "bfloat16") == 0
 
 
 @pytest.mark.parametrize("shape", [(50,), (10, 5)])

@@ -13,9 +13,22 @@
  * prefetches 24 ahead (benchmarks/bench_prefetch.py, benchmarks/results/scale/spmm.md). Where the table is near (it
  * fits the caches), the L1 prefetch, NEAR_AHEAD ahead (prefetchnta), is the faster: the L2 one left LightGCN's and
  * MM-GEF's epochs on Baby-size data 10-20% slower. The common widths get their own loops with d known at compile
- * time (the vectoriser then needs no remainder loop). */
+ * time (the vectoriser then needs no remainder loop).
+ *
+ * The *_bf16 kernels read the table as bfloat16 (train.gather_precision=bfloat16): half the bytes per gathered row,
+ * widened to float32 (exact) before the multiply, summed in float32 as the float32 kernels sum; so their product is
+ * the float32 kernel's over the table rounded to bfloat16, bit for bit. */
 #include <stdint.h>
 #include <string.h>
+
+static inline float widen_f32(float v) { return v; }
+static inline float widen_bf16(uint16_t v) {  /* bfloat16 is float32's upper half */
+  const uint32_t bits = (uint32_t)v << 16;
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+#define WIDEN(v) _Generic((v), uint16_t: widen_bf16, default: widen_f32)(v)
 
 /* benchmarks/bench_prefetch.py builds variants with -DFAR_AHEAD=... -DFAR_HINT=...; __builtin_prefetch's locality:
  * 0 = prefetchnta and 3 = prefetcht0 (into L1), 2 = prefetcht1 and 1 = prefetcht2 (into L2) */
@@ -28,7 +41,7 @@
 #define NEAR_AHEAD 16
 #define NEAR_HINT 0
 
-#define ROWS(IT, D, AHEAD, HINT)                                                                       \
+#define ROWS(IT, TX, D, AHEAD, HINT)                                                                   \
   do {                                                                                                 \
     const int64_t last = indptr[n_rows];                                                               \
     for (int64_t r = r0; r < r1; ++r) {                                                                \
@@ -37,41 +50,43 @@
       for (int64_t j = indptr[r]; j < indptr[r + 1]; ++j) {                                            \
         if (j + (AHEAD) < last) {                                                                      \
           const char *ahead = (const char *)(x + (int64_t)idx[j + (AHEAD)] * (D));                     \
-          for (int64_t b = 0; b < (int64_t)sizeof(float) * (D); b += 64) __builtin_prefetch(ahead + b, 0, HINT); \
+          for (int64_t b = 0; b < (int64_t)sizeof(TX) * (D); b += 64) __builtin_prefetch(ahead + b, 0, HINT); \
         }                                                                                              \
         const float v = val[j];                                                                        \
-        const float *restrict xr = x + (int64_t)idx[j] * (D);                                          \
-        for (int64_t k = 0; k < (D); ++k) o[k] += v * xr[k];                                           \
+        const TX *restrict xr = x + (int64_t)idx[j] * (D);                                             \
+        for (int64_t k = 0; k < (D); ++k) o[k] += v * WIDEN(xr[k]);                                    \
       }                                                                                                \
     }                                                                                                  \
   } while (0)
 
-/* BODY(IT, D, AHEAD, HINT) with the row width D a compile-time constant for the common widths (no remainder loop),
+/* BODY(IT, TX, D, AHEAD, HINT) with the row width D a compile-time constant for the common widths (no remainder loop),
  * else d; the far or the near prefetch (both compile-time constants, as __builtin_prefetch needs). */
-#define BY_WIDTH_AT(BODY, IT, AHEAD, HINT)                                                             \
+#define BY_WIDTH_AT(BODY, IT, TX, AHEAD, HINT)                                                         \
   switch (d) {                                                                                         \
-    case 16: BODY(IT, 16, AHEAD, HINT); break;                                                         \
-    case 32: BODY(IT, 32, AHEAD, HINT); break;                                                         \
-    case 64: BODY(IT, 64, AHEAD, HINT); break;                                                         \
-    case 128: BODY(IT, 128, AHEAD, HINT); break;                                                       \
-    default: BODY(IT, d, AHEAD, HINT);                                                                 \
+    case 16: BODY(IT, TX, 16, AHEAD, HINT); break;                                                     \
+    case 32: BODY(IT, TX, 32, AHEAD, HINT); break;                                                     \
+    case 64: BODY(IT, TX, 64, AHEAD, HINT); break;                                                     \
+    case 128: BODY(IT, TX, 128, AHEAD, HINT); break;                                                   \
+    default: BODY(IT, TX, d, AHEAD, HINT);                                                             \
   }
-#define BY_WIDTH(BODY, IT)                                                                             \
+#define BY_WIDTH(BODY, IT, TX)                                                                         \
   if (far) {                                                                                           \
-    BY_WIDTH_AT(BODY, IT, FAR_AHEAD, FAR_HINT)                                                         \
+    BY_WIDTH_AT(BODY, IT, TX, FAR_AHEAD, FAR_HINT)                                                     \
   } else {                                                                                             \
-    BY_WIDTH_AT(BODY, IT, NEAR_AHEAD, NEAR_HINT)                                                       \
+    BY_WIDTH_AT(BODY, IT, TX, NEAR_AHEAD, NEAR_HINT)                                                   \
   }
 
-#define KERNEL(NAME, IT)                                                                               \
+#define KERNEL(NAME, IT, TX)                                                                           \
   void NAME(int64_t n_rows, int64_t r0, int64_t r1, const IT *restrict indptr, const IT *restrict idx, \
-            const float *restrict val, const float *restrict x, float *restrict out, int64_t d,        \
+            const float *restrict val, const TX *restrict x, float *restrict out, int64_t d,           \
             int accumulate, int far) {                                                                 \
-    BY_WIDTH(ROWS, IT);                                                                                \
+    BY_WIDTH(ROWS, IT, TX);                                                                            \
   }
 
-KERNEL(csr_dense_i32, int32_t)
-KERNEL(csr_dense_i64, int64_t)
+KERNEL(csr_dense_i32, int32_t, float)
+KERNEL(csr_dense_i64, int64_t, float)
+KERNEL(csr_dense_i32_bf16, int32_t, uint16_t)
+KERNEL(csr_dense_i64_bf16, int64_t, uint16_t)
 
 /* csr_push_*: out[d0:d1] += A x for the rows of A in [d0, d1), read from A's transpose (CSR of n_src rows, each
  * its destination rows in ascending order): each source row of x is read once, in order, and added into the output
@@ -81,19 +96,19 @@ KERNEL(csr_dense_i64, int64_t)
  * as csr_dense over A's sorted rows into a zeroed output. A thread owns the destination rows [d0, d1) and finds
  * them in each source row by binary search, so threads never write the same row; it zeroes them first unless
  * accumulate. */
-#define PUSH(IT, D, AHEAD, HINT)                                                                       \
+#define PUSH(IT, TX, D, AHEAD, HINT)                                                                   \
   do {                                                                                                 \
     for (int64_t s = 0; s < n_src; ++s) {                                                              \
       int64_t lo = indptr[s], hi = indptr[s + 1];                                                      \
       if (lo == hi) continue;                                                                          \
       if (partial) {                                                                                   \
         int64_t a = lo, b = hi;                                                                        \
-        while (a < b) { int64_t m = (a + b) >> 1; if (idx[m] < d0) a = m + 1; else b = m; }           \
+        while (a < b) { int64_t m = (a + b) >> 1; if (idx[m] < d0) a = m + 1; else b = m; }            \
         lo = a; b = hi;                                                                                \
-        while (a < b) { int64_t m = (a + b) >> 1; if (idx[m] < d1) a = m + 1; else b = m; }           \
+        while (a < b) { int64_t m = (a + b) >> 1; if (idx[m] < d1) a = m + 1; else b = m; }            \
         hi = a;                                                                                        \
       }                                                                                                \
-      const float *restrict xs = x + s * (D);                                                          \
+      const TX *restrict xs = x + s * (D);                                                             \
       for (int64_t j = lo; j < hi; ++j) {                                                              \
         if (j + (AHEAD) < last) {                                                                      \
           const char *ahead = (const char *)(out + (int64_t)idx[j + (AHEAD)] * (D));                   \
@@ -101,23 +116,25 @@ KERNEL(csr_dense_i64, int64_t)
         }                                                                                              \
         const float v = val[j];                                                                        \
         float *restrict o = out + (int64_t)idx[j] * (D);                                               \
-        for (int64_t k = 0; k < (D); ++k) o[k] += v * xs[k];                                           \
+        for (int64_t k = 0; k < (D); ++k) o[k] += v * WIDEN(xs[k]);                                    \
       }                                                                                                \
     }                                                                                                  \
   } while (0)
 
-#define PUSH_KERNEL(NAME, IT)                                                                          \
+#define PUSH_KERNEL(NAME, IT, TX)                                                                      \
   void NAME(int64_t n_src, int64_t n_dst, int64_t d0, int64_t d1, const IT *restrict indptr,           \
-            const IT *restrict idx, const float *restrict val, const float *restrict x,                \
+            const IT *restrict idx, const float *restrict val, const TX *restrict x,                   \
             float *restrict out, int64_t d, int accumulate, int far) {                                 \
     const int64_t last = indptr[n_src];                                                                \
     if (!accumulate) memset(out + d0 * d, 0, sizeof(float) * (size_t)((d1 - d0) * d));                 \
     const int partial = d0 > 0 || d1 < n_dst;                                                          \
-    BY_WIDTH(PUSH, IT);                                                                                \
+    BY_WIDTH(PUSH, IT, TX);                                                                            \
   }
 
-PUSH_KERNEL(csr_push_i32, int32_t)
-PUSH_KERNEL(csr_push_i64, int64_t)
+PUSH_KERNEL(csr_push_i32, int32_t, float)
+PUSH_KERNEL(csr_push_i64, int64_t, float)
+PUSH_KERNEL(csr_push_i32_bf16, int32_t, uint16_t)
+PUSH_KERNEL(csr_push_i64_bf16, int64_t, uint16_t)
 
 /* out[i, j] = q[i] . x[idx[i, j]] for rows i in [r0, r1): each query's similarity to its k candidates (a kNN
  * search's re-scoring). Eight partial sums per dot, so the loop vectorises without reassociating float sums

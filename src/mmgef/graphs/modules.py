@@ -26,23 +26,39 @@ class SparseGraph(nn.Module):
     """A constant sparse matrix A (CSR buffer, plus Aᵀ when A is not symmetric); ``mm(x)`` = A x.
 
     The products take A and Aᵀ as ``for_product`` gives them (column blocks on CPU for graphs that outgrow the
-    cache), made once per pair of buffers, device and width of ``x``; the cache holds the buffers it was made from
-    and is checked by identity, so moving the model or replacing a buffer renews it. It is never saved."""
+    cache), made once per pair of buffers, device, width of ``x`` and ``table_dtype`` (``set_gather_precision``);
+    the cache holds the buffers it was made from and is checked by identity, so moving the model or replacing a
+    buffer renews it. It is never saved."""
 
     def __init__(self, m: sp.spmatrix, symmetric: bool) -> None:
         super().__init__()
         self.register_buffer("adj", to_torch_csr(m), persistent=False)
         self.register_buffer("adj_t", None if symmetric else to_torch_csr(sp.csr_matrix(m).T.tocsr()), persistent=False)
-        self._cache_made_from: tuple[torch.Tensor, torch.Tensor | None, torch.device, int] | None = None
+        self.table_dtype = torch.float32
+        self._cache_made_from: tuple[torch.Tensor, torch.Tensor | None, torch.device, int, torch.dtype] | None = None
         self._cache_operands: tuple[Matrix, Matrix | None] | None = None
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         made = self._cache_made_from
         if self._cache_operands is None or made is None or made[0] is not self.adj or made[1] is not self.adj_t \
-                or made[2:] != (x.device, x.shape[1]):
-            self._cache_operands = (for_product(self.adj, x), None if self.adj_t is None else for_product(self.adj_t, x))
-            self._cache_made_from = (self.adj, self.adj_t, x.device, x.shape[1])
+                or made[2:] != (x.device, x.shape[1], self.table_dtype):
+            self._cache_operands = (for_product(self.adj, x, self.table_dtype),
+                                    None if self.adj_t is None else for_product(self.adj_t, x, self.table_dtype))
+            self._cache_made_from = (self.adj, self.adj_t, x.device, x.shape[1], self.table_dtype)
         return spmm(self._cache_operands[0], x, self._cache_operands[1])
+
+
+GATHER_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def set_gather_precision(model: nn.Module, precision: str) -> int:
+    """Make the constant graphs' products in ``model`` (``SparseGraph``, ``FrozenKnnGraph``: user–item graphs, E^c,
+    frozen kNN graphs) read their dense operand as ``precision`` (``train.gather_precision``; ``RoundedTable``).
+    Returns how many graphs it set. Graphs built per step (a learned graph's pieces, ``NeighbourSum``) stay float32."""
+    graphs = [m for m in model.modules() if isinstance(m, (SparseGraph, FrozenKnnGraph))]
+    for graph in graphs:
+        graph.table_dtype = GATHER_PRECISIONS[precision]
+    return len(graphs)
 
 
 class CoInteractionGraph(nn.Module):
@@ -126,6 +142,7 @@ class FrozenKnnGraph(nn.Module):
         super().__init__()
         self.register_buffer("idx", torch.zeros(n, width, dtype=torch.long), persistent=persistent)
         self.register_buffer("weight", torch.zeros(n, width), persistent=persistent)
+        self.table_dtype = torch.float32  # ``set_gather_precision``
         self._cache_key: tuple[object, ...] | None = None
         self._cache_operands: tuple[Matrix, Matrix] | None = None
 
@@ -147,8 +164,10 @@ class FrozenKnnGraph(nn.Module):
         self.weight.copy_(weight.detach())
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
-        key = (self.idx.data_ptr(), self.idx._version, self.weight.data_ptr(), self.weight._version, x.device, x.shape[1])
+        key = (self.idx.data_ptr(), self.idx._version, self.weight.data_ptr(), self.weight._version, x.device, x.shape[1],
+               self.table_dtype)
         if self._cache_operands is None or key != self._cache_key:
             adj, adj_t = rows_to_csr(self.idx, self.weight, self.idx.shape[0])
-            self._cache_operands, self._cache_key = (for_product(adj, x), for_product(adj_t, x)), key
+            self._cache_operands = (for_product(adj, x, self.table_dtype), for_product(adj_t, x, self.table_dtype))
+            self._cache_key = key
         return spmm(self._cache_operands[0], x, self._cache_operands[1])

@@ -45,11 +45,13 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
 PARALLEL_WORK = 1 << 20  # below this a second thread's start-up costs more than it saves (Baby's graph: 0.24M)
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _INT = ctypes.c_int
-_SIGNATURES = {"csr_dense_i32": (_I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
-               "csr_dense_i64": (_I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
-               "csr_push_i32": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
-               "csr_push_i64": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT),
+_SIGNATURES = {**{f"csr_dense_{width}{table}": (_I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT)
+                  for width in ("i32", "i64") for table in ("", "_bf16")},
+               **{f"csr_push_{width}{table}": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT)
+                  for width in ("i32", "i64") for table in ("", "_bf16")},
                "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _INT)}
+# the tables a product kernel reads, by the suffix of its name: bfloat16 ones are widened to float32 as they are read
+_TABLE_SUFFIX = {torch.float32: "", torch.bfloat16: "_bf16"}
 # A table bigger than this is "far" (mostly in memory): the kernels prefetch its rows into L2, further ahead, rather
 # than into L1 (kernels.c). Baby's and a 10k-item catalogue's 64-d tables (2-5 MB) are near, 100k items' (26 MB) far.
 FAR_TABLE_BYTES = 8 << 20
@@ -126,15 +128,17 @@ def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
 
 
 def _applies(m: torch.Tensor, x: torch.Tensor, out: torch.Tensor, out_rows: int) -> bool:
-    """Whether a product kernel computes ``out`` ([out_rows, width of x]) from the CPU float32 CSR matrix ``m``."""
+    """Whether a product kernel computes ``out`` ([out_rows, width of x], float32) from the CPU float32 CSR matrix
+    ``m`` and a float32 or bfloat16 table ``x``."""
     return (m.layout is torch.sparse_csr and m.device.type == "cpu" and x.device.type == "cpu"
-            and m.dtype is torch.float32 and x.dtype is torch.float32 and x.dim() == 2
-            and out.is_contiguous() and out.shape == (out_rows, x.shape[1]))
+            and m.dtype is torch.float32 and x.dtype in _TABLE_SUFFIX and x.dim() == 2
+            and out.dtype is torch.float32 and out.is_contiguous() and out.shape == (out_rows, x.shape[1]))
 
 
 def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:
-    """``out = adj @ x`` (``out += adj @ x`` with ``accumulate``) by the compiled kernel. False, with nothing
-    written, where it does not apply: no kernel, not a CPU CSR matrix, not float32, or ``out`` not contiguous."""
+    """``out = adj @ x`` (``out += adj @ x`` with ``accumulate``) by the compiled kernel; a bfloat16 ``x`` is widened
+    to float32 as it is read. False, with nothing written, where it does not apply: no kernel, not a CPU CSR matrix,
+    not float32 (``x``: or bfloat16), or ``out`` not contiguous."""
     lib = kernel()
     if lib is None or not _applies(adj, x, out, adj.shape[0]):
         return False
@@ -142,7 +146,7 @@ def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate:
         raise ValueError(f"sparse product of a {tuple(adj.shape)} matrix with a {tuple(x.shape)} table")
     x = x.contiguous()
     crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()
-    run = lib.csr_dense_i32 if crow.dtype is torch.int32 else lib.csr_dense_i64
+    run = getattr(lib, f"csr_dense_{'i32' if crow.dtype is torch.int32 else 'i64'}{_TABLE_SUFFIX[x.dtype]}")
     n_rows = adj.shape[0]
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
                 int(accumulate), _far(x))
@@ -165,7 +169,7 @@ def csr_push(adj_t: torch.Tensor, dest_crow: torch.Tensor, x: torch.Tensor, out:
                          f"and {dest_crow.numel()} row pointers")
     x = x.contiguous()
     crow, col, values = adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
-    run = lib.csr_push_i32 if crow.dtype is torch.int32 else lib.csr_push_i64
+    run = getattr(lib, f"csr_push_{'i32' if crow.dtype is torch.int32 else 'i64'}{_TABLE_SUFFIX[x.dtype]}")
     n_src, n_dst = adj_t.shape
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
                 int(accumulate), _far(out))  # the push prefetches the rows it writes

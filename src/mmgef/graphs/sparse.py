@@ -149,7 +149,23 @@ class RowSplit:
         return out
 
 
-Matrix = torch.Tensor | ColumnBlocks | RowSplit
+class RoundedTable:
+    """A product A x that reads x rounded to ``dtype`` (bfloat16: ``train.gather_precision``), summed in float32.
+
+    Past the cache a product's cost is its random gathers of table rows; a bfloat16 row is half the bytes (two cache
+    lines of a 64-d row instead of four), which the compiled kernels widen to float32 as they read. The rounding is
+    the only change: the result is the float32 product over ``x.to(dtype)``, bit for bit, wherever it is computed
+    (where no kernel reads the rounded table, torch's product takes it widened back). The backward's product rounds
+    the gradient the same way."""
+
+    def __init__(self, plan: Matrix, dtype: torch.dtype) -> None:
+        self.plan, self.dtype, self.shape = plan, dtype, plan.shape
+
+    def product_into(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _product_into(out, self.plan, x.to(self.dtype))
+
+
+Matrix = torch.Tensor | ColumnBlocks | RowSplit | RoundedTable
 
 
 def stretch_spread(adj: torch.Tensor, width: int, stretches: int = 8) -> float:
@@ -168,8 +184,9 @@ def stretch_spread(adj: torch.Tensor, width: int, stretches: int = 8) -> float:
     return sum(spreads) / len(spreads)
 
 
-def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
-    """``adj`` as a product with ``x`` had best take it. On CPU, the two sides of a bipartite graph (users, items) each
+def for_product(adj: torch.Tensor, x: torch.Tensor, table_dtype: torch.dtype = torch.float32) -> Matrix:
+    """``adj`` as a product with ``x`` had best take it (``RoundedTable`` around it where ``table_dtype`` is not
+    float32). On CPU, the two sides of a bipartite graph (users, items) each
     plan their own part: in column blocks where ``column_block_width`` gives a width and rows scatter their gathers
     (``stretch_spread`` above 2), else pushed where that finds the writes cached and the gathers would not
     (``pushes``), else as it is. Any other matrix (an item graph) blocks or gathers: pushed, the transposes of
@@ -180,6 +197,11 @@ def for_product(adj: torch.Tensor, x: torch.Tensor) -> Matrix:
     (1.69) 1.05× slower; 300k, b = 1,000 (1.06) 1.65× slower, b = 10,000 (1.55) 1.36× slower, b = 30,000 (2.8) 1.23×
     faster; random ids (3.1 at 100k, 6.3 at 300k) 2.0× and 1.7× faster. A GPU's sparse kernels have no such cache to
     miss."""
+    plan = _plan(adj, x)
+    return plan if table_dtype is torch.float32 else RoundedTable(plan, table_dtype)
+
+
+def _plan(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor | ColumnBlocks | RowSplit:
     if x.device.type != "cpu":
         return adj
     dim = x.shape[1]
@@ -259,8 +281,8 @@ def add_product(out: torch.Tensor, adj: torch.Tensor, x: torch.Tensor, accumulat
     (``mmgef.graphs.native``), else by torch's addmm — with beta = 0, which ignores the output's contents:
     ``torch.sparse.mm`` zero-fills its output and copies it once more, and ``addmm`` into a separate result still
     copies it (3.3 → 1.5 ms on Baby's user–item graph, 2 threads, int32 indices)."""
-    if not native.csr_dense(adj, x, out, accumulate):
-        torch.addmm(out, adj, x, beta=1 if accumulate else 0, out=out)
+    if not native.csr_dense(adj, x, out, accumulate):  # a rounded table (``RoundedTable``) is widened back for torch
+        torch.addmm(out, adj, x.to(out.dtype), beta=1 if accumulate else 0, out=out)
     return out
 
 

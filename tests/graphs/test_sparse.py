@@ -18,6 +18,7 @@ from mmgef.graphs.sparse import (
     RowSplit,
     column_block_width,
     index_dtype,
+    rows_to_csr,
     sparse_product,
     spmm,
     take_rows,
@@ -253,7 +254,7 @@ def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkey
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-@pytest.mark.parametrize("cached_rows", [10_000, 30])  # the whole product; users gathered and items pushed
+@pytest.mark.parametrize("cached_rows", [10_000, 30])  # the whole product; what would push from a float32 table
 def test_bfloat16_gathers_round_the_table_and_the_gradient_and_nothing_else(monkeypatch, compiled, cached_rows):
     monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * cached_rows)
     if not compiled:
@@ -270,8 +271,8 @@ def test_bfloat16_gathers_round_the_table_and_the_gradient_and_nothing_else(monk
         y.backward(up)
         plan = graph._cache_operands[0]
         assert isinstance(plan, RoundedTable) and plan.dtype is torch.bfloat16
-        if compiled and cached_rows == 30 and native.kernel() is not None:
-            assert isinstance(plan.plan, RowSplit)
+        parts = plan.plan.parts if isinstance(plan.plan, RowSplit) else []
+        assert not any(isinstance(part, PushedRows) for *_, part in parts)  # a rounded table is gathered, never pushed
         a = graph.adj.to_dense()
         rounded = x.detach().to(torch.bfloat16).float()
         assert not torch.equal(rounded, x.detach())  # the test would see a missing rounding
@@ -296,6 +297,29 @@ def test_gather_precision_reaches_every_constant_graph_and_renews_their_plans():
     set_gather_precision(model, "float32")
     assert torch.equal(knn.mm(x), exact) and isinstance(knn._cache_operands[0], torch.Tensor)
     assert set_gather_precision(torch.nn.Linear(2, 2), "bfloat16") == 0
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+def test_rows_to_csr_is_the_coalesced_matrix_and_its_transpose(repeats):
+    gen = torch.Generator().manual_seed(0)
+    idx, weight = torch.randint(0, 300, (200, 12), generator=gen), torch.rand(200, 12, generator=gen)
+    if repeats:  # two pieces side by side may share a neighbour: its weights add up
+        idx[:, 6:] = torch.where(torch.rand(200, 6, generator=gen) < 0.5, idx[:, :6], idx[:, 6:])
+    keep = torch.ones_like(idx, dtype=torch.bool)
+    for r in range(200):  # a third copy could sum in another order: extra copies become zero weights on column 299
+        seen: dict[int, int] = {}
+        for j, c in enumerate(idx[r].tolist()):
+            seen[c] = seen.get(c, 0) + 1
+            keep[r, j] = seen[c] <= 2 and c != 299
+    idx, weight = torch.where(keep, idx, 299), torch.where(keep, weight, 0.0)
+    rows = torch.arange(200).repeat_interleave(12)
+    a, a_t = rows_to_csr(idx, weight, 300)
+    for got, (r, c, shape) in ((a, (rows, idx.reshape(-1), (200, 300))), (a_t, (idx.reshape(-1), rows, (300, 200)))):
+        want = torch.sparse_coo_tensor(torch.stack([r, c]), weight.reshape(-1), shape, check_invariants=True)
+        want = want.coalesce().to_sparse_csr()
+        assert torch.equal(got.crow_indices().long(), want.crow_indices()) and torch.equal(got.col_indices().long(), want.col_indices())
+        assert torch.equal(got.values(), want.values())
+    assert torch.equal(a.to_dense().T, a_t.to_dense())
 
 
 @pytest.mark.parametrize("shape", [(50,), (10, 5)])

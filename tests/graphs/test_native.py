@@ -197,9 +197,11 @@ def test_far_and_near_prefetches_give_the_same_numbers(monkeypatch, far_bytes):
 
 @pytest.mark.parametrize("dim", [16, 64, 7, 130])
 @pytest.mark.parametrize("index", [torch.int32, torch.int64])
-@pytest.mark.parametrize("far_bytes", [0, 1 << 40])
-def test_a_bfloat16_table_is_read_widened_bit_for_bit_as_its_float32_copy(monkeypatch, dim, index, far_bytes):
+@pytest.mark.parametrize("far_bytes, threads", [(0, 1), (1 << 40, 2)])
+def test_a_bfloat16_table_is_read_widened_bit_for_bit_as_its_float32_copy(monkeypatch, dim, index, far_bytes, threads):
     monkeypatch.setattr(native, "FAR_TABLE_BYTES", far_bytes)
+    monkeypatch.setattr(native, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     m, a = _matrix(257, 190, index)
     t = to_torch_csr(m.T.tocsr())
     a_t = torch.sparse_csr_tensor(t.crow_indices().to(index), t.col_indices().to(index), t.values(), t.shape,

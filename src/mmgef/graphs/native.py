@@ -6,7 +6,8 @@ a time and prefetches the table rows it will gather (into L1, 16 non-zeros ahead
 larger than ``FAR_TABLE_BYTES``) — runs 19–40 ns on the same products
 (``benchmarks/bench_spmm.py``, ``benchmarks/results/scale/spmm.md``). ``csr_push``: the same product from Aᵀ, each
 table row read once, in order, and added into the output rows it reaches (where those are few and hot and the
-gathers would miss the cache: a user–item graph's item rows). ``row_dots``: each query row's dot products
+gathers would miss the cache: a user–item graph's item rows). Both also read a bfloat16 table, widened to float32
+as each row is read (``train.gather_precision``, ``sparse.RoundedTable``). ``row_dots``: each query row's dot products
 with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row.
 
 mmgef compiles the file on first use with the C compiler ``CC`` names (default ``cc``), for this CPU

@@ -154,9 +154,9 @@ class RoundedTable:
 
     Past the cache a product's cost is its random gathers of table rows; a bfloat16 row is half the bytes (two cache
     lines of a 64-d row instead of four), which the compiled kernels widen to float32 as they read. The rounding is
-    the only change: the result is the float32 product over ``x.to(dtype)``, bit for bit, wherever it is computed
-    (where no kernel reads the rounded table, torch's product takes it widened back). The backward's product rounds
-    the gradient the same way."""
+    the only change: the result is the float32 product over ``x.to(dtype)`` — on CPU bit for bit, whether the
+    compiled kernel reads the rounded table or torch's product takes it widened back (no kernel, or a GPU). The
+    backward's product rounds the gradient the same way."""
 
     def __init__(self, plan: Matrix, dtype: torch.dtype) -> None:
         self.plan, self.dtype, self.shape = plan, dtype, plan.shape

@@ -22,6 +22,13 @@ def _matrix(rows: int, cols: int, dtype: torch.dtype, seed: int = 0) -> tuple[sp
     return m, torch.sparse_csr_tensor(crow, col, a.values(), a.shape, check_invariants=True)
 
 
+def _transpose(m: sp.csr_matrix, dtype: torch.dtype) -> torch.Tensor:
+    """mᵀ as the CSR tensor ``csr_push`` reads, its indices of ``dtype``."""
+    t = to_torch_csr(m.T.tocsr())
+    return torch.sparse_csr_tensor(t.crow_indices().to(dtype), t.col_indices().to(dtype), t.values(), t.shape,
+                                   check_invariants=True)
+
+
 @pytest.mark.parametrize("dim", [16, 64, 7, 130])  # widths with their own loop, and generic ones
 @pytest.mark.parametrize("index", [torch.int32, torch.int64])
 @pytest.mark.parametrize("threads", [1, 2])
@@ -150,9 +157,7 @@ def test_push_writes_or_adds_the_product_bit_for_bit_as_the_gather(monkeypatch, 
     monkeypatch.setattr(native, "PARALLEL_WORK", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     m, a = _matrix(257, 190, index)
-    t = to_torch_csr(m.T.tocsr())
-    a_t = torch.sparse_csr_tensor(t.crow_indices().to(index), t.col_indices().to(index), t.values(), t.shape,
-                                  check_invariants=True)
+    a_t = _transpose(m, index)
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32))
     gathered = torch.empty(257, dim)
     assert native.csr_dense(a, x, gathered, accumulate=False)
@@ -203,11 +208,9 @@ def test_a_bfloat16_table_is_read_widened_bit_for_bit_as_its_float32_copy(monkey
     monkeypatch.setattr(native, "PARALLEL_WORK", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     m, a = _matrix(257, 190, index)
-    t = to_torch_csr(m.T.tocsr())
-    a_t = torch.sparse_csr_tensor(t.crow_indices().to(index), t.col_indices().to(index), t.values(), t.shape,
-                                  check_invariants=True)
+    a_t = _transpose(m, index)
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32)).to(torch.bfloat16)
-    want = torch.sparse.mm(a.to(torch.float32), x.float())  # the widening is exact; the sums are the float32 ones
+    want = torch.sparse.mm(a, x.float())  # the widening is exact; the sums are the float32 ones
     gathered, pushed = torch.full((257, dim), float("nan")), torch.full((257, dim), float("nan"))
     assert native.csr_dense(a, x, gathered, accumulate=False)
     assert native.csr_push(a_t, a.crow_indices(), x, pushed, accumulate=False)

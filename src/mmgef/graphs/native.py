@@ -136,6 +136,11 @@ def _applies(m: torch.Tensor, x: torch.Tensor, out: torch.Tensor, out_rows: int)
             and out.dtype is torch.float32 and out.is_contiguous() and out.shape == (out_rows, x.shape[1]))
 
 
+def _product_kernel(lib: ctypes.CDLL, kind: str, crow: torch.Tensor, x: torch.Tensor) -> Callable[..., None]:
+    """``kind``'s kernel (``csr_dense`` or ``csr_push``) for the index width of ``crow`` and the table type of ``x``."""
+    return getattr(lib, f"{kind}_{'i32' if crow.dtype is torch.int32 else 'i64'}{_TABLE_SUFFIX[x.dtype]}")
+
+
 def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:
     """``out = adj @ x`` (``out += adj @ x`` with ``accumulate``) by the compiled kernel; a bfloat16 ``x`` is widened
     to float32 as it is read. False, with nothing written, where it does not apply: no kernel, not a CPU CSR matrix,
@@ -147,7 +152,7 @@ def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate:
         raise ValueError(f"sparse product of a {tuple(adj.shape)} matrix with a {tuple(x.shape)} table")
     x = x.contiguous()
     crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()
-    run = getattr(lib, f"csr_dense_{'i32' if crow.dtype is torch.int32 else 'i64'}{_TABLE_SUFFIX[x.dtype]}")
+    run = _product_kernel(lib, "csr_dense", crow, x)
     n_rows = adj.shape[0]
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
                 int(accumulate), _far(x))
@@ -170,7 +175,7 @@ def csr_push(adj_t: torch.Tensor, dest_crow: torch.Tensor, x: torch.Tensor, out:
                          f"and {dest_crow.numel()} row pointers")
     x = x.contiguous()
     crow, col, values = adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
-    run = getattr(lib, f"csr_push_{'i32' if crow.dtype is torch.int32 else 'i64'}{_TABLE_SUFFIX[x.dtype]}")
+    run = _product_kernel(lib, "csr_push", crow, x)
     n_src, n_dst = adj_t.shape
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
                 int(accumulate), _far(out))  # the push prefetches the rows it writes

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -115,6 +116,54 @@ def test_a_child_environment_names_the_library_once() -> None:
     assert allocator_environ("jemalloc", env)["LD_PRELOAD"] == env["LD_PRELOAD"]
     assert "LD_PRELOAD" not in allocator_environ("system", {})
     assert allocator_environ("system", env)["LD_PRELOAD"] == "libother.so"  # jemalloc is not handed down
+
+
+# A touched 64 MB tensor: whether its mapping was advised for huge pages (``hg`` among the mapping's flags in
+# /proc/self/smaps) and how much of it huge pages back (where the kernel has them to give)
+HUGE = r"""
+import json
+from mmgef.training.allocator import exec_with_allocator
+exec_with_allocator()
+import torch
+big = torch.ones(1 << 24)
+at = big.data_ptr()
+inside, advised, huge_kb = False, False, 0
+with open("/proc/self/smaps") as fh:
+    for line in fh:
+        head = line.split()[0]
+        if "-" in head and ":" not in head:  # a mapping's first line: its address range
+            lo, hi = (int(a, 16) for a in head.split("-"))
+            inside = lo <= at < hi
+        elif inside and head == "AnonHugePages:":
+            huge_kb = int(line.split()[1])
+        elif inside and head == "VmFlags:":
+            advised = "hg" in line.split()[1:]
+print(json.dumps({"advised": advised, "huge_kb": huge_kb}))
+"""
+
+
+def huge_page_probe(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("LD_PRELOAD", "MMGEF_ALLOCATOR_EXEC", "MMGEF_JEMALLOC", "THP_MEM_ALLOC_ENABLE")}
+    out = subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True, check=True, env={**clean, **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_jemalloc_comes_with_torchs_huge_pages_unless_the_environment_says_otherwise() -> None:
+    from mmgef.training.allocator import allocator_environ, jemalloc_library
+
+    if platform.system() != "Linux" or jemalloc_library() is None:
+        pytest.skip("no jemalloc to preload here")
+    assert allocator_environ("jemalloc", {})["THP_MEM_ALLOC_ENABLE"] == "1"
+    assert allocator_environ("jemalloc", {"THP_MEM_ALLOC_ENABLE": "0"})["THP_MEM_ALLOC_ENABLE"] == "0"
+    assert "THP_MEM_ALLOC_ENABLE" not in allocator_environ("system", {})
+    on = huge_page_probe(MMGEF_ALLOCATOR="jemalloc")
+    assert on["advised"]
+    assert not huge_page_probe(MMGEF_ALLOCATOR="jemalloc", THP_MEM_ALLOC_ENABLE="0")["advised"]
+    assert not huge_page_probe(MMGEF_ALLOCATOR="system")["advised"]
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if mode.is_file() and "[never]" not in mode.read_text():  # the kernel backs an advised range with huge pages
+        assert on["huge_kb"] >= 2048
 
 
 def test_a_training_under_jemalloc_gives_the_same_run(tmp_path) -> None:

@@ -49,13 +49,13 @@ ALLOCATORS = ("auto", "jemalloc", "system")
 # speed; at 100k items the same; at 1M items 14.7 against 15.9 GB, epoch 343 against 354 s;
 # benchmarks/results/epoch_speed_session32.md).
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0,narenas:1"
-# Under jemalloc, torch also places each block of 2 MB or more on 2 MB boundaries and asks the kernel for transparent
-# huge pages there (torch's own ``THP_MEM_ALLOC_ENABLE``, read once at its first allocation, so set before the re-run):
-# a sparse product's random row gathers from a table past the TLB's reach then miss one TLB entry per 2 MB instead of
-# per 4 kB. MM-GEF's training step at a million items (one thread) 7.28 → 6.29 s, at 100k 0.39–0.40 → 0.35–0.36 s,
-# at 10k and on Baby-size data unchanged, peak RSS unchanged (benchmarks/results/scale/huge_pages.md). Only with
-# jemalloc, which keeps the freed pages for the next step; glibc would map and fault in fresh huge pages every step.
-# ``THP_MEM_ALLOC_ENABLE=0`` in the environment turns it off.
+# Under jemalloc, torch also advises every block of 2 MB or more for transparent huge pages (``madvise``; torch's own
+# ``THP_MEM_ALLOC_ENABLE``, read once at its first allocation, so set before the re-run): a sparse product's random row
+# gathers from a table past the TLB's reach then need one TLB entry per 2 MB instead of per 4 kB. MM-GEF's training
+# step (one thread) 9–14% shorter from 100k items up (1M: 7.28 → 6.29 s; 300k interleaved: 1.60 → 1.45–1.47 s), at
+# 10k and on Baby-size data unchanged, peak RSS unchanged but once (+7%); a whole 1M epoch, an hour apart, came out level
+# (233 against 230 s; benchmarks/results/scale/huge_pages.md). Only with jemalloc, which keeps the freed pages for the
+# next step; glibc would map and fault in fresh huge pages every step. ``THP_MEM_ALLOC_ENABLE=0`` turns it off.
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
 _EXEC_MARK = "MMGEF_ALLOCATOR_EXEC"  # set on the re-run, so a preload that did not take cannot loop
 

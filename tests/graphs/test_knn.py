@@ -169,3 +169,11 @@ def test_faiss_query_batches_change_nothing_and_the_input_is_kept(monkeypatch, k
     assert (whole[:, 0] == np.arange(700)).mean() > 0.99  # each row's results land in its own row: itself first
     faiss_topk(x, 5, kind, reduced_dim=16, inplace=True)
     assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+
+
+def test_sorted_rows_sorts_each_row_as_torch_does():
+    from mmgef.graphs.knn import sorted_rows
+
+    ids = torch.randint(0, 50, (300, 41), generator=torch.Generator().manual_seed(0))  # repeats within rows
+    got = sorted_rows(ids[:, 1:])  # a strided view
+    assert got.dtype == ids.dtype and torch.equal(got, ids[:, 1:].sort(dim=1).values)

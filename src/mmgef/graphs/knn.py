@@ -190,13 +190,22 @@ def knn_indices(x: Blocks, k: int, method: Method = "auto", chunk_size: int = 20
 def refine_topk(x: Blocks, k: int, candidates: torch.Tensor) -> torch.Tensor:
     """Each row's k most similar rows among its own ``candidates`` [N, c] (repeats allowed), scored exactly:
     O(N·c·d), linear in N where a full search is not (IVF's per-query cost grows as √N)."""
-    cand = candidates.sort(dim=1).values
+    cand = sorted_rows(candidates)
     repeat = torch.zeros_like(cand, dtype=torch.bool)
     repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
     blocks = [unit_rows(b.detach()) for b in _blocks(x)]
     score = sum(candidate_scores(b, cand) for b in blocks)
     score.masked_fill_(repeat, float("-inf"))  # type: ignore[union-attr]
     return cand.gather(1, score.topk(k, dim=1).indices)  # type: ignore[union-attr]
+
+
+def sorted_rows(ids: torch.Tensor) -> torch.Tensor:
+    """Each row of an integer tensor in ascending order. On CPU by NumPy: torch's sort also fills an index tensor
+    (through a broadcast copy) and sorts slower — a million rows of 141 candidates, one thread, 6.2 s against 0.7 s
+    (10k rows: 42 against 5 ms). Integers sort to the same values either way."""
+    if ids.device.type != "cpu":
+        return ids.sort(dim=1).values
+    return torch.from_numpy(np.sort(ids.numpy(), axis=1))
 
 
 def local_candidates(previous: torch.Tensor, extra: list[torch.Tensor], n_random: int,

@@ -35,7 +35,7 @@ class UniformSampler:
         self.users = coo.row[order].astype(np.int64)
         self.items = coo.col[order].astype(np.int64)
         self.keys = self.users * self.n_items + self.items
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.users, minlength=train.shape[0]))])
+        self.indptr = train.indptr.astype(np.int64)  # each user's keys: the rows' order and counts are the CSR's
         # "interacted": negatives only among items with training interactions; an item nobody has seen yet
         # (a new or cold item) is no evidence of dislike, and pushing it down teaches the model to bury new items
         self.pool = np.flatnonzero(train.getnnz(axis=0) > 0) if negatives == "interacted" else None

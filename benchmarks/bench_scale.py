@@ -4,15 +4,16 @@ Users = items, ~20 interactions per user with long-tail popularity, 128-d image-
 text-like features (``mmgef data synth``'s generator). Per size the data is generated once and
 written in the native layout; then LightGCN, LATTICE and MM-GEF each run in a fresh process (so peak
 RSS is theirs): data loading, the 8:1:1 split, the kNN graph of the raw features (exact below 50k
-items, FAISS IVF above), the co-occurrence graph, the model build, one training epoch with
-``steps_per_epoch`` (the linear-cost mode) and, where ``--full-up-to`` allows, one with full
+items, FAISS IVF above), the co-occurrence graph, the model build, ``--epochs`` training epochs
+with ``steps_per_epoch`` (the linear-cost mode; their median) and, where ``--full-up-to`` allows, one with full
 propagation per batch (today's default), and evaluation of 10k sampled users over all items.
 Writes ``benchmarks/results/scale/scale.{csv,md}`` and ``scale.png`` (log-log, with the fitted
 exponent per stage). One thread per process by default: the 2-core machine's default for a training;
 ``--threads 2`` gives one job the whole machine (``--set threads=2`` in a training).
 
     python benchmarks/bench_scale.py [--sizes 10000 30000 100000] [--models lightgcn lattice mmgef] [--threads 1]
-                                     [--allocator system|jemalloc] [--kernel compiled|torch] [--tag NAME]
+                                     [--allocator system|jemalloc] [--kernel compiled|torch] [--epochs 3]
+                                     [--tag NAME]
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from mmgef.training.allocator import reuse_freed_memory
 from mmgef.training.sampling import UniformSampler
 from mmgef.training.trainer import peak_rss_mb
 
-model_name, root, steps, full, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", json.loads(sys.argv[5])
+model_name, root, steps, full, sets, epochs = (sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", json.loads(sys.argv[5]),
+                                               int(sys.argv[7]))
 out = {}
 def timed(key, fn):
     t = time.perf_counter(); value = fn(); out[key] = time.perf_counter() - t
@@ -74,19 +76,26 @@ ds.content = {}
 del ctx  # it holds the dataset's feature dict too: the trainer keeps neither once the model is built
 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
 sampler = UniformSampler(split.train)
-def epoch(batch_size):
-    rng = np.random.default_rng(0)
-    model.train(); model.on_epoch_start(1)
+def epoch(batch_size, number=1):
+    rng = np.random.default_rng(number)
+    model.train(); model.on_epoch_start(number)
     for users, pos, neg in sampler.batches(batch_size, rng):
         loss = model.loss(Batch(torch.as_tensor(users), torch.as_tensor(pos), torch.as_tensor(neg)))
         opt.zero_grad(); loss.backward(); opt.step()
 cfg.train.steps_per_epoch = steps
 if cfg.train.reuse_freed_memory:  # as the trainer does, after the build
     reuse_freed_memory()
-cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-timed("epoch_linear_s", lambda: epoch(cfg.train.batch_for(len(sampler))))
-out["epoch_linear_cpu_s"] = time.process_time() - cpu  # user + system: steady when other jobs share the cores
-out["epoch_linear_page_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+# several epochs, as a training runs them: the median is the figure (one epoch at 10k lasts a second, and this machine's
+# speed drifts 10-20% from minute to minute); the first also plans the user-item graph's push once, so it is kept apart
+runs, cpus = [], []
+for number in range(1, epochs + 1):
+    cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    timed("epoch_linear_s", lambda: epoch(cfg.train.batch_for(len(sampler)), number))
+    runs.append(out["epoch_linear_s"]); cpus.append(time.process_time() - cpu)  # user + system: steady when other jobs share the cores
+    if number == 1:
+        out["epoch_linear_page_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+out["epoch_linear_s"], out["epoch_linear_cpu_s"] = float(np.median(runs)), float(np.median(cpus))
+out["epoch_linear_first_s"], out["epoch_linear_runs"] = runs[0], " ".join(f"{r:.3f}" for r in runs)
 if full:
     timed("epoch_full_s", lambda: epoch(cfg.train.batch_size))
 model.eval()
@@ -108,14 +117,15 @@ def generate(n: int, root: Path) -> float:
 
 
 def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int, allocator: str = "system",
-               kernel: str = "compiled") -> dict:
+               kernel: str = "compiled", epochs: int = 1) -> dict:
     """One model's stages in a fresh process (its own peak RSS) under ``allocator`` (MMGEF_ALLOCATOR), its sparse
     products by ``kernel`` (MMGEF_NATIVE); stage lines go straight to the console (stderr): a 1M-item worker runs for
     half an hour."""
     from mmgef.training.allocator import allocator_environ
 
     env = kernel_environ(kernel, {**os.environ, "OMP_NUM_THREADS": str(threads)})
-    res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads)],
+    res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads),
+                          str(epochs)],
                          env=allocator_environ(allocator, env),
                          stdout=subprocess.PIPE, text=True)
     if res.returncode:
@@ -168,6 +178,8 @@ def main() -> None:
                     help="memory allocator of every worker (MMGEF_ALLOCATOR); rows before session 27 are glibc's")
     ap.add_argument("--kernel", default="compiled", choices=KERNELS,
                     help="sparse products by mmgef's compiled kernel or torch's (MMGEF_NATIVE=0); rows before session 35 are torch's")
+    ap.add_argument("--epochs", type=int, default=3, help="linear-mode epochs per model and size; the table gives their "
+                                                           "median (rows before session 41: one epoch)")
     ap.add_argument("--tag", default="", help="names this round's rows: kept beside earlier rows of the same settings, "
                                                "with their own fit and panel")
     args = ap.parse_args()
@@ -179,9 +191,10 @@ def main() -> None:
             for model in args.models:
                 for threads in args.threads:
                     row = {"items": n, "users": n, "model": model, "threads": threads, "allocator": args.allocator,
-                           "kernel": args.kernel, "tag": args.tag, "generate_s": gen,
+                           "kernel": args.kernel, "tag": args.tag, "epochs": args.epochs, "generate_s": gen,
                            "settings": " ".join([*args.sets, *([f"threads={threads}"] if threads != 1 else [])]),
-                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads, args.allocator, args.kernel)}
+                           **run_worker(model, tmp, n <= args.full_up_to, args.sets, threads, args.allocator, args.kernel,
+                                                 args.epochs)}
                     row["interactions"] = round(row["train_pairs"] / 0.8)
                     rows.append(row)
                     print("   " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
@@ -195,6 +208,7 @@ def main() -> None:
         old["allocator"] = old["allocator"].fillna("system") if "allocator" in old else "system"
         old["kernel"] = old["kernel"].fillna("torch") if "kernel" in old else "torch"
         old["tag"] = old["tag"].fillna("") if "tag" in old else ""
+        old["epochs"] = old["epochs"].fillna(1).astype(int) if "epochs" in old else 1
         key = ["items", "model", "threads", "allocator", "kernel", "tag"]
         keep = ~old.set_index(key).index.isin(df.set_index(key).index)
         df = pd.concat([old[keep], df], ignore_index=True).sort_values("items", kind="stable")
@@ -212,11 +226,12 @@ def main() -> None:
     slopes = [[m, *(round(fit_exponent(df[df.series == m]["interactions"], df[df.series == m][s]), 2) for s in stages)]
               for m in dict.fromkeys(df["series"])]
     df["settings"] = df["settings"].fillna("") if "settings" in df else ""
-    show = df[["items", "model", "threads", "allocator", "kernel", "tag", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
+    show = df[["items", "model", "threads", "allocator", "kernel", "tag", "epochs", "settings", "interactions", *stages, "peak_rss_mb"]].round(2)
     cmd = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
     (RESULTS / "scale.md").write_text(
         f"# Cost against size (synthetic, users = items, ~20 interactions each, 1 thread unless settings say threads=2)\n\n`{cmd.strip()}` at "
-        f"{code_version()}{' (rows of other sizes or models: the committed scale.csv, see git log)' if args.append else ''}. epoch_linear: `steps_per_epoch={STEPS}` (the batch grows with the data); epoch_full: "
+        f"{code_version()}{' (rows of other sizes or models: the committed scale.csv, see git log)' if args.append else ''}. epoch_linear: `steps_per_epoch={STEPS}` (the batch grows with the data), the median of "
+        "`epochs` epochs (epoch_linear_runs: each one's seconds); epoch_full: "
         "batch 2048, one full propagation per batch (the default). eval: 10,000 sampled users over all items.\n\n"
         + markdown_table(list(show.columns), show.values.tolist())
         + "\n\n## Fitted exponent (log seconds against log interactions)\n\n"

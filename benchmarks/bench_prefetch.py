@@ -32,7 +32,8 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 
 def build(distance: int, locality: int, folder: Path) -> ctypes.CDLL:
     target = folder / f"kernels-{distance}-{locality}.so"
-    native.compile_kernels(os.environ.get("CC", "cc"), target, (f"-DFAR_AHEAD={distance}", f"-DFAR_HINT={locality}"))
+    native.compile_kernels(os.environ.get("CC", "cc"), target, (*native.build_defines(), f"-DFAR_AHEAD={distance}",
+                                                                    f"-DFAR_HINT={locality}"))
     return ctypes.CDLL(str(target))
 
 

@@ -11,6 +11,20 @@ from mmgef.graphs import native
 from mmgef.graphs.sparse import sparse_product, to_torch_csr
 
 pytestmark = pytest.mark.skipif(native.kernel() is None, reason="no C compiler: torch's products are used")
+SUMS_AS_TORCH = native.sums_as_torch
+
+
+@pytest.fixture(autouse=True)
+def every_width(monkeypatch):
+    """The kernels at every width, also those that torch's product sums in an order of its own on this machine and
+    the library hands to torch (``sums_as_torch``): their loops are the ones tested here."""
+    monkeypatch.setattr(native, "sums_as_torch", lambda width: True)
+
+
+def _torch_product(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """torch's product taken over the table zero-padded to 64 columns, where MKL sums term by term along each row on
+    every CPU seen; narrower tables it may sum otherwise. Each column's sum is its own: padding changes none."""
+    return torch.sparse.mm(a, torch.nn.functional.pad(x, (0, max(0, 64 - x.shape[1]))))[:, : x.shape[1]]
 
 
 def _matrix(rows: int, cols: int, dtype: torch.dtype, seed: int = 0) -> tuple[sp.csr_matrix, torch.Tensor]:
@@ -56,7 +70,52 @@ def test_kernel_sums_as_torch_does_and_threads_change_no_bit(monkeypatch):
     three = torch.empty(3000, 64)
     assert native.csr_dense(a, x, three, accumulate=False)
     assert torch.equal(one, three)  # each row is summed in its stored order, whoever sums it
-    assert torch.equal(one, torch.sparse.mm(a, x))  # a multiply, then an add: no fused rounding
+    assert torch.equal(one, torch.sparse.mm(a, x))  # each term rounded as torch rounds it (torch_fuses_products)
+
+
+def _sequential_product(fused: bool):
+    """A stand-in for torch.sparse.mm summing each row in stored order, each term with one rounding (fused: through
+    float64, exact for a float32 product) or two."""
+    def product(a, x):
+        crow, col, val, table = a.crow_indices(), a.col_indices(), a.values().numpy(), x.numpy()
+        out = np.zeros((a.shape[0], x.shape[1]), np.float32)
+        for r in range(a.shape[0]):
+            for j in range(int(crow[r]), int(crow[r + 1])):
+                term = np.float64(val[j]) * table[col[j]].astype(np.float64) if fused else val[j] * table[col[j]]
+                out[r] = (out[r] + term).astype(np.float32)
+        return torch.from_numpy(out)
+    return product
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_probe_tells_a_fused_product_from_a_multiply_then_add(monkeypatch, fused):
+    monkeypatch.setattr(torch.sparse, "mm", _sequential_product(fused))
+    native.torch_fuses_products.cache_clear()
+    try:
+        assert native.torch_fuses_products() is fused
+        assert native.build_defines() == (("-DFUSED_MADD",) if fused else ())
+    finally:
+        native.torch_fuses_products.cache_clear()
+
+
+def test_a_width_torch_sums_otherwise_goes_to_torch(monkeypatch):
+    monkeypatch.setattr(native, "sums_as_torch", SUMS_AS_TORCH)
+    real_mm = torch.sparse.mm
+    SUMS_AS_TORCH.cache_clear()
+    try:
+        assert SUMS_AS_TORCH(64) and SUMS_AS_TORCH(130)  # the kernels are built to round as torch does
+        SUMS_AS_TORCH.cache_clear()
+        # a torch that sums in float64: no width is summed alike, the kernels decline, the product is torch's
+        monkeypatch.setattr(torch.sparse, "mm", lambda a, x: real_mm(a.to(torch.float64), x.double()).float())
+        _, a = _matrix(40, 30, torch.int32)
+        x = torch.randn(30, 64, generator=torch.Generator().manual_seed(0))
+        out = torch.full((40, 64), float("nan"))
+        assert not SUMS_AS_TORCH(64) and not native.csr_dense(a, x, out, accumulate=False)
+        assert out.isnan().all()  # nothing written
+        monkeypatch.setattr(torch.sparse, "mm", real_mm)
+        assert torch.equal(sparse_product(a, x), torch.sparse.mm(a, x))  # torch's float32 product
+    finally:
+        SUMS_AS_TORCH.cache_clear()
 
 
 def test_kernel_declines_what_it_does_not_compute_and_refuses_a_short_table():
@@ -210,7 +269,7 @@ def test_a_bfloat16_table_is_read_widened_bit_for_bit_as_its_float32_copy(monkey
     m, a = _matrix(257, 190, index)
     a_t = _transpose(m, index)
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(190, dim)).astype(np.float32)).to(torch.bfloat16)
-    want = torch.sparse.mm(a, x.float())  # the widening is exact; the sums are the float32 ones
+    want = _torch_product(a, x.float())  # the widening is exact; the sums are the float32 ones
     gathered, pushed = torch.full((257, dim), float("nan")), torch.full((257, dim), float("nan"))
     assert native.csr_dense(a, x, gathered, accumulate=False)
     assert native.csr_push(a_t, a.crow_indices(), x, pushed, accumulate=False)

@@ -203,33 +203,34 @@ def test_bipartite_sides_part_users_from_items_and_nothing_else():
     assert sparse_mod.bipartite_sides(to_torch_csr(train)) == [(0, 40)]  # not square: no sides
 
 
+@pytest.mark.skipif(native.kernel() is None, reason="no C compiler: no pushed products")
 def test_item_rows_push_where_the_popular_items_stay_cached_and_the_users_do_not(monkeypatch):
     adj = to_torch_csr(bipartite_adjacency(_user_item_train(400, 300, seed=1)))
     users, items = (sparse_mod.row_slice(adj, lo, hi) for lo, hi in sparse_mod.bipartite_sides(adj))
     assert torch.equal(items.to_dense(), adj.to_dense()[400:])
-    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 30)  # 30 rows of 4 floats cached
-    assert sparse_mod.pushes(items, 4) and not sparse_mod.pushes(users, 4)  # hot items: write them, read users in order
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * 30)  # 30 rows of 3 floats cached
+    assert sparse_mod.pushes(items, 3) and not sparse_mod.pushes(users, 3)  # hot items: write them, read users in order
     assert not sparse_mod.pushes(items, 4000)  # a cache of one row: no side finds it there
-    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 700)  # every row cached: gathers as they are
-    assert not sparse_mod.pushes(items, 4)
-    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 30)
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * 700)  # every row cached: gathers as they are
+    assert not sparse_mod.pushes(items, 3)
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * 30)
     monkeypatch.setenv(native.NATIVE_ENV, "0")
     native.kernel.cache_clear()
     try:
-        assert not sparse_mod.pushes(items, 4)  # no compiled kernel, no push
+        assert not sparse_mod.pushes(items, 3)  # no compiled kernel, no push
     finally:
         native.kernel.cache_clear()
 
 
 @pytest.mark.skipif(native.kernel() is None, reason="no C compiler: no pushed products")
 def test_only_a_user_item_graphs_sides_push_not_an_item_graph_with_hot_rows(monkeypatch):
-    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * 30)  # 30 rows of 4 floats cached
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * 30)  # 30 rows of 3 floats cached
     train = _user_item_train(400, 300, seed=3)
     knn = _user_item_train(300, 300, seed=4)  # 8 neighbours per item, drawn by popularity
     item_graph_t = to_torch_csr(knn.T.tocsr())  # a kNN graph's transpose: popular neighbours' rows are the hot ones
-    assert sparse_mod.pushes(item_graph_t, 4)  # the share test alone would push it
-    assert isinstance(sparse_mod.for_product(item_graph_t, torch.zeros(300, 4)), torch.Tensor)
-    planned = sparse_mod.for_product(to_torch_csr(bipartite_adjacency(train)), torch.zeros(700, 4))
+    assert sparse_mod.pushes(item_graph_t, 3)  # the share test alone would push it
+    assert isinstance(sparse_mod.for_product(item_graph_t, torch.zeros(300, 3)), torch.Tensor)
+    planned = sparse_mod.for_product(to_torch_csr(bipartite_adjacency(train)), torch.zeros(700, 3))
     assert isinstance(planned, RowSplit) and [type(p) for *_, p in planned.parts] == [torch.Tensor, PushedRows]
 
 
@@ -241,9 +242,9 @@ def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkey
     train = _user_item_train(400, 300, seed=2)
     results = []
     for cached_rows in (10_000, 30):  # the whole product, then users gathered and items pushed
-        monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * cached_rows)
+        monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * cached_rows)
         graph = SparseGraph(bipartite_adjacency(train), symmetric=True)
-        x = torch.randn(700, 4, generator=torch.Generator().manual_seed(5), requires_grad=True)
+        x = torch.randn(700, 3, generator=torch.Generator().manual_seed(5), requires_grad=True)
         out = propagate(graph, x, 3, "mean")
         out.pow(2).sum().backward()
         results.append((out.detach(), x.grad, graph._cache_operands[0]))
@@ -256,7 +257,7 @@ def test_a_pushed_graph_gives_the_same_products_and_gradients_bit_for_bit(monkey
 @pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("cached_rows", [10_000, 30])  # the whole product; what would push from a float32 table
 def test_bfloat16_gathers_round_the_table_and_the_gradient_and_nothing_else(monkeypatch, compiled, cached_rows):
-    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 4 * cached_rows)
+    monkeypatch.setattr(sparse_mod, "BLOCK_BYTES", 4 * 3 * cached_rows)
     if not compiled:
         monkeypatch.setenv(native.NATIVE_ENV, "0")
     native.kernel.cache_clear()
@@ -265,8 +266,8 @@ def test_bfloat16_gathers_round_the_table_and_the_gradient_and_nothing_else(monk
         model = torch.nn.Module()
         model.graph = graph
         assert set_gather_precision(model, "bfloat16") == 1
-        x = torch.randn(700, 4, generator=torch.Generator().manual_seed(5), requires_grad=True)
-        up = torch.randn(700, 4, generator=torch.Generator().manual_seed(6))
+        x = torch.randn(700, 3, generator=torch.Generator().manual_seed(5), requires_grad=True)
+        up = torch.randn(700, 3, generator=torch.Generator().manual_seed(6))
         y = graph.mm(x)
         y.backward(up)
         plan = graph._cache_operands[0]

@@ -30,6 +30,15 @@ static inline float widen_bf16(uint16_t v) {  /* bfloat16 is float32's upper hal
 }
 #define WIDEN(v) _Generic((v), uint16_t: widen_bf16, default: widen_f32)(v)
 
+/* One term of a product's sum, rounded as torch's own product rounds it, so both give the same bits: a multiply then
+ * an add (-ffp-contract=off), or, built with -DFUSED_MADD where torch's product fuses them (MKL on a CPU with
+ * AVX-512, seen on Intel Xeon; not on AMD EPYC), one fused multiply-add. native.torch_fuses_products decides. */
+#ifdef FUSED_MADD
+#define MADD(o, v, x) ((o) = __builtin_fmaf((v), (x), (o)))
+#else
+#define MADD(o, v, x) ((o) += (v) * (x))
+#endif
+
 /* benchmarks/bench_prefetch.py builds variants with -DFAR_AHEAD=... -DFAR_HINT=...; __builtin_prefetch's locality:
  * 0 = prefetchnta and 3 = prefetcht0 (into L1), 2 = prefetcht1 and 1 = prefetcht2 (into L2) */
 #ifndef FAR_AHEAD
@@ -54,7 +63,7 @@ static inline float widen_bf16(uint16_t v) {  /* bfloat16 is float32's upper hal
         }                                                                                              \
         const float v = val[j];                                                                        \
         const TX *restrict xr = x + (int64_t)idx[j] * (D);                                             \
-        for (int64_t k = 0; k < (D); ++k) o[k] += v * WIDEN(xr[k]);                                    \
+        for (int64_t k = 0; k < (D); ++k) MADD(o[k], v, WIDEN(xr[k]));                                \
       }                                                                                                \
     }                                                                                                  \
   } while (0)
@@ -92,7 +101,7 @@ KERNEL(csr_dense_i64_bf16, int64_t, uint16_t)
  * its destination rows in ascending order): each source row of x is read once, in order, and added into the output
  * rows it reaches. Where the destinations are few and hot (popular items) and the sources many and cold (users, each
  * reached from 20 random items), this turns a random gather from memory into a sequential read and a cached write.
- * A row of out receives its terms in ascending source order, each a multiply then an add: the same sums, bit for bit,
+ * A row of out receives its terms in ascending source order, each added by MADD: the same sums, bit for bit,
  * as csr_dense over A's sorted rows into a zeroed output. A thread owns the destination rows [d0, d1) and finds
  * them in each source row by binary search, so threads never write the same row; it zeroes them first unless
  * accumulate. */
@@ -116,7 +125,7 @@ KERNEL(csr_dense_i64_bf16, int64_t, uint16_t)
         }                                                                                              \
         const float v = val[j];                                                                        \
         float *restrict o = out + (int64_t)idx[j] * (D);                                               \
-        for (int64_t k = 0; k < (D); ++k) o[k] += v * WIDEN(xs[k]);                                    \
+        for (int64_t k = 0; k < (D); ++k) MADD(o[k], v, WIDEN(xs[k]));                                \
       }                                                                                                \
     }                                                                                                  \
   } while (0)

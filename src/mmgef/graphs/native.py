@@ -15,8 +15,9 @@ mmgef compiles the file on first use with the C compiler ``CC`` names (default `
 (``-march=native``), into ``MMGEF_CACHE_DIR`` (default ``~/.cache/mmgef``); the file's name is a digest of the
 source, compiler, flags and CPU, so a changed source or another machine sharing the folder gets its own build. Where no compiler works, torch's ops are used (a warning
 says so); ``MMGEF_NATIVE=0`` asks for torch's outright. ``csr_dense`` sums a row's non-zeros in their stored order,
-each a multiply then an add (``-ffp-contract=off``: no fused multiply-add), as torch does, so the products are the
-same bit for bit and a run saved with either evaluates to the same metrics with the other. ``row_dots`` sums in
+as torch does, each rounded as torch rounds it: a multiply then an add (``-ffp-contract=off``), or one fused
+multiply-add where torch's product fuses them (``torch_fuses_products``: MKL on CPUs with AVX-512). So the products
+are the same bit for bit and a run saved with either evaluates to the same metrics with the other. ``row_dots`` sums in
 another order than torch's bmm (last bits), so it only ranks candidates, never weighs an edge.
 
 Threads: ``torch.get_num_threads()`` Python threads each take a range of rows holding an equal share of the work
@@ -95,16 +96,39 @@ def compile_kernels(cc: str, target: Path, defines: tuple[str, ...] = ()) -> Non
 
 
 @functools.cache
+def torch_fuses_products() -> bool:
+    """Whether torch's CSR × dense product adds each term with one rounding (a fused multiply-add) rather than two.
+    MKL, which torch's CPU product calls, fuses on CPUs with AVX-512 (seen on an Intel Xeon) and does not on others
+    (an AMD EPYC): the kernels are built to round as torch does here. Asked of torch once per process: one row of 256
+    terms of a 64-column table, against the same sum taken in NumPy's float32 term by term (a multiply, then an add)."""
+    gen = torch.Generator().manual_seed(0)
+    n = 256
+    values, table = torch.rand(n, generator=gen), torch.randn(n, 64, generator=gen)
+    row = torch.sparse_csr_tensor(torch.tensor([0, n], dtype=torch.int32), torch.arange(n, dtype=torch.int32), values,
+                                  (1, n))
+    unfused = np.zeros(64, np.float32)
+    for v, x in zip(values.numpy(), table.numpy()):
+        unfused = unfused + v * x
+    return not np.array_equal(torch.sparse.mm(row, table)[0].numpy(), unfused)
+
+
+def build_defines() -> tuple[str, ...]:
+    """The ``-D`` flags every build of the kernels takes on this machine (``torch_fuses_products``)."""
+    return ("-DFUSED_MADD",) if torch_fuses_products() else ()
+
+
+@functools.cache
 def kernel() -> ctypes.CDLL | None:
     """The compiled kernels (built on the first call of a process), or None where torch's ops are to be used."""
     if os.environ.get(NATIVE_ENV, "1") == "0":
         return None
     cc = os.environ.get("CC", "cc")
-    digest = hashlib.sha256("\0".join([SOURCE.read_text(), cc, *FLAGS, _cpu_signature()]).encode()).hexdigest()[:16]
+    defines = build_defines()
+    digest = hashlib.sha256("\0".join([SOURCE.read_text(), cc, *FLAGS, *defines, _cpu_signature()]).encode()).hexdigest()[:16]
     target = _cache_dir() / f"kernels-{digest}.so"
     try:
         if not target.exists():
-            compile_kernels(cc, target)
+            compile_kernels(cc, target, defines)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", None) or err
@@ -136,7 +160,29 @@ def _applies(m: torch.Tensor, x: torch.Tensor, out: torch.Tensor, out_rows: int)
     ``m`` and a float32 or bfloat16 table ``x``."""
     return (m.layout is torch.sparse_csr and m.device.type == "cpu" and x.device.type == "cpu"
             and m.dtype is torch.float32 and x.dtype in _TABLE_SUFFIX and x.dim() == 2
-            and out.dtype is torch.float32 and out.is_contiguous() and out.shape == (out_rows, x.shape[1]))
+            and out.dtype is torch.float32 and out.is_contiguous() and out.shape == (out_rows, x.shape[1])
+            and sums_as_torch(x.shape[1]))
+
+
+@functools.cache
+def sums_as_torch(width: int) -> bool:
+    """Whether the product kernels give torch's product of a ``width``-column table bit for bit on this machine. MKL
+    picks its order of summation by width: on an Intel Xeon (AVX-512) it sums tables of 4 to 24 columns in steps of
+    4 in an order of its own, not term by term along the row. The kernels decline such widths (torch's product is
+    taken), so a run computes the same numbers with or without them. Asked once per width and process: a 64 × 48
+    matrix with about 16 terms per row, against torch's."""
+    lib = kernel()
+    if lib is None:
+        return False
+    gen = torch.Generator().manual_seed(width)
+    adj = (torch.rand(64, 48, generator=gen) * (torch.rand(64, 48, generator=gen) < 1 / 3)).to_sparse_csr()
+    adj = torch.sparse_csr_tensor(adj.crow_indices().int(), adj.col_indices().int(), adj.values(), adj.shape)
+    table = torch.randn(48, width, generator=gen)
+    out = torch.empty(64, width)
+    crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()
+    _product_kernel(lib, "csr_dense", crow, table)(64, 0, 64, crow.data_ptr(), col.data_ptr(), values.data_ptr(),
+                                                   table.data_ptr(), out.data_ptr(), width, 0, 0)
+    return torch.equal(out, torch.sparse.mm(adj, table))
 
 
 def _product_kernel(lib: ctypes.CDLL, kind: str, crow: torch.Tensor, x: torch.Tensor) -> Callable[..., None]:
@@ -147,7 +193,7 @@ def _product_kernel(lib: ctypes.CDLL, kind: str, crow: torch.Tensor, x: torch.Te
 def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:
     """``out = adj @ x`` (``out += adj @ x`` with ``accumulate``) by the compiled kernel; a bfloat16 ``x`` is widened
     to float32 as it is read. False, with nothing written, where it does not apply: no kernel, not a CPU CSR matrix,
-    not float32 (``x``: or bfloat16), or ``out`` not contiguous."""
+    not float32 (``x``: or bfloat16), ``out`` not contiguous, or a width torch sums otherwise (``sums_as_torch``)."""
     lib = kernel()
     if lib is None or not _applies(adj, x, out, adj.shape[0]):
         return False

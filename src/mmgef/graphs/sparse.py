@@ -262,12 +262,12 @@ def pushes(adj: torch.Tensor, dim: int) -> bool:
     adds into an output row per non-zero; either is cheap while its row is cached. With a cache of
     ``BLOCK_BYTES`` (``C`` rows of ``dim`` floats), the share of non-zeros that land on the ``C`` most used rows —
     columns for a gather, rows for a push — says how often each finds it there; push where that share is larger by
-    ``PUSH_MARGIN``. Needs the compiled kernel. Measured on user–item graphs (users = items, 20 interactions each,
+    ``PUSH_MARGIN``. Needs the compiled kernel at this width (``native.sums_as_torch``). Measured on user–item graphs (users = items, 20 interactions each,
     Zipf 0.9 popularity, one thread; ``benchmarks/bench_spmm.py --chosen``, ``benchmarks/results/scale/spmm.md``): a
     million users, whose item rows push, 1.30 → 1.11 s per product under glibc, 1.10–1.16 → 0.84 s under jemalloc.
     (At 100k / 300k the items pushed beside users in column blocks took 0.068 / 0.262 s against 0.070 / 0.309 s all
     in blocks; ``for_product`` keeps the blocks there, and asks this only of a bipartite graph's sides.)"""
-    if native.kernel() is None or adj._nnz() == 0:
+    if native.kernel() is None or adj._nnz() == 0 or not native.sums_as_torch(dim):
         return False
     rows_cached = max(1, BLOCK_BYTES // (4 * dim))
     if max(adj.shape) <= rows_cached:

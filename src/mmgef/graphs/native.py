@@ -104,12 +104,20 @@ def torch_fuses_products() -> bool:
     gen = torch.Generator().manual_seed(0)
     n = 256
     values, table = torch.rand(n, generator=gen), torch.randn(n, 64, generator=gen)
-    row = torch.sparse_csr_tensor(torch.tensor([0, n], dtype=torch.int32), torch.arange(n, dtype=torch.int32), values,
-                                  (1, n))
+    row = _probe_matrix(values[None, :])
     unfused = np.zeros(64, np.float32)
     for v, x in zip(values.numpy(), table.numpy()):
         unfused = unfused + v * x
     return not np.array_equal(torch.sparse.mm(row, table)[0].numpy(), unfused)
+
+
+def _probe_matrix(dense: torch.Tensor) -> torch.Tensor:
+    """``dense`` as a CSR tensor with int32 indices (a product's own width), without torch's "beta" warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        adj = dense.to_sparse_csr()
+        return torch.sparse_csr_tensor(adj.crow_indices().int(), adj.col_indices().int(), adj.values(), adj.shape,
+                                       check_invariants=False)
 
 
 def build_defines() -> tuple[str, ...]:
@@ -157,7 +165,7 @@ def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
 
 def _applies(m: torch.Tensor, x: torch.Tensor, out: torch.Tensor, out_rows: int) -> bool:
     """Whether a product kernel computes ``out`` ([out_rows, width of x], float32) from the CPU float32 CSR matrix
-    ``m`` and a float32 or bfloat16 table ``x``."""
+    ``m`` and a float32 or bfloat16 table ``x`` of a width torch sums as the kernels do (``sums_as_torch``)."""
     return (m.layout is torch.sparse_csr and m.device.type == "cpu" and x.device.type == "cpu"
             and m.dtype is torch.float32 and x.dtype in _TABLE_SUFFIX and x.dim() == 2
             and out.dtype is torch.float32 and out.is_contiguous() and out.shape == (out_rows, x.shape[1])
@@ -175,8 +183,7 @@ def sums_as_torch(width: int) -> bool:
     if lib is None:
         return False
     gen = torch.Generator().manual_seed(width)
-    adj = (torch.rand(64, 48, generator=gen) * (torch.rand(64, 48, generator=gen) < 1 / 3)).to_sparse_csr()
-    adj = torch.sparse_csr_tensor(adj.crow_indices().int(), adj.col_indices().int(), adj.values(), adj.shape)
+    adj = _probe_matrix(torch.rand(64, 48, generator=gen) * (torch.rand(64, 48, generator=gen) < 1 / 3))
     table = torch.randn(48, width, generator=gen)
     out = torch.empty(64, width)
     crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()

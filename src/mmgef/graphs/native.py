@@ -186,9 +186,7 @@ def sums_as_torch(width: int) -> bool:
     adj = _probe_matrix(torch.rand(64, 48, generator=gen) * (torch.rand(64, 48, generator=gen) < 1 / 3))
     table = torch.randn(48, width, generator=gen)
     out = torch.empty(64, width)
-    crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()
-    _product_kernel(lib, "csr_dense", crow, table)(64, 0, 64, crow.data_ptr(), col.data_ptr(), values.data_ptr(),
-                                                   table.data_ptr(), out.data_ptr(), width, 0, 0)
+    _dense_rows(lib, adj, table, out, accumulate=False)(0, 64)
     return torch.equal(out, torch.sparse.mm(adj, table))
 
 
@@ -207,14 +205,22 @@ def csr_dense(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate:
     if adj.shape[1] != x.shape[0]:  # the kernel trusts its indices: a short table would be read past its end
         raise ValueError(f"sparse product of a {tuple(adj.shape)} matrix with a {tuple(x.shape)} table")
     x = x.contiguous()
+    crow = adj.crow_indices()
+    _in_row_ranges(_dense_rows(lib, adj, x, out, accumulate), adj.shape[0], adj.values().numel(),
+                   lambda shares: torch.searchsorted(crow, shares.to(crow.dtype)))
+    return True
+
+
+def _dense_rows(lib: ctypes.CDLL, adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor,
+                accumulate: bool) -> Callable[[int, int], None]:
+    """The gather kernel for rows [lo, hi) of ``adj @ x`` into ``out`` (contiguous ``x``; the caller checked the
+    shapes): what ``csr_dense`` runs per thread and ``sums_as_torch`` probes."""
     crow, col, values = adj.crow_indices(), adj.col_indices(), adj.values()
     run = _product_kernel(lib, "csr_dense", crow, x)
     n_rows = adj.shape[0]
     pointers = (crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[1],
                 int(accumulate), _far(x))
-    _in_row_ranges(lambda lo, hi: run(n_rows, lo, hi, *pointers), n_rows, values.numel(),
-                   lambda shares: torch.searchsorted(crow, shares.to(crow.dtype)))
-    return True
+    return lambda lo, hi: run(n_rows, lo, hi, *pointers)
 
 
 def csr_push(adj_t: torch.Tensor, dest_crow: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool) -> bool:

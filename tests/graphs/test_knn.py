@@ -99,7 +99,7 @@ def test_refine_topk_over_every_item_is_the_exact_search():
 def test_local_refresh_tracks_moving_features():
     """One NN-descent round over the last graph finds the new exact neighbours of features that moved a little
     (clustered data, as projections of content are), far better than keeping the old lists."""
-    from mmgef.graphs.knn import local_candidates, refine_topk
+    from mmgef.graphs.knn import LocalCandidates, refine_topk
 
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(40, 16, generator=g)
@@ -111,9 +111,33 @@ def test_local_refresh_tracks_moving_features():
     def recall(idx):
         return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx.tolist(), want.tolist())])
 
-    got = refine_topk(moved, 10, local_candidates(old, [], 10, g))
+    got = refine_topk(moved, 10, LocalCandidates(old, [], 10, g))
     assert recall(got) > 0.85 > recall(old) + 0.3  # measured: 0.89 against 0.54
 
+
+
+def test_local_candidates_are_made_and_refined_block_by_block(monkeypatch):
+    """A block of ``LocalCandidates`` holds those rows' own candidates (the row, its neighbours, theirs, the rows that
+    chose it, the extra lists, the random draws), and refining block by block gives the lists of one block of all rows."""
+    g = torch.Generator().manual_seed(0)
+    n, k = 500, 4
+    prev, extra = torch.randint(0, n, (n, k), generator=g), torch.randint(0, n, (n, 3), generator=g)
+    cands = knn.LocalCandidates(prev, [extra], 2, torch.Generator().manual_seed(1))
+    block = cands[100:130]
+    assert cands.shape == (n, 1 + k + k * k + k + 3 + 2) and block.shape == (30, cands.shape[1])
+    row = block[7]  # item 107
+    assert row[0] == 107 and torch.equal(row[1:1 + k], prev[107]) and torch.equal(row[1 + k:1 + k + k * k], prev[prev[107]].reshape(-1))
+    chose = set(torch.nonzero((prev == 107).any(1)).reshape(-1).tolist())
+    assert set(row[1 + k + k * k:1 + 2 * k + k * k].tolist()) <= chose | {107}
+    assert torch.equal(row[-5:-2], extra[107])
+    x = torch.randn(n, 8, generator=g)
+    whole = knn.refine_topk(x, 5, cands)
+    sorts = []
+    original = knn.sorted_rows
+    monkeypatch.setattr(knn, "sorted_rows", lambda ids: sorts.append(len(ids)) or original(ids))
+    monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 64 * cands.shape[1])  # blocks of 64 rows
+    assert torch.equal(knn.refine_topk(x, 5, cands), whole)
+    assert sorts == [64] * 7 + [52]
 
 MEMORY_SCRIPT = """
 import numpy as np, scipy.sparse as sp, torch

@@ -186,17 +186,50 @@ def knn_indices(x: Blocks, k: int, method: Method = "auto", chunk_size: int = 20
     return exact_topk(blocks, k, chunk_size)
 
 
+class LocalCandidates:
+    """Candidates for ``refine_topk`` after the features moved a little (one NN-descent round): the row itself, its
+    previous neighbours and theirs (k + k²), up to k rows that had it as a neighbour, the ``extra`` neighbour lists
+    (e.g. the raw-content graph's) and ``n_random`` random rows, so a neighbourhood the previous graph missed can
+    still be found.
+
+    Made a block of rows at a time (``self[start:stop]``): all of them at once are N × (k² + 3k + 1 + …) ids, 1.1 GB
+    at a million items and k = 10, and with their sorted copy and scores the rebuild step was the training's peak
+    — above the others by that much once Adam's state exists, so a 1M training's peak RSS rose 13.5 → 16.3 GB over
+    three epochs (benchmarks/results/scale/rebuild_memory.md)."""
+
+    def __init__(self, previous: torch.Tensor, extra: list[torch.Tensor], n_random: int,
+                 generator: torch.Generator | None = None) -> None:
+        n = previous.shape[0]
+        self.previous, self.extra = previous, extra
+        self.reverse = reverse_neighbours(previous)
+        # drawn for every row at once, so the candidates do not depend on the block size
+        self.random = torch.randint(0, n, (n, n_random), device=previous.device, generator=generator) if n_random else None
+        self.shape = (n, 1 + previous.shape[1] * (previous.shape[1] + 2) + sum(e.shape[1] for e in extra) + n_random)
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        prev = self.previous[rows]
+        own = torch.arange(self.shape[0], device=prev.device)[rows, None]
+        parts = [own, prev, take_rows(self.previous, prev).reshape(prev.shape[0], -1), self.reverse[rows],
+                 *(e[rows] for e in self.extra), *([] if self.random is None else [self.random[rows]])]
+        return torch.cat(parts, 1)
+
+
 @torch.no_grad()
-def refine_topk(x: Blocks, k: int, candidates: torch.Tensor) -> torch.Tensor:
+def refine_topk(x: Blocks, k: int, candidates: torch.Tensor | LocalCandidates) -> torch.Tensor:
     """Each row's k most similar rows among its own ``candidates`` [N, c] (repeats allowed), scored exactly:
-    O(N·c·d), linear in N where a full search is not (IVF's per-query cost grows as √N)."""
-    cand = sorted_rows(candidates)
-    repeat = torch.zeros_like(cand, dtype=torch.bool)
-    repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
+    O(N·c·d), linear in N where a full search is not (IVF's per-query cost grows as √N). Rows are taken in blocks
+    (about 16M candidates each), so the candidates, their sorted copy and their scores exist for one block at a time."""
+    n, width = candidates.shape
     blocks = [unit_rows(b.detach()) for b in _blocks(x)]
-    score = sum(candidate_scores(b, cand) for b in blocks)
-    score.masked_fill_(repeat, float("-inf"))  # type: ignore[union-attr]
-    return cand.gather(1, score.topk(k, dim=1).indices)  # type: ignore[union-attr]
+    out = torch.empty(n, k, dtype=torch.int64, device=blocks[0].device)
+    for s in range(0, n, step := rows_per_chunk(width, 1 << 20)):
+        cand = sorted_rows(candidates[s : s + step])
+        repeat = torch.zeros_like(cand, dtype=torch.bool)
+        repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
+        score = sum(candidate_scores(b, cand, b[s : s + step]) for b in blocks)
+        score.masked_fill_(repeat, float("-inf"))  # type: ignore[union-attr]
+        out[s : s + step] = cand.gather(1, score.topk(k, dim=1).indices)  # type: ignore[union-attr]
+    return out
 
 
 def sorted_rows(ids: torch.Tensor) -> torch.Tensor:
@@ -206,21 +239,6 @@ def sorted_rows(ids: torch.Tensor) -> torch.Tensor:
     if ids.device.type != "cpu":
         return ids.sort(dim=1).values
     return torch.from_numpy(np.sort(ids.numpy(), axis=1))
-
-
-def local_candidates(previous: torch.Tensor, extra: list[torch.Tensor], n_random: int,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Candidates for ``refine_topk`` after the features moved a little (one NN-descent round): the row itself,
-    its previous neighbours and theirs (k + k²), up to k rows that had it as a neighbour, the ``extra``
-    neighbour lists (e.g. the raw-content graph's) and ``n_random`` random rows, so a neighbourhood the
-    previous graph missed can still be found."""
-    n, k = previous.shape
-    dev = previous.device
-    parts = [torch.arange(n, device=dev)[:, None], previous, take_rows(previous, previous).reshape(n, -1),
-             reverse_neighbours(previous), *extra]
-    if n_random:
-        parts.append(torch.randint(0, n, (n, n_random), device=dev, generator=generator))
-    return torch.cat(parts, 1)
 
 
 def reverse_neighbours(idx: torch.Tensor) -> torch.Tensor:

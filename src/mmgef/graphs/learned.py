@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from mmgef.graphs.knn import Blocks, Method, edge_cosine, knn_indices, refine_topk, rows_per_chunk
+from mmgef.graphs.knn import Blocks, LocalCandidates, Method, edge_cosine, knn_indices, refine_topk, rows_per_chunk
 from mmgef.graphs.sparse import take_rows
 
 
@@ -81,7 +81,7 @@ class DiffGraph:
         return torch.cat([p.idx for p in self.pieces], 1), torch.cat([p.weight.detach() for p in self.pieces], 1)
 
 
-def knn_graph(x: Blocks, k: int, method: Method = "auto", candidates: torch.Tensor | None = None) -> KGraph:
+def knn_graph(x: Blocks, k: int, method: Method = "auto", candidates: torch.Tensor | LocalCandidates | None = None) -> KGraph:
     """Cosine kNN graph of the rows of ``x`` (or of a list of feature blocks): neighbours chosen
     without gradient, weights with it. With ``candidates`` [N, c] each row's neighbours are the best
     of its candidates (``refine_topk``) instead of the best of all rows."""

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmgef.graphs.knn import Method, local_candidates
+from mmgef.graphs.knn import LocalCandidates, Method
 from mmgef.graphs.learned import DiffGraph, KGraph, knn_graph, normalize_knn
 from mmgef.graphs.modules import FrozenKnnGraph
 from mmgef.graphs.propagation import Graph, propagate
@@ -185,10 +185,10 @@ class LearnedGraphRecommender(ItemGraphRecommender):
     def learned_knn(self, name: str, x: torch.Tensor, k: int, method: Method, extra: list[torch.Tensor]) -> KGraph:
         """The kNN graph of the projected features ``x`` (graph ``name``). With ``refresh=local`` a rebuild between
         full searches only re-ranks each item's last neighbours, theirs, ``extra`` lists and k random items
-        (``local_candidates``): O(N·k²·d) against the full search's O(N^1.5·d) with IVF, for projections that
+        (``LocalCandidates``): O(N·k²·d) against the full search's O(N^1.5·d) with IVF, for projections that
         move a little per epoch. Every ``full_refresh_every``-th rebuild is a full search."""
         last = self._last_idx.get(name)
-        candidates = None if last is None else local_candidates(last, extra, k)
+        candidates = None if last is None else LocalCandidates(last, extra, k)
         graph = knn_graph(x, k, method, candidates)
         if self.refresh == "local":
             self._last_idx[name] = graph.idx

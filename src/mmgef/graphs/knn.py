@@ -86,15 +86,17 @@ def exact_topk(x: Blocks, k: int, chunk_size: int = 2048) -> torch.Tensor:
 # at a million 512-d items (pca-ivf, one thread: 204 → 156 s, recall 0.4889 both; 300k: 40.9 → 32.4 s, 0.8184 both;
 # benchmarks/results/knn/knn.md)
 TRAIN_PER_LIST = 64
+KMEANS_ITERATIONS = 25  # the IVF lists' k-means iterations (FAISS's default)
 QUERY_BATCH = 65_536  # queries searched at once: candidate lists and their scores stay O(batch × rerank·k)
 
 
 def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32, ef_search: int = 128,
                nprobe: int = 16, reduced_dim: int = 64, rerank: int = 16, inplace: bool = False,
-               train_per_list: int = TRAIN_PER_LIST) -> np.ndarray:
+               train_per_list: int = TRAIN_PER_LIST, kmeans_iterations: int = KMEANS_ITERATIONS) -> np.ndarray:
     """Approximate top-k by inner product on unit rows with a FAISS index.
 
-    ``ivf``: an inverted file of 4·√N k-means lists (trained on at most ``train_per_list`` points per list), searching
+    ``ivf``: an inverted file of 4·√N k-means lists (``kmeans_iterations`` iterations on at most ``train_per_list``
+    points per list), searching
     ``nprobe`` lists per query — per-query cost O(√N·d) instead of O(N·d). ``pca-ivf``: the same index on
     the rows projected by PCA to ``reduced_dim`` dimensions, whose ``rerank`` × k candidates are then
     re-scored exactly on the full rows — per-query cost O(√N·reduced_dim + rerank·k·d), for wide features
@@ -112,7 +114,7 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
         pca = faiss.PCAMatrix(d, reduced_dim)
         pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
         reduced = pca.apply(xn)
-        index = _ivf_index(reduced, nprobe, rng, train_per_list)
+        index = _ivf_index(reduced, nprobe, rng, train_per_list, kmeans_iterations)
         m = min(n - 1, rerank * k)
         xt = torch.from_numpy(xn)
         out = np.empty((n, k), dtype=np.int64)
@@ -123,7 +125,7 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
                 out[rows] = torch.gather(candidates, 1, torch.topk(dots, k, dim=1).indices).numpy()
         return out
     if kind in ("ivf", "pca-ivf"):
-        index = _ivf_index(xn, nprobe, rng, train_per_list)
+        index = _ivf_index(xn, nprobe, rng, train_per_list, kmeans_iterations)
     else:
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = max(40, ef_search)
@@ -149,13 +151,16 @@ def _query_batches(index, n: int) -> list[np.ndarray]:  # type: ignore[no-untype
     return [order[s : s + QUERY_BATCH] for s in range(0, n, QUERY_BATCH)]
 
 
-def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator, per_list: int):  # type: ignore[no-untyped-def]
-    """An inner-product IVF index of 4·√N lists over ``xn``, trained on at most ``per_list`` rows per list."""
+def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator, per_list: int,  # type: ignore[no-untyped-def]
+               iterations: int):
+    """An inner-product IVF index of 4·√N lists over ``xn``, trained (``iterations`` k-means iterations) on at most
+    ``per_list`` rows per list."""
     import faiss
 
     n, d = xn.shape
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = iterations
     index.train(xn[rng.choice(n, min(n, per_list * nlist), replace=False)])
     index.nprobe = min(nprobe, nlist)
     index.add(xn)

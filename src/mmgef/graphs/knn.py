@@ -198,9 +198,10 @@ class LocalCandidates:
     still be found.
 
     Made a block of rows at a time (``self[start:stop]``): all of them at once are N × (k² + 3k + 1 + …) ids, 1.1 GB
-    at a million items and k = 10, and with their sorted copy and scores the rebuild step was the training's peak
-    — above the others by that much once Adam's state exists, so a 1M training's peak RSS rose 13.5 → 16.3 GB over
-    three epochs (benchmarks/results/scale/rebuild_memory.md)."""
+    at a million items and k = 10, and with their sorted copy and scores the rebuild step set the training's peak
+    once Adam's state existed (from the second epoch on): a 1M training's peak RSS rose 13.5 → 15.2 → 16.3 GB over
+    three epochs, and stays at 13.4 GB with blocks (benchmarks/results/scale/memory_phases_300k_*.md, scale.csv's
+    session42 rows)."""
 
     def __init__(self, previous: torch.Tensor, extra: list[torch.Tensor], n_random: int,
                  generator: torch.Generator | None = None) -> None:

@@ -25,7 +25,8 @@ MIX = "mix "  # results.csv column prefix of the learned mixing weights
 
 def code_version() -> str:
     """The checked-out commit in backticks, marked when the tree has uncommitted changes (reports and benchmarks
-    cite it)."""
+    cite it). Changes under ``benchmarks/results`` do not count: a benchmark writes its tables there before it cites
+    the commit that made them."""
     import subprocess
 
     def git(*args: str) -> str:
@@ -35,7 +36,7 @@ def code_version() -> str:
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
-    return f"`{commit}`" + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return f"`{commit}`" + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)benchmarks/results") else "")
 
 
 def provenance() -> str:

@@ -126,7 +126,8 @@ def test_local_candidates_are_made_and_refined_block_by_block(monkeypatch):
     block = cands[100:130]
     assert cands.shape == (n, 1 + k + k * k + k + 3 + 2) and block.shape == (30, cands.shape[1])
     row = block[7]  # item 107
-    assert row[0] == 107 and torch.equal(row[1:1 + k], prev[107]) and torch.equal(row[1 + k:1 + k + k * k], prev[prev[107]].reshape(-1))
+    assert row[0] == 107 and torch.equal(row[1:1 + k], prev[107])
+    assert torch.equal(row[1 + k:1 + k + k * k], prev[prev[107]].reshape(-1))
     chose = set(torch.nonzero((prev == 107).any(1)).reshape(-1).tolist())
     assert set(row[1 + k + k * k:1 + 2 * k + k * k].tolist()) <= chose | {107}
     assert torch.equal(row[-5:-2], extra[107])

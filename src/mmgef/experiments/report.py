@@ -36,7 +36,8 @@ def code_version() -> str:
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
-    return f"`{commit}`" + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)benchmarks/results") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)benchmarks/results")
+    return f"`{commit}`" + (" (with uncommitted changes)" if changed else "")
 
 
 def provenance() -> str:

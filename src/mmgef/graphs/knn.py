@@ -227,7 +227,7 @@ class LocalCandidates:
 def refine_topk(x: Blocks, k: int, candidates: torch.Tensor | LocalCandidates) -> torch.Tensor:
     """Each row's k most similar rows among its own ``candidates`` [N, c] (repeats allowed), scored exactly:
     O(N·c·d), linear in N where a full search is not (IVF's per-query cost grows as √N). Rows are taken in blocks
-    (about 16M candidates each), so the candidates, their sorted copy and their scores exist for one block at a time."""
+    (about 4M candidate ids each), so the candidates, their sorted copy and their scores exist for one block at a time."""
     n, width = candidates.shape
     blocks = [unit_rows(b.detach()) for b in _blocks(x)]
     out = torch.empty(n, k, dtype=torch.int64, device=blocks[0].device)

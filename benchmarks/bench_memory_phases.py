@@ -39,6 +39,7 @@ from mmgef.data.split import make_split
 from mmgef.graphs.modules import set_gather_precision
 from mmgef.models.base import Batch, ModelContext
 from mmgef.models.registry import build_model
+from mmgef.training.allocator import reuse_freed_memory
 from mmgef.training.sampling import UniformSampler
 
 root, epochs, steps, sets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
@@ -99,6 +100,8 @@ del ctx
 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
 sampler = UniformSampler(split.train)
 cfg.train.steps_per_epoch = steps
+if cfg.train.reuse_freed_memory:  # as the trainer and bench_scale do, after the build
+    reuse_freed_memory()
 for number in range(1, epochs + 1):
     rng = np.random.default_rng(number)
     model.train(); model.on_epoch_start(number)

@@ -115,7 +115,6 @@ def test_local_refresh_tracks_moving_features():
     assert recall(got) > 0.85 > recall(old) + 0.3  # measured: 0.89 against 0.54
 
 
-
 def test_local_candidates_are_made_and_refined_block_by_block(monkeypatch):
     """A block of ``LocalCandidates`` holds those rows' own candidates (the row, its neighbours, theirs, the rows that
     chose it, the extra lists, the random draws), and refining block by block gives the lists of one block of all rows."""
@@ -139,6 +138,7 @@ def test_local_candidates_are_made_and_refined_block_by_block(monkeypatch):
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 64 * cands.shape[1])  # blocks of 64 rows
     assert torch.equal(knn.refine_topk(x, 5, cands), whole)
     assert sorts == [64] * 7 + [52]
+
 
 MEMORY_SCRIPT = """
 import numpy as np, scipy.sparse as sp, torch

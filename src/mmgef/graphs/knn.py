@@ -217,7 +217,8 @@ class LocalCandidates:
 
     def __getitem__(self, rows: slice) -> torch.Tensor:
         prev = self.previous[rows]
-        own = torch.arange(self.shape[0], device=prev.device)[rows, None]
+        start, stop, _ = rows.indices(self.shape[0])
+        own = torch.arange(start, stop, device=prev.device)[:, None]  # the block's own ids, not all N of them sliced
         parts = [own, prev, take_rows(self.previous, prev).reshape(prev.shape[0], -1), self.reverse[rows],
                  *(e[rows] for e in self.extra), *([] if self.random is None else [self.random[rows]])]
         return torch.cat(parts, 1)

@@ -1,9 +1,9 @@
 """Where a training's peak RSS is set: resident memory per phase of MM-GEF's linear-mode epochs (issue 17).
 
 One fresh process (under ``--allocator``) loads a synthetic catalogue (``bench_scale``'s generator), builds MM-GEF
-and trains ``--epochs`` epochs of ``steps_per_epoch=32`` as ``bench_scale`` does, with the learned graph's rebuild, its
-neighbour search or candidate refinement, and each step's forward, backward and optimizer step wrapped in named
-phases; a thread samples the resident set every 3 ms. Prints, and writes to
+and trains ``--epochs`` epochs of ``steps_per_epoch=32`` (``scale_worker``'s training, the one ``bench_scale``
+times), with the learned graph's rebuild, its neighbour search or candidate refinement, and each step's forward,
+backward and optimizer step wrapped in named phases; a thread samples the resident set every 3 ms. Prints, and writes to
 ``benchmarks/results/scale/memory_phases[_TAG].{csv,md}``, every phase that raised the process's peak: by how much,
 and the allocator's live bytes before and after it (jemalloc's ``stats.allocated``; empty under glibc). RSS minus
 live bytes is what the allocator holds freed, plus the libraries' pages.
@@ -28,19 +28,13 @@ from bench_scale import RESULTS, STEPS, generate
 WORKER = r"""
 import ctypes, json, os, sys, threading, time
 from contextlib import contextmanager
-import numpy as np, torch
+import torch
 torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[5])  # the benchmarks folder: the training is bench_scale's
 import mmgef.graphs.learned as learned
 import mmgef.models.item_graph as item_graph
 import mmgef.models.mmgef as mmgef_model
-from mmgef.config import resolve_run_config
-from mmgef.data.registry import load_dataset
-from mmgef.data.split import make_split
-from mmgef.graphs.modules import set_gather_precision
-from mmgef.models.base import Batch, ModelContext
-from mmgef.models.registry import build_model
-from mmgef.training.allocator import reuse_freed_memory
-from mmgef.training.sampling import UniformSampler
+from scale_worker import prepare, train_epoch
 
 root, epochs, steps, sets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -86,34 +80,10 @@ def wrapped(fn, name):
 for module, name in ((learned, "knn_indices"), (learned, "refine_topk"), (learned, "edge_cosine"),
                      (item_graph, "LocalCandidates"), (mmgef_model, "collaborative_item_graph")):
     setattr(module, name, wrapped(getattr(module, name), name))
-cfg = resolve_run_config(model="mmgef", data=root, sets=["progress=false", *sets])
-with phase("load"):
-    ds = load_dataset(root, ["image", "text"])
-    split = make_split(ds, "random", 0)
-ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities, owns_content=True)
-with phase("build"):
-    model = build_model(cfg.params, ctx, cfg.train.reg)
-model.build_content_graph = wrapped(model.build_content_graph, "rebuild")
-set_gather_precision(model, cfg.train.gather_precision)
-ds.content = {}
-del ctx
-opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-sampler = UniformSampler(split.train)
-cfg.train.steps_per_epoch = steps
-if cfg.train.reuse_freed_memory:  # as the trainer and bench_scale do, after the build
-    reuse_freed_memory()
+run = prepare("mmgef", root, sets, steps, phase)
+run.model.build_content_graph = wrapped(run.model.build_content_graph, "rebuild")
 for number in range(1, epochs + 1):
-    rng = np.random.default_rng(number)
-    model.train(); model.on_epoch_start(number)
-    for step, (users, pos, neg) in enumerate(sampler.batches(cfg.train.batch_for(len(sampler)), rng)):
-        with phase(f"epoch {number} step {step}"):
-            with phase("forward"):
-                loss = model.loss(Batch(torch.as_tensor(users), torch.as_tensor(pos), torch.as_tensor(neg)))
-            with phase("backward"):
-                opt.zero_grad(); loss.backward()
-            with phase("optimizer"):
-                opt.step()
-            del loss
+    train_epoch(run, run.batch_size(), number, phase)
 """
 
 
@@ -122,7 +92,8 @@ def run(root: Path, epochs: int, sets: list[str], allocator: str) -> pd.DataFram
     from mmgef.training.allocator import allocator_environ
 
     env = allocator_environ(allocator, {**os.environ, "OMP_NUM_THREADS": "1"})
-    res = subprocess.run([sys.executable, "-c", WORKER, str(root), str(epochs), str(STEPS), json.dumps(sets)], env=env,
+    res = subprocess.run([sys.executable, "-c", WORKER, str(root), str(epochs), str(STEPS), json.dumps(sets),
+                          str(Path(__file__).parent)], env=env,
                          stdout=subprocess.PIPE, text=True)
     if res.returncode:
         raise SystemExit(f"the worker failed (exit {res.returncode}); its messages are above")

@@ -36,74 +36,7 @@ RESULTS = Path(__file__).parent / "results" / "scale"
 STEPS = 32
 POOL = 4096  # the generator's candidate pool at every size: cost O(users × pool), the same distribution throughout
 
-WORKER = r"""
-import json, resource, sys, time
-import numpy as np, torch
-torch.set_num_threads(int(sys.argv[6]))
-from mmgef.config import resolve_run_config
-from mmgef.data.registry import load_dataset
-from mmgef.data.split import make_split
-from mmgef.eval.evaluator import Evaluator
-from mmgef.graphs.cooccurrence import cooccurrence_graph
-from mmgef.graphs.knn import knn_indices
-from mmgef.graphs.modules import set_gather_precision
-from mmgef.models.base import Batch, ModelContext
-from mmgef.models.registry import build_model
-from mmgef.training.allocator import reuse_freed_memory
-from mmgef.training.sampling import UniformSampler
-from mmgef.training.trainer import peak_rss_mb
-
-model_name, root, steps, full, sets, epochs = (sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", json.loads(sys.argv[5]),
-                                               int(sys.argv[7]))
-out = {}
-def timed(key, fn):
-    t = time.perf_counter(); value = fn(); out[key] = time.perf_counter() - t
-    print(f"      {model_name} {key.removesuffix('_s')}: {out[key]:.1f} s, peak RSS {peak_rss_mb():,.0f} MB", file=sys.stderr, flush=True)
-    return value
-cfg = resolve_run_config(model=model_name, data=root, sets=["progress=false", *sets])
-ds = timed("load_s", lambda: load_dataset(root, ["image", "text"] if model_name != "lightgcn" else []))
-split = timed("split_s", lambda: make_split(ds, "random", 0))
-out["train_pairs"] = int(split.train.nnz)
-if model_name != "lightgcn":
-    timed("knn_s", lambda: knn_indices([torch.from_numpy(ds.content[m]) for m in ("image", "text")], 10, cfg.params.knn_method))
-if model_name == "mmgef":
-    timed("cooccurrence_s", lambda: cooccurrence_graph(split.train))
-# handed over as runs.prepare hands them (the model may normalise the features in place instead of copying them)
-ctx = ModelContext(ds.n_users, ds.n_items, split.train, ds.content, ds.user_content, ds.joint_modalities, owns_content=True)
-model = timed("build_s", lambda: build_model(cfg.params, ctx, cfg.train.reg))
-set_gather_precision(model, cfg.train.gather_precision)  # as runs.prepare does
-ds.content = {}
-del ctx  # it holds the dataset's feature dict too: the trainer keeps neither once the model is built
-opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-sampler = UniformSampler(split.train)
-def epoch(batch_size, number=1):
-    rng = np.random.default_rng(number)
-    model.train(); model.on_epoch_start(number)
-    for users, pos, neg in sampler.batches(batch_size, rng):
-        loss = model.loss(Batch(torch.as_tensor(users), torch.as_tensor(pos), torch.as_tensor(neg)))
-        opt.zero_grad(); loss.backward(); opt.step()
-cfg.train.steps_per_epoch = steps
-if cfg.train.reuse_freed_memory:  # as the trainer does, after the build
-    reuse_freed_memory()
-# several epochs, as a training runs them: the median is the figure (one epoch at 10k lasts a second, and this machine's
-# speed drifts 10-20% from minute to minute); the first also plans the user-item graph's push once, so it is kept apart
-runs, cpus = [], []
-for number in range(1, epochs + 1):
-    cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    timed("epoch_linear_s", lambda: epoch(cfg.train.batch_for(len(sampler)), number))
-    runs.append(out["epoch_linear_s"]); cpus.append(time.process_time() - cpu)  # user + system: steady when other jobs share the cores
-    if number == 1:
-        out["epoch_linear_page_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-out["epoch_linear_s"], out["epoch_linear_cpu_s"] = float(np.median(runs)), float(np.median(cpus))
-out["epoch_linear_first_s"], out["epoch_linear_runs"] = runs[0], " ".join(f"{r:.3f}" for r in runs)
-if full:
-    timed("epoch_full_s", lambda: epoch(cfg.train.batch_size))
-model.eval()
-ev = Evaluator(split.test, [split.train, split.valid], [20], sample_users=10_000)
-timed("eval_10k_users_s", lambda: ev.evaluate(model.scores))
-out["peak_rss_mb"] = peak_rss_mb()
-print(json.dumps(out))
-"""
+WORKER = Path(__file__).with_name("scale_worker.py")  # one model's stages, in a process of its own
 
 
 def generate(n: int, root: Path) -> float:
@@ -124,7 +57,7 @@ def run_worker(model: str, root: str, full: bool, sets: list[str], threads: int,
     from mmgef.training.allocator import allocator_environ
 
     env = kernel_environ(kernel, {**os.environ, "OMP_NUM_THREADS": str(threads)})
-    res = subprocess.run([sys.executable, "-c", WORKER, model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads),
+    res = subprocess.run([sys.executable, str(WORKER), model, root, str(STEPS), str(int(full)), json.dumps(sets), str(threads),
                           str(epochs)],
                          env=allocator_environ(allocator, env),
                          stdout=subprocess.PIPE, text=True)

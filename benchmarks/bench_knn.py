@@ -9,7 +9,7 @@ the ``auto`` switch of ``mmgef.graphs.knn`` is set from this table.
 
     python benchmarks/bench_knn.py [--sizes 10000 30000 100000] [--dims 64 512] [--methods hnsw ivf pca-ivf]
                                    [--exact-up-to 100000] [--train-per-list 256 64] [--kmeans-iterations 25 10]
-                                   [--append]
+                                   [--lists-per-root 4 2] [--append]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmgef.graphs.knn import KMEANS_ITERATIONS, TRAIN_PER_LIST, exact_topk, faiss_topk
+from mmgef.graphs.knn import KMEANS_ITERATIONS, LISTS_PER_ROOT, TRAIN_PER_LIST, exact_topk, faiss_topk
 
 RESULTS = Path(__file__).parent / "results" / "knn"
 K = 10
@@ -51,6 +51,8 @@ def main() -> None:
                     help="IVF k-means training rows per list; each value one row per method (not the default: named)")
     ap.add_argument("--kmeans-iterations", type=int, nargs="+", default=[KMEANS_ITERATIONS],
                     help="IVF k-means iterations; each value one row per method (not the default: named)")
+    ap.add_argument("--lists-per-root", type=float, nargs="+", default=[LISTS_PER_ROOT],
+                    help="IVF lists per √N; each value one row per method (not the default: named)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import faiss
@@ -70,14 +72,16 @@ def main() -> None:
                 t = time.perf_counter()
                 ex = exact_topk(xt, K).numpy()
                 timings["exact"] = (time.perf_counter() - t, recall(ex[q], truth))
-            runs = [(kind, per_list, iters) for kind in args.methods
+            runs = [(kind, per_list, iters, lists) for kind in args.methods
                     for per_list in (args.train_per_list if kind != "hnsw" else [TRAIN_PER_LIST])
-                    for iters in (args.kmeans_iterations if kind != "hnsw" else [KMEANS_ITERATIONS])]
-            for kind, per_list, iters in runs:
+                    for iters in (args.kmeans_iterations if kind != "hnsw" else [KMEANS_ITERATIONS])
+                    for lists in (args.lists_per_root if kind != "hnsw" else [LISTS_PER_ROOT])]
+            for kind, per_list, iters, lists in runs:
                 t = time.perf_counter()
-                got = faiss_topk(x, K, kind, train_per_list=per_list, kmeans_iterations=iters)
+                got = faiss_topk(x, K, kind, train_per_list=per_list, kmeans_iterations=iters, lists_per_root=lists)
                 label = ", ".join([kind, *([f"{per_list}/list"] if per_list != TRAIN_PER_LIST else []),
-                                   *([f"{iters} k-means iterations"] if iters != KMEANS_ITERATIONS else [])])
+                                   *([f"{iters} k-means iterations"] if iters != KMEANS_ITERATIONS else []),
+                                   *([f"{lists:g}·√N lists"] if lists != LISTS_PER_ROOT else [])])
                 timings[label] = (time.perf_counter() - t, recall(got[q], truth))
             for method, (sec, rec) in timings.items():
                 rows.append({"items": n, "dim": d, "method": method, "seconds": round(sec, 2), "recall@10": round(rec, 4)})

@@ -90,16 +90,22 @@ TRAIN_PER_LIST = 64
 # and 300k items, 64-d and 512-d, ivf and pca-ivf) and training 2.4× shorter: the 64-d search (a learned graph's) at
 # 300k items 91 → 63 s, pca-ivf of 512-d 124 → 96 s (benchmarks/results/knn/kmeans_iterations.md).
 KMEANS_ITERATIONS = 10
+# Inverted lists per √N: 2 rather than the usual 4. Half the lists cost a quarter of the k-means training (rows per list
+# × lists²) and half the assignment of the rows; each probe then scans lists twice as long, so recall rises at the same
+# 16 probes. On 64-d random projections of bench_scale's 300k catalogue (a learned graph's first search): 60.6 → 41.1 s,
+# recall@10 0.739 → 0.836; bench_knn: benchmarks/results/knn/lists_per_root.md.
+LISTS_PER_ROOT = 2
 QUERY_BATCH = 65_536  # queries searched at once: candidate lists and their scores stay O(batch × rerank·k)
 
 
 def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32, ef_search: int = 128,
                nprobe: int = 16, reduced_dim: int = 64, rerank: int = 16, inplace: bool = False,
-               train_per_list: int = TRAIN_PER_LIST, kmeans_iterations: int = KMEANS_ITERATIONS) -> np.ndarray:
+               train_per_list: int = TRAIN_PER_LIST, kmeans_iterations: int = KMEANS_ITERATIONS,
+               lists_per_root: float = LISTS_PER_ROOT) -> np.ndarray:
     """Approximate top-k by inner product on unit rows with a FAISS index.
 
-    ``ivf``: an inverted file of 4·√N k-means lists (``kmeans_iterations`` iterations on at most ``train_per_list``
-    points per list), searching
+    ``ivf``: an inverted file of ``lists_per_root``·√N k-means lists (``kmeans_iterations`` iterations on at most
+    ``train_per_list`` points per list), searching
     ``nprobe`` lists per query — per-query cost O(√N·d) instead of O(N·d). ``pca-ivf``: the same index on
     the rows projected by PCA to ``reduced_dim`` dimensions, whose ``rerank`` × k candidates are then
     re-scored exactly on the full rows — per-query cost O(√N·reduced_dim + rerank·k·d), for wide features
@@ -117,7 +123,7 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
         pca = faiss.PCAMatrix(d, reduced_dim)
         pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
         reduced = pca.apply(xn)
-        index = _ivf_index(reduced, nprobe, rng, train_per_list, kmeans_iterations)
+        index = _ivf_index(reduced, nprobe, rng, train_per_list, kmeans_iterations, lists_per_root)
         m = min(n - 1, rerank * k)
         xt = torch.from_numpy(xn)
         out = np.empty((n, k), dtype=np.int64)
@@ -128,7 +134,7 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
                 out[rows] = torch.gather(candidates, 1, torch.topk(dots, k, dim=1).indices).numpy()
         return out
     if kind in ("ivf", "pca-ivf"):
-        index = _ivf_index(xn, nprobe, rng, train_per_list, kmeans_iterations)
+        index = _ivf_index(xn, nprobe, rng, train_per_list, kmeans_iterations, lists_per_root)
     else:
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = max(40, ef_search)
@@ -155,13 +161,13 @@ def _query_batches(index, n: int) -> list[np.ndarray]:  # type: ignore[no-untype
 
 
 def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator, per_list: int,  # type: ignore[no-untyped-def]
-               iterations: int):
-    """An inner-product IVF index of 4·√N lists over ``xn``, trained (``iterations`` k-means iterations) on at most
+               iterations: int, lists_per_root: float):
+    """An inner-product IVF index of ``lists_per_root``·√N lists over ``xn``, trained (``iterations`` k-means iterations) on at most
     ``per_list`` rows per list."""
     import faiss
 
     n, d = xn.shape
-    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    nlist = max(1, min(int(lists_per_root * np.sqrt(n)), n // 39))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = iterations
     index.train(xn[rng.choice(n, min(n, per_list * nlist), replace=False)])

@@ -91,9 +91,10 @@ TRAIN_PER_LIST = 64
 # 300k items 91 → 63 s, pca-ivf of 512-d 124 → 96 s (benchmarks/results/knn/kmeans_iterations.md).
 KMEANS_ITERATIONS = 10
 # Inverted lists per √N: 2 rather than the usual 4. Half the lists cost a quarter of the k-means training (rows per list
-# × lists²) and half the assignment of the rows; each probe then scans lists twice as long, so recall rises at the same
-# 16 probes. On 64-d random projections of bench_scale's 300k catalogue (a learned graph's first search): 60.6 → 41.1 s,
-# recall@10 0.739 → 0.836; bench_knn: benchmarks/results/knn/lists_per_root.md.
+# × lists²) and half the assignment of the rows; each probe then scans lists twice as long. On bench_scale's 300k
+# catalogue (benchmarks/results/knn/ivf_catalogue.md): faster and higher recall in both of the model build's searches;
+# on bench_knn's clustered vectors (lists_per_root.md) faster, recall equal within 0.0013 except at 100k items, 64-d
+# (0.997 → 0.957: 632 lists for 1,000 clusters).
 LISTS_PER_ROOT = 2
 QUERY_BATCH = 65_536  # queries searched at once: candidate lists and their scores stay O(batch × rerank·k)
 
@@ -162,8 +163,8 @@ def _query_batches(index, n: int) -> list[np.ndarray]:  # type: ignore[no-untype
 
 def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator, per_list: int,  # type: ignore[no-untyped-def]
                iterations: int, lists_per_root: float):
-    """An inner-product IVF index of ``lists_per_root``·√N lists over ``xn``, trained (``iterations`` k-means iterations) on at most
-    ``per_list`` rows per list."""
+    """An inner-product IVF index of ``lists_per_root``·√N lists over ``xn``, trained (``iterations`` k-means
+    iterations) on at most ``per_list`` rows per list."""
     import faiss
 
     n, d = xn.shape

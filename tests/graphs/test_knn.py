@@ -33,6 +33,20 @@ def test_faiss_recall_against_exact(kind):
     assert recall >= 0.95, recall
 
 
+@pytest.mark.parametrize("lists_per_root", [4, 2])
+def test_ivf_list_count_follows_lists_per_root(lists_per_root):
+    """nlist = lists_per_root·√N (capped so every list gets ~39 training rows), and either count keeps recall on
+    clustered data."""
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(50, 32))
+    x = (centers[rng.integers(0, 50, 10_000)] + 0.5 * rng.normal(size=(10_000, 32))).astype(np.float32)
+    wide = np.random.default_rng(2).normal(size=(40_000, 4)).astype(np.float32)  # large enough to miss the cap
+    assert knn._ivf_index(wide, 16, np.random.default_rng(0), 64, 10, lists_per_root).nlist == lists_per_root * 200
+    exact = exact_topk(torch.from_numpy(x), 10).numpy()
+    approx = faiss_topk(x, 10, "ivf", lists_per_root=lists_per_root)
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]) >= 0.95
+
+
 def test_knn_method_switch_uses_faiss_above_threshold(monkeypatch):
     calls = []
 

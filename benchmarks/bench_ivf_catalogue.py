@@ -4,7 +4,7 @@
 ``pca-ivf``) and the learned graph's first search, 64-d projections by freshly initialised layers (as the model's
 ``proj_m``, averaged over the two modalities). This times both on a catalogue ``bench_scale``'s generator wrote, one
 thread, for each ``--lists-per-root``, with recall@10 against exact search on 3,000 sampled items. Writes
-``benchmarks/results/knn/ivf_catalogue.{csv,md}``.
+``benchmarks/results/knn/ivf_catalogue[_SIZEk].{csv,md}`` (no suffix at 300k items).
 
     python benchmarks/bench_ivf_catalogue.py [--size 300000 | --data DIR] [--lists-per-root 4 2]
 """
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mmgef.graphs.knn import LISTS_PER_ROOT, faiss_topk
+from mmgef.graphs.knn import faiss_topk
 
 RESULTS = Path(__file__).parent / "results" / "knn"
 K = 10
@@ -47,7 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=300_000, help="items = users of the catalogue (when --data is absent)")
     ap.add_argument("--data", type=Path, help="a catalogue bench_scale's generator wrote")
-    ap.add_argument("--lists-per-root", type=float, nargs="+", default=[4.0, LISTS_PER_ROOT])
+    ap.add_argument("--lists-per-root", type=float, nargs="+", default=[4.0, 2.0])
     args = ap.parse_args()
     torch.set_num_threads(1)
     import faiss
@@ -78,14 +78,15 @@ def main() -> None:
     from mmgef.report import markdown_table
 
     df = pd.DataFrame(rows)
+    stem = "ivf_catalogue" + ("" if n == 300_000 else f"_{n // 1000}k")  # the 300k table is README's first
     RESULTS.mkdir(parents=True, exist_ok=True)
-    df.to_csv(RESULTS / "ivf_catalogue.csv", index=False)
-    (RESULTS / "ivf_catalogue.md").write_text(
+    df.to_csv(RESULTS / f"{stem}.csv", index=False)
+    (RESULTS / f"{stem}.md").write_text(
         f"# MM-GEF's two IVF searches on bench_scale's catalogue, one thread\n\n"
         f"`python benchmarks/bench_ivf_catalogue.py {' '.join(sys.argv[1:])}` at {code_version()}. Recall@10 against "
         f"exact search on {QUERIES} sampled items; 16 lists probed; pca-ivf re-scores 16·k candidates exactly (at 64-d "
         "it is plain IVF).\n\n" + markdown_table(list(df.columns), df.values.tolist()) + "\n")
-    print((RESULTS / "ivf_catalogue.md").read_text())
+    print((RESULTS / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -90,12 +90,11 @@ TRAIN_PER_LIST = 64
 # and 300k items, 64-d and 512-d, ivf and pca-ivf) and training 2.4× shorter: the 64-d search (a learned graph's) at
 # 300k items 91 → 63 s, pca-ivf of 512-d 124 → 96 s (benchmarks/results/knn/kmeans_iterations.md).
 KMEANS_ITERATIONS = 10
-# Inverted lists per √N: 2 rather than the usual 4. Half the lists cost a quarter of the k-means training (rows per list
-# × lists²) and half the assignment of the rows; each probe then scans lists twice as long. On bench_scale's 300k
-# catalogue (benchmarks/results/knn/ivf_catalogue.md): faster and higher recall in both of the model build's searches;
-# on bench_knn's clustered vectors (lists_per_root.md) faster, recall equal within 0.0013 except at 100k items, 64-d
-# (0.997 → 0.957: 632 lists for 1,000 clusters).
-LISTS_PER_ROOT = 2
+# Inverted lists per √N: 4, the usual rule. 2 trains a quarter of the k-means and scans lists twice as long per probe:
+# on bench_scale's catalogue faster at 300k items (the build's two searches 106 → 95 s and 54 → 32 s) but slower at a
+# million (296 → 333 s and 160 → 172 s), recall@10 higher at both (1M: 0.625 → 0.660, 0.691 → 0.788); on bench_knn's
+# clustered vectors 100k 64-d recall 0.997 → 0.957 (benchmarks/results/knn/ivf_catalogue*.md, lists_per_root.md).
+LISTS_PER_ROOT = 4
 QUERY_BATCH = 65_536  # queries searched at once: candidate lists and their scores stay O(batch × rerank·k)
 
 

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from bench_knn import K, exact_neighbours, recall
 
 from mmgef.graphs.knn import faiss_topk
 
 RESULTS = Path(__file__).parent / "results" / "knn"
-K = 10
 QUERIES = 3000
 
 
@@ -64,15 +64,13 @@ def main() -> None:
     for search, x in data.items():
         n = len(x)
         q = np.random.default_rng(1).choice(n, QUERIES, replace=False)
-        xn = F.normalize(torch.from_numpy(x), dim=1)
-        truth = torch.topk(xn[q] @ xn.T, K, dim=1).indices.numpy()
+        truth = exact_neighbours(x, q)
         for lists in args.lists_per_root:
             start = time.perf_counter()
             got = faiss_topk(x, K, "pca-ivf", lists_per_root=lists)
             seconds = time.perf_counter() - start
-            recall = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(got[q], truth)]))
             rows.append({"items": n, "search": search, "lists_per_root": lists, "seconds": round(seconds, 1),
-                         "recall@10": round(recall, 4)})
+                         "recall@10": round(recall(got[q], truth), 4)})
             print(rows[-1], flush=True)
     from mmgef.experiments.report import code_version
     from mmgef.report import markdown_table

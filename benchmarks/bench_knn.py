@@ -36,6 +36,12 @@ def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
     return centres[rng.integers(0, 1000, n)] + 1.0 * rng.standard_normal((n, d)).astype(np.float32)
 
 
+def exact_neighbours(x: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
+    """The ground truth for the sampled ``queries``: exact cosine top-k of those rows against all rows."""
+    xn = torch.nn.functional.normalize(torch.from_numpy(x), dim=1)
+    return torch.topk(xn[queries] @ xn.T, k, dim=1).indices.numpy()
+
+
 def recall(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)]))
 
@@ -64,9 +70,7 @@ def main() -> None:
             x = clustered(n, d)
             xt = torch.from_numpy(x)
             q = np.sort(np.random.default_rng(1).choice(n, min(QUERIES, n), replace=False))
-            # ground truth for the sampled queries: exact scores of those rows against all
-            xn = torch.nn.functional.normalize(xt, dim=1)
-            truth = torch.topk(xn[q] @ xn.T, K, dim=1).indices.numpy()
+            truth = exact_neighbours(x, q)
             timings: dict[str, tuple[float, float]] = {}
             if n <= args.exact_up_to:
                 t = time.perf_counter()

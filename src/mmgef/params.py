@@ -22,9 +22,10 @@ from mmgef.schema import Strict, later_field
 
 Modalities = Annotated[list[str] | None, Field(description="content modalities the model uses (None = every loaded one)")]
 IdDim = Annotated[int, Field(gt=0, description="size of the user and item ID embeddings")]
-KnnMethod = Annotated[Literal["auto", "exact", "faiss", "faiss-pca"],
+KnnMethod = Annotated[Literal["auto", "exact", "faiss", "faiss-pca", "ivf-gemm"],
                       Field(description="kNN search: exact in row chunks, a FAISS inverted file, auto (FAISS above 50k "
-                                        "items), or faiss-pca (PCA to 64-d, IVF, exact re-rank: for wide features at 1M items)")]
+                                        "items), faiss-pca (PCA to 64-d, IVF, exact re-rank), or ivf-gemm (k-means lists, "
+                                        "each list scored against its nearest lists by one matrix product: for 1M items)")]
 
 # the learned graph's rebuild (LATTICE and MM-GEF); added after runs existed, so at their defaults they leave digests alone
 GraphRefresh = Annotated[Literal["full", "local"], Field(

@@ -216,3 +216,49 @@ def test_sorted_rows_sorts_each_row_as_torch_does():
     ids = torch.randint(0, 50, (300, 41), generator=torch.Generator().manual_seed(0))  # repeats within rows
     got = sorted_rows(ids[:, 1:])  # a strided view
     assert got.dtype == ids.dtype and torch.equal(got, ids[:, 1:].sort(dim=1).values)
+
+
+def _clustered(n: int, d: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(50, d))
+    return (centers[rng.integers(0, 50, n)] + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_ivf_gemm_recall_against_exact_and_each_row_finds_itself():
+    x = _clustered(10_000, 32)
+    exact = exact_topk(torch.from_numpy(x), 10).numpy()
+    approx = knn.ivf_gemm_topk(x, 10)
+    assert approx.shape == (10_000, 10) and approx.dtype == np.int64
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]) >= 0.95
+    assert (approx[:, 0] == np.arange(10_000)).all()  # its own list is always probed, and it is its own nearest
+    assert all(len(set(row)) == 10 for row in approx)
+
+
+def test_ivf_gemm_probing_every_list_is_exact_search_and_splits_large_lists(monkeypatch):
+    """With as many probes as lists every row is scored against every row: the result is the exact top-k, however
+    a list's rows are split into products (GEMM_QUERY_ROWS) and wide rows are clustered on a PCA."""
+    x = _clustered(4000, 96, seed=4)
+    monkeypatch.setattr(knn, "GEMM_QUERY_ROWS", 37)
+    got = knn.ivf_gemm_topk(x, 7, lists_per_root=1, nprobe=1000, cluster_dim=16)
+    want = exact_topk(torch.from_numpy(x), 7).numpy()
+    assert all(set(g) == set(w) for g, w in zip(got, want))
+
+
+def test_ivf_gemm_with_fewer_candidates_than_k_pads_with_the_row_itself_and_keeps_its_input():
+    x = np.random.default_rng(5).standard_normal((80, 8)).astype(np.float32)  # 80 // 39 = 2 lists of ~40 rows
+    before = x.copy()
+    got = knn.ivf_gemm_topk(x, 60, nprobe=1)
+    assert np.array_equal(x, before)
+    for i, row in enumerate(got):
+        found = row[row != i]
+        assert len(set(found)) == len(found) and len(found) < 60  # the list was shorter than k: the rest is i itself
+
+
+def test_knn_indices_ivf_gemm_scores_concatenated_blocks():
+    """Two modality blocks: the search runs on their concatenated unit rows — the mean of the two cosines."""
+    x = torch.from_numpy(_clustered(3000, 64, seed=6))
+    a, b = x[:, :24] * 3, x[:, 24:]  # the blocks are normalised apart: scaling one changes nothing
+    got = knn_indices([a, b], 10, method="ivf-gemm")
+    want = exact_topk([a, b], 10)
+    assert np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got.tolist(), want.tolist())]) >= 0.9
+

@@ -28,7 +28,7 @@ from mmgef.graphs.sparse import take_rows
 
 log = logging.getLogger(__name__)
 
-Method = Literal["auto", "exact", "faiss", "faiss-pca"]
+Method = Literal["auto", "exact", "faiss", "faiss-pca", "ivf-gemm"]
 FaissKind = Literal["ivf", "pca-ivf", "hnsw"]
 
 
@@ -146,6 +146,66 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
     return out
 
 
+# ``ivf-gemm``: lists per √N and lists probed per list, chosen on bench_scale's catalogue (benchmarks/results/knn/ivf_gemm*.md)
+GEMM_LISTS_PER_ROOT = 2
+GEMM_NPROBE = 16
+GEMM_QUERY_ROWS = 1024  # a list's rows scored at once: the score block stays 1024 × (nprobe · list length)
+
+
+def ivf_gemm_topk(x: np.ndarray, k: int, lists_per_root: float = GEMM_LISTS_PER_ROOT, nprobe: int = GEMM_NPROBE,
+                  cluster_dim: int = 64, train_per_list: int = TRAIN_PER_LIST, kmeans_iterations: int = KMEANS_ITERATIONS,
+                  inplace: bool = False) -> np.ndarray:
+    """Approximate top-k by cosine: k-means lists as in an inverted file, but every list's rows are scored against the
+    rows of the ``nprobe`` lists nearest to it (itself first) by one matrix product on the full rows, then top-k.
+
+    The same candidates per query as IVF (nprobe lists of ~√N/``lists_per_root`` rows), but as a few thousand dense
+    products instead of a million scans with a heap each, and exact scores on the full width (no PCA re-ranking of a
+    short list): at 300k 512-d catalogue items, one thread, ... The lists come from k-means on the rows' PCA to
+    ``cluster_dim`` dimensions (the rows themselves when narrower). The probes are chosen per list, not per query:
+    a row near its list's border finds fewer of its neighbours than per-query probing would."""
+    import faiss
+
+    xn = np.ascontiguousarray(x, dtype=np.float32)
+    if not inplace and np.shares_memory(xn, x):
+        xn = xn.copy()
+    faiss.normalize_L2(xn)
+    n, d = xn.shape
+    rng = np.random.default_rng(0)
+    coarse = xn
+    if d > cluster_dim:
+        pca = faiss.PCAMatrix(d, cluster_dim)
+        pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
+        coarse = pca.apply(xn)
+    nlist = max(1, min(int(lists_per_root * np.sqrt(n)), n // 39))
+    kmeans = faiss.Kmeans(coarse.shape[1], nlist, niter=kmeans_iterations, spherical=True, seed=0,
+                          max_points_per_centroid=train_per_list)
+    kmeans.train(coarse[rng.choice(n, min(n, train_per_list * nlist), replace=False)])
+    _, assign = kmeans.index.search(coarse, 1)
+    del coarse
+    order = torch.from_numpy(np.argsort(assign[:, 0], kind="stable"))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(assign[:, 0], minlength=nlist))])
+    centroids = torch.from_numpy(kmeans.centroids)
+    near = centroids @ centroids.T
+    near.fill_diagonal_(float("inf"))
+    probes = torch.topk(near, min(nprobe, nlist), dim=1).indices.numpy()
+    xt = torch.from_numpy(xn)
+    out = torch.empty(n, k, dtype=torch.long)
+    with torch.no_grad():
+        for c in range(nlist):
+            rows = order[bounds[c] : bounds[c + 1]]
+            if not len(rows):
+                continue
+            cand = torch.cat([order[bounds[p] : bounds[p + 1]] for p in probes[c]])
+            cand_x = xt[cand]
+            for s in range(0, len(rows), GEMM_QUERY_ROWS):
+                q = rows[s : s + GEMM_QUERY_ROWS]
+                top = cand[torch.topk(xt[q] @ cand_x.T, min(k, len(cand)), dim=1).indices]
+                if top.shape[1] < k:  # fewer candidates than k: the row itself fills the rest
+                    top = torch.cat([top, q[:, None].expand(-1, k - top.shape[1])], 1)
+                out[q] = top
+    return out.numpy()
+
+
 def _query_batches(index, n: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """Every row once, in batches of ``QUERY_BATCH`` queries. For an inverted file the rows go list by list: queries
     of one list probe the same few lists and re-score candidates from them, so those stay in the cache (a search's
@@ -193,8 +253,10 @@ def knn_indices(x: Blocks, k: int, method: Method = "auto", chunk_size: int = 20
     zero = int(sum(torch.linalg.vector_norm(b.float(), ord=1, dim=1) == 0 for b in blocks).eq(len(blocks)).sum())  # type: ignore[union-attr]
     if zero:
         log.warning("%d items have all-zero features: their content-graph edges get zero weight (isolated)", zero)
-    if method in ("faiss", "faiss-pca") or (method == "auto" and n > faiss_threshold):
+    if method in ("faiss", "faiss-pca", "ivf-gemm") or (method == "auto" and n > faiss_threshold):
         flat = torch.cat([F.normalize(b.float(), dim=1) for b in blocks], dim=1)
+        if method == "ivf-gemm":
+            return torch.from_numpy(ivf_gemm_topk(flat.cpu().numpy(), k, inplace=True)).to(blocks[0].device)
         kind: FaissKind = "pca-ivf" if method == "faiss-pca" else "ivf"
         return torch.from_numpy(faiss_topk(flat.cpu().numpy(), k, kind, inplace=True)).to(blocks[0].device)
     return exact_topk(blocks, k, chunk_size)

@@ -41,7 +41,7 @@ def searches(root: Path) -> dict[str, np.ndarray]:
     torch.manual_seed(0)
     with torch.no_grad():
         learned = torch.stack([projection(x.shape[1], 64)(x) for x in unit.values()]).mean(0)
-    return {"raw features (pca-ivf, 512-d)": torch.cat(list(unit.values()), 1).numpy(),
+    return {"raw features (512-d)": torch.cat(list(unit.values()), 1).numpy(),
             "learned graph's first search (64-d)": learned.numpy()}
 
 

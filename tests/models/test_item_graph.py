@@ -508,3 +508,25 @@ def test_mixing_weights_name_each_source_and_follow_the_learned_parameters(ctx):
     assert lattice.mixing_weights() == pytest.approx({f"modality weight {m}": 0.5 for m in names})
     lightgcn, _ = _item_vectors("lightgcn", {}, ctx)
     assert lightgcn.mixing_weights() == {}
+
+
+@pytest.mark.parametrize("name", ["lattice", "mmgef"])
+def test_ivf_gemm_graphs_on_a_small_catalogue_are_the_exact_ones(ctx, name, monkeypatch):
+    """knn_method=ivf-gemm reaches both kNN searches (raw content and learned): with fewer lists than probes (100 items
+    make 2 lists) every row is scored against every row, so the model computes what exact search gives it."""
+    import mmgef.graphs.knn as knn
+
+    widths = []
+    search = knn.ivf_gemm_topk
+
+    def spy(x, k, **kw):
+        widths.append(x.shape[1])
+        return search(x, k, **kw)
+
+    _, exact = _item_vectors(name, {"knn_method": "exact"}, ctx)
+    monkeypatch.setattr(knn, "ivf_gemm_topk", spy)
+    _, gemm = _item_vectors(name, {"knn_method": "ivf-gemm"}, ctx)
+    assert torch.allclose(gemm, exact, atol=1e-5)
+    # LATTICE: each modality's raw graph (128-d image, 64-d text), then each one's learned graph of 64-d projections;
+    # MM-GEF: the raw-content graph of both (192-d), the modality graphs, then its learned graph
+    assert widths == ([128, 64, 64, 64] if name == "lattice" else [192, 128, 64, 64])

@@ -9,7 +9,7 @@ so exact search stays below 50k items. ``faiss-pca`` (on request) searches PCA-6
 300k and 156 s at a million (recall 0.82 and 0.49 on clustered data whose neighbours differ only in the dimensions
 PCA drops, a worst case) — IVF took 163 s at 300k. ``ivf-gemm`` (on request; issue 17) keeps the inverted file's
 lists but scores each list's rows against its nearest lists' rows by one matrix product on the full width: on the
-scale benchmark's 512-d catalogue 3.0× faster than ``faiss-pca`` at 300k items and more exact, 1.7× at a million.
+scale benchmark's 512-d catalogue 2.3× faster than ``faiss-pca`` at 300k items and more exact, 2.0× at a million.
 As in LATTICE's code, an item counts as its own nearest neighbour. Negative similarities are
 clamped to zero, and an all-zero feature row has zero similarity to everything: such an item has
 only zero-weight edges, i.e. it is isolated in the content graph (a warning names how many).
@@ -115,16 +115,11 @@ def faiss_topk(x: np.ndarray, k: int, kind: FaissKind = "ivf", hnsw_m: int = 32,
     (float32, C-contiguous) may be normalised in place instead of copied (a 2 GB copy at a million items)."""
     import faiss
 
-    xn = np.ascontiguousarray(x, dtype=np.float32)
-    if not inplace and np.shares_memory(xn, x):
-        xn = xn.copy()
-    faiss.normalize_L2(xn)
+    xn = _unit_rows_np(x, inplace)
     n, d = xn.shape
     rng = np.random.default_rng(0)
     if kind == "pca-ivf" and d > reduced_dim:
-        pca = faiss.PCAMatrix(d, reduced_dim)
-        pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
-        reduced = pca.apply(xn)
+        reduced = _pca(xn, reduced_dim, rng)
         index = _ivf_index(reduced, nprobe, rng, train_per_list, kmeans_iterations, lists_per_root)
         m = min(n - 1, rerank * k)
         xt = torch.from_numpy(xn)
@@ -163,25 +158,18 @@ def ivf_gemm_topk(x: np.ndarray, k: int, lists_per_root: float = GEMM_LISTS_PER_
     As many candidates per query as IVF (nprobe lists of ~√N/``lists_per_root`` rows), but as a few thousand dense
     products instead of a million scans with a heap each, and exact scores on the full width (no PCA re-ranking of a
     short list). On bench_scale's catalogue, one thread (benchmarks/results/knn/ivf_gemm*.md): its 512-d features at
-    300k items 36.7 s, recall@10 0.876, against ``faiss-pca``'s 85.5 s, 0.743; a million items 171 s, 0.791, against
-    296 s, 0.625. The lists come from k-means on the rows' PCA to ``cluster_dim`` dimensions (the rows themselves when
+    300k items 36.7 s, recall@10 0.876, against ``faiss-pca``'s 85.5 s, 0.743; a million items 195 s, 0.791, against
+    387 s, 0.625. The lists come from k-means on the rows' PCA to ``cluster_dim`` dimensions (the rows themselves when
     narrower). The probes are chosen per list, not per query: a row near its list's border finds fewer of its
     neighbours than per-query probing would — on 64-d projections (a learned graph's first search) recall 0.645
     against IVF's 0.739 at 300k, in 18.3 s against 43.2 s."""
     import faiss
 
-    xn = np.ascontiguousarray(x, dtype=np.float32)
-    if not inplace and np.shares_memory(xn, x):
-        xn = xn.copy()
-    faiss.normalize_L2(xn)
+    xn = _unit_rows_np(x, inplace)
     n, d = xn.shape
     rng = np.random.default_rng(0)
-    coarse = xn
-    if d > cluster_dim:
-        pca = faiss.PCAMatrix(d, cluster_dim)
-        pca.train(xn[rng.choice(n, min(n, 100_000), replace=False)])
-        coarse = pca.apply(xn)
-    nlist = max(1, min(int(lists_per_root * np.sqrt(n)), n // 39))
+    coarse = _pca(xn, cluster_dim, rng) if d > cluster_dim else xn
+    nlist = _list_count(n, lists_per_root)
     kmeans = faiss.Kmeans(coarse.shape[1], nlist, niter=kmeans_iterations, spherical=True, seed=0,
                           max_points_per_centroid=train_per_list)
     kmeans.train(coarse[rng.choice(n, min(n, train_per_list * nlist), replace=False)])
@@ -232,13 +220,38 @@ def _ivf_index(xn: np.ndarray, nprobe: int, rng: np.random.Generator, per_list: 
     import faiss
 
     n, d = xn.shape
-    nlist = max(1, min(int(lists_per_root * np.sqrt(n)), n // 39))
+    nlist = _list_count(n, lists_per_root)
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = iterations
     index.train(xn[rng.choice(n, min(n, per_list * nlist), replace=False)])
     index.nprobe = min(nprobe, nlist)
     index.add(xn)
     return index
+
+
+def _list_count(n: int, lists_per_root: float) -> int:
+    """``lists_per_root``·√N lists, capped so k-means sees at least 39 rows per list (FAISS's minimum)."""
+    return max(1, min(int(lists_per_root * np.sqrt(n)), n // 39))
+
+
+def _unit_rows_np(x: np.ndarray, inplace: bool) -> np.ndarray:
+    """``x`` as float32 unit rows: normalised in place when ``inplace`` and already float32 C-contiguous, else a copy."""
+    import faiss
+
+    xn = np.ascontiguousarray(x, dtype=np.float32)
+    if not inplace and np.shares_memory(xn, x):
+        xn = xn.copy()
+    faiss.normalize_L2(xn)
+    return xn
+
+
+def _pca(xn: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """The rows projected on their ``dim`` principal directions, fitted on at most 100k sampled rows."""
+    import faiss
+
+    pca = faiss.PCAMatrix(xn.shape[1], dim)
+    pca.train(xn[rng.choice(len(xn), min(len(xn), 100_000), replace=False)])
+    return pca.apply(xn)  # type: ignore[no-any-return]
 
 
 def _search(index, queries: np.ndarray, k: int, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -155,7 +155,7 @@ def ivf_gemm_topk(x: np.ndarray, k: int, lists_per_root: float = GEMM_LISTS_PER_
     """Approximate top-k by cosine: k-means lists as in an inverted file, but every list's rows are scored against the
     rows of the ``nprobe`` lists nearest to it (itself first) by one matrix product on the full rows, then top-k.
 
-    As many candidates per query as IVF (nprobe lists of ~√N/``lists_per_root`` rows), but as a few thousand dense
+    The candidates an IVF of the same lists scans (nprobe lists of ~√N/``lists_per_root`` rows), but as a few thousand dense
     products instead of a million scans with a heap each, and exact scores on the full width (no PCA re-ranking of a
     short list). On bench_scale's catalogue, one thread (benchmarks/results/knn/ivf_gemm*.md): its 512-d features at
     300k items 36.7 s, recall@10 0.876, against ``faiss-pca``'s 85.5 s, 0.743; a million items 195 s, 0.791, against

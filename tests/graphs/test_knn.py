@@ -261,4 +261,3 @@ def test_knn_indices_ivf_gemm_scores_concatenated_blocks():
     got = knn_indices([a, b], 10, method="ivf-gemm")
     want = exact_topk([a, b], 10)
     assert np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got.tolist(), want.tolist())]) >= 0.9
-

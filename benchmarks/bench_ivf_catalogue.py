@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from bench_knn import K, exact_neighbours, recall
 
-from mmgef.graphs.knn import GEMM_NPROBE, faiss_topk, ivf_gemm_topk
+from mmgef.graphs.knn import faiss_topk, ivf_gemm_topk
 
 RESULTS = Path(__file__).parent / "results" / "knn"
 QUERIES = 3000
@@ -48,10 +48,11 @@ def searches(root: Path) -> dict[str, np.ndarray]:
 def search_with(variant: str, x: np.ndarray) -> np.ndarray:
     """Top-K of ``x`` by ``SEARCH:LISTS_PER_ROOT[:NPROBE]``."""
     method, lists, *probe = variant.split(":")
+    probes = {"nprobe": int(probe[0])} if probe else {}  # else each search's own default
     if method == "pca-ivf":
-        return faiss_topk(x, K, "pca-ivf", lists_per_root=float(lists), nprobe=int(probe[0]) if probe else 16)
+        return faiss_topk(x, K, "pca-ivf", lists_per_root=float(lists), **probes)
     if method == "ivf-gemm":
-        return ivf_gemm_topk(x, K, lists_per_root=float(lists), nprobe=int(probe[0]) if probe else GEMM_NPROBE)
+        return ivf_gemm_topk(x, K, lists_per_root=float(lists), **probes)
     raise SystemExit(f"--variants {variant}: the search must be pca-ivf or ivf-gemm")
 
 

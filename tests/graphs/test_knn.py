@@ -14,6 +14,13 @@ def _brute_topk(x: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-(xn @ xn.T), axis=1, kind="stable")[:, :k]
 
 
+def _clustered(n: int, d: int, seed: int = 1) -> np.ndarray:
+    """50 Gaussian clusters (spread 0.5) in ``d`` dimensions."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(50, d))
+    return (centers[rng.integers(0, 50, n)] + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+
+
 def test_exact_chunked_knn_equals_brute_force():
     x = np.random.default_rng(0).normal(size=(257, 16)).astype(np.float32)
     got = exact_topk(torch.from_numpy(x), 7, chunk_size=50).numpy()
@@ -24,9 +31,7 @@ def test_exact_chunked_knn_equals_brute_force():
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
 def test_faiss_recall_against_exact(kind):
-    rng = np.random.default_rng(1)
-    centers = rng.normal(size=(50, 32))
-    x = (centers[rng.integers(0, 50, 5000)] + 0.5 * rng.normal(size=(5000, 32))).astype(np.float32)
+    x = _clustered(5000, 32)
     exact = exact_topk(torch.from_numpy(x), 10).numpy()
     approx = faiss_topk(x, 10, kind)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
@@ -37,9 +42,7 @@ def test_faiss_recall_against_exact(kind):
 def test_ivf_list_count_follows_lists_per_root(lists_per_root):
     """nlist = lists_per_root·√N (capped so every list gets ~39 training rows), and either count keeps recall on
     clustered data."""
-    rng = np.random.default_rng(1)
-    centers = rng.normal(size=(50, 32))
-    x = (centers[rng.integers(0, 50, 10_000)] + 0.5 * rng.normal(size=(10_000, 32))).astype(np.float32)
+    x = _clustered(10_000, 32)
     wide = np.random.default_rng(2).normal(size=(40_000, 4)).astype(np.float32)  # large enough to miss the cap
     assert knn._ivf_index(wide, 16, np.random.default_rng(0), 64, 10, lists_per_root).nlist == lists_per_root * 200
     exact = exact_topk(torch.from_numpy(x), 10).numpy()
@@ -216,12 +219,6 @@ def test_sorted_rows_sorts_each_row_as_torch_does():
     ids = torch.randint(0, 50, (300, 41), generator=torch.Generator().manual_seed(0))  # repeats within rows
     got = sorted_rows(ids[:, 1:])  # a strided view
     assert got.dtype == ids.dtype and torch.equal(got, ids[:, 1:].sort(dim=1).values)
-
-
-def _clustered(n: int, d: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(50, d))
-    return (centers[rng.integers(0, 50, n)] + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
 
 
 def test_ivf_gemm_recall_against_exact_and_each_row_finds_itself():
